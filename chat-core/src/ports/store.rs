@@ -1,0 +1,204 @@
+//! The `Store` port: where conversations, messages, watermarks and friendships live.
+//!
+//! Every store passes the conformance suite (`chat_core::conformance`, feature
+//! `conformance`). Rules about *who* may do what live in the engine; a store only keeps
+//! data consistent: gap-free `seq` per conversation, idempotent appends, watermarks that
+//! never move back, one direct conversation per pair, friendship changes applied with
+//! [`Friendship::apply`] inside one transaction.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::ids::{ConversationId, Seq, UserId};
+use crate::model::{
+    Appended, Conversation, FriendAction, Friendship, HistoryPage, Member, Message, NewDirect,
+    NewMessage, NewRoom, Role, Watermarks,
+};
+
+/// A user's display profile (identity itself belongs to the embedding app).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserProfile {
+    /// The user.
+    pub user: UserId,
+    /// Display name from the token's claims, if any.
+    pub display_name: Option<String>,
+    /// When they were last online.
+    pub last_seen: Option<DateTime<Utc>>,
+}
+
+/// One line of a user's conversation list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConversationSummary {
+    /// The conversation.
+    pub conversation: Conversation,
+    /// My role in it.
+    pub role: Role,
+    /// My watermarks in it.
+    pub watermarks: Watermarks,
+    /// The newest message (possibly a tombstone).
+    pub last_message: Option<Message>,
+    /// Messages after my read watermark, sent by others, not deleted.
+    pub unread: u64,
+}
+
+impl ConversationSummary {
+    /// The time used to order the list: the newest message's, else the creation time.
+    pub fn last_activity(&self) -> DateTime<Utc> {
+        self.last_message
+            .as_ref()
+            .map_or(self.conversation.created_at, |m| m.created_at)
+    }
+}
+
+/// Durable storage for the engine.
+///
+/// # Errors
+/// Methods return the engine's portable errors: `not_found` for a missing conversation,
+/// member or message, `conflict` for a broken uniqueness rule, `unavailable` when the
+/// backing database cannot be reached (the caller may retry), `internal` otherwise.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    // ---- users ----
+
+    /// Creates or updates a user's profile (display name from the token's claims).
+    async fn upsert_user(&self, user: &UserId, display_name: Option<&str>) -> Result<()>;
+
+    /// A user's profile, if the engine has seen them.
+    async fn user(&self, user: &UserId) -> Result<Option<UserProfile>>;
+
+    /// Records when a user went offline (creating the profile if needed).
+    async fn set_last_seen(&self, user: &UserId, at: DateTime<Utc>) -> Result<()>;
+
+    // ---- conversations ----
+
+    /// Creates a room with its creator as owner. `conflict` when the name is taken.
+    async fn create_room(&self, room: NewRoom) -> Result<Conversation>;
+
+    /// Returns the direct conversation of the pair, creating it (both as members) if the
+    /// pair has none. The flag is true when it was created. Whatever the order of the two
+    /// users, a pair has one conversation, even under concurrent calls.
+    async fn open_direct(&self, direct: NewDirect) -> Result<(Conversation, bool)>;
+
+    /// A conversation by id.
+    async fn conversation(&self, id: ConversationId) -> Result<Option<Conversation>>;
+
+    /// A room by its unique name.
+    async fn room_by_name(&self, name: &str) -> Result<Option<Conversation>>;
+
+    /// Deletes a conversation with its members and messages. `not_found` when missing.
+    async fn delete_conversation(&self, id: ConversationId) -> Result<()>;
+
+    // ---- members ----
+
+    /// Adds a member. Returns the membership and true when it is new; an existing member
+    /// is returned unchanged with false. `conflict` when the conversation already has
+    /// `max_members` members; `not_found` when it does not exist.
+    async fn add_member(
+        &self,
+        conversation: ConversationId,
+        user: &UserId,
+        role: Role,
+        joined_at: DateTime<Utc>,
+        max_members: u32,
+    ) -> Result<(Member, bool)>;
+
+    /// Removes a member; true when they were one.
+    async fn remove_member(&self, conversation: ConversationId, user: &UserId) -> Result<bool>;
+
+    /// One membership.
+    async fn member(&self, conversation: ConversationId, user: &UserId) -> Result<Option<Member>>;
+
+    /// Members ordered by user id, after `after` (exclusive), at most `limit`.
+    async fn members(
+        &self,
+        conversation: ConversationId,
+        after: Option<&UserId>,
+        limit: u32,
+    ) -> Result<Vec<Member>>;
+
+    /// The ids of every conversation the user is a member of.
+    async fn conversations_of(&self, user: &UserId) -> Result<Vec<ConversationId>>;
+
+    /// The user's conversations, most recently active first, at most `limit`.
+    async fn list_conversations(
+        &self,
+        user: &UserId,
+        limit: u32,
+    ) -> Result<Vec<ConversationSummary>>;
+
+    // ---- messages ----
+
+    /// Appends a message, assigning the next `seq` in the same transaction. When the
+    /// message has a client id and (sender, client id) exists, returns the original with
+    /// `duplicate: true` and writes nothing. Resolves only after the commit is durable.
+    /// `not_found` when the conversation does not exist.
+    async fn append(&self, message: NewMessage) -> Result<Appended>;
+
+    /// A page of history in ascending seq order, tombstones in place.
+    async fn history(
+        &self,
+        conversation: ConversationId,
+        page: HistoryPage,
+        limit: u32,
+    ) -> Result<Vec<Message>>;
+
+    /// One message by position.
+    async fn message(&self, conversation: ConversationId, seq: Seq) -> Result<Option<Message>>;
+
+    /// Replaces a message's body. `not_found` when missing, `conflict` when deleted.
+    async fn edit_message(
+        &self,
+        conversation: ConversationId,
+        seq: Seq,
+        body: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Message>;
+
+    /// Turns a message into a tombstone (empty body, `deleted_at` set). Deleting a
+    /// tombstone returns it unchanged. `not_found` when missing.
+    async fn delete_message(
+        &self,
+        conversation: ConversationId,
+        seq: Seq,
+        at: DateTime<Utc>,
+    ) -> Result<Message>;
+
+    // ---- watermarks ----
+
+    /// Moves a member's watermarks forward (see [`Watermarks::advance`]), never back,
+    /// clamped to the conversation's last seq. Returns the new watermarks.
+    /// `not_found` when the user is not a member.
+    async fn advance_watermarks(
+        &self,
+        conversation: ConversationId,
+        user: &UserId,
+        delivered: Option<Seq>,
+        read: Option<Seq>,
+    ) -> Result<Watermarks>;
+
+    /// Unread messages of `user` in one conversation. `not_found` when not a member.
+    async fn unread(&self, conversation: ConversationId, user: &UserId) -> Result<u64>;
+
+    /// Unread messages of `user` across all conversations.
+    async fn unread_total(&self, user: &UserId) -> Result<u64>;
+
+    // ---- friendships ----
+
+    /// The record between two users, if any.
+    async fn friendship(&self, x: &UserId, y: &UserId) -> Result<Option<Friendship>>;
+
+    /// Loads the pair's record (or [`Friendship::empty`]), applies `action` by `actor`
+    /// with [`Friendship::apply`], and saves the result, all in one transaction.
+    async fn apply_friendship(
+        &self,
+        actor: &UserId,
+        other: &UserId,
+        action: FriendAction,
+        at: DateTime<Utc>,
+    ) -> Result<Friendship>;
+
+    /// Every non-empty record involving `user`, at most `limit`, ordered by the other id.
+    async fn friendships(&self, user: &UserId, limit: u32) -> Result<Vec<Friendship>>;
+}
