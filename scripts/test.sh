@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Runs every test of the workspace. Starts what the tests need when it is not running:
+# PostgreSQL on 127.0.0.1:5432 (override with CHAT_TEST_PG_URL).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export CHAT_TEST_PG_URL="${CHAT_TEST_PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+
+pg_up() { (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null; }
+if ! pg_up; then
+  echo "test.sh: PostgreSQL is not answering on 127.0.0.1:5432; starting it" >&2
+  if command -v pg_ctlcluster >/dev/null 2>&1 && [ -d /etc/postgresql ]; then
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true
+  fi
+  for _ in $(seq 1 30); do pg_up && break; sleep 1; done
+  pg_up || { echo "test.sh: PostgreSQL could not be started" >&2; exit 1; }
+fi
+
+cargo test --workspace "$@"
