@@ -35,6 +35,6 @@ pub mod ports;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 
-pub use engine::Event;
+pub use engine::{Command, Engine, EngineBuilder, Event, Reply, Session};
 pub use error::{Error, ErrorCode, Result};
 pub use ids::{ConversationId, MessageId, NodeId, Seq, SessionId, UserId};

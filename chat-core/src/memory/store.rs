@@ -16,6 +16,7 @@ use crate::ports::{ConversationSummary, Store, UserProfile};
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     state: Mutex<State>,
+    failing_appends: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -59,6 +60,13 @@ impl MemoryStore {
     /// An empty store.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// While on, every append fails with `unavailable` and writes nothing, as if the
+    /// database were gone: for testing what callers do when a write is not durable.
+    pub fn fail_appends(&self, on: bool) {
+        self.failing_appends
+            .store(on, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -318,6 +326,12 @@ impl Store for MemoryStore {
     }
 
     async fn append(&self, msg: NewMessage) -> Result<Appended> {
+        if self
+            .failing_appends
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err(Error::Unavailable("appends are switched off".into()));
+        }
         let mut s = self.state.lock();
         if let Some(cid) = &msg.client_id {
             if let Some((conv, seq)) = s.client_ids.get(&(msg.sender.clone(), cid.clone())) {

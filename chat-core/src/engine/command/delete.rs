@@ -1,0 +1,26 @@
+//! `delete`: turn one's own message into a tombstone (its seq stays taken).
+
+use super::edit::own_message;
+use super::{Audience, Ctx, Event, Reply};
+use crate::error::Result;
+use crate::ids::{ConversationId, Seq};
+
+pub(crate) async fn run(ctx: &Ctx<'_>, conversation: ConversationId, seq: Seq) -> Result<Reply> {
+    let original = own_message(ctx, conversation, seq).await?;
+    let inner = &ctx.engine.inner;
+    let message = inner
+        .store
+        .delete_message(conversation, seq, inner.clock.now())
+        .await?;
+    if !original.is_deleted() {
+        ctx.publish(
+            Audience::Conversation { conversation },
+            ctx.skip_me(),
+            Event::MessageDeleted {
+                message: message.clone(),
+            },
+        )
+        .await;
+    }
+    Ok(Reply::Message { message })
+}

@@ -1,0 +1,52 @@
+//! `edit`: change the body of one's own message.
+
+use super::{Audience, Ctx, Event, Reply};
+use crate::error::{Error, Result};
+use crate::ids::{ConversationId, Seq};
+use crate::model::{validate_body, Message, MessageKind};
+
+/// Loads a message the actor may change: their own user message.
+pub(crate) async fn own_message(
+    ctx: &Ctx<'_>,
+    conversation: ConversationId,
+    seq: Seq,
+) -> Result<Message> {
+    ctx.member_of(conversation).await?;
+    let message = ctx
+        .engine
+        .inner
+        .store
+        .message(conversation, seq)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("message {seq}")))?;
+    if &message.sender != ctx.user || message.kind != MessageKind::User {
+        return Err(Error::Forbidden(
+            "only the sender may change a message".into(),
+        ));
+    }
+    Ok(message)
+}
+
+pub(crate) async fn run(
+    ctx: &Ctx<'_>,
+    conversation: ConversationId,
+    seq: Seq,
+    body: String,
+) -> Result<Reply> {
+    let inner = &ctx.engine.inner;
+    validate_body(&body, inner.limits.max_body_bytes)?;
+    own_message(ctx, conversation, seq).await?;
+    let message = inner
+        .store
+        .edit_message(conversation, seq, &body, inner.clock.now())
+        .await?;
+    ctx.publish(
+        Audience::Conversation { conversation },
+        ctx.skip_me(),
+        Event::MessageEdited {
+            message: message.clone(),
+        },
+    )
+    .await;
+    Ok(Reply::Message { message })
+}

@@ -1,0 +1,18 @@
+//! `list_friends`: my friends, pending requests (both ways) and my blocks.
+
+use super::{Ctx, Reply};
+use crate::error::Result;
+use crate::model::FriendStatus;
+
+pub(crate) async fn run(ctx: &Ctx<'_>) -> Result<Reply> {
+    let inner = &ctx.engine.inner;
+    let friends = inner
+        .store
+        .friendships(ctx.user, inner.limits.max_list_page)
+        .await?
+        .iter()
+        .map(|f| f.view_for(ctx.user))
+        .filter(|v| v.status != FriendStatus::None)
+        .collect();
+    Ok(Reply::Friends { friends })
+}

@@ -1,0 +1,63 @@
+//! `history`: a page of a conversation's log, with each message's derived status.
+
+use super::{Ctx, MemberMarks, MessageView, Reply};
+use crate::error::{Error, Result};
+use crate::ids::{ConversationId, Seq};
+use crate::model::{derive_status, HistoryPage};
+
+/// Rooms with more members than this get no per-message status in history pages.
+const STATUS_MEMBER_LIMIT: u32 = 100;
+
+pub(crate) async fn run(
+    ctx: &Ctx<'_>,
+    conversation: ConversationId,
+    before: Option<Seq>,
+    after: Option<Seq>,
+    limit: Option<u32>,
+) -> Result<Reply> {
+    let inner = &ctx.engine.inner;
+    let limit = Ctx::page(limit, 50, inner.limits.max_history_page)?;
+    let page = match (before, after) {
+        (Some(_), Some(_)) => {
+            return Err(Error::Invalid("give `before` or `after`, not both".into()))
+        }
+        (None, Some(a)) => HistoryPage::After(a),
+        (b, None) => HistoryPage::Before(b),
+    };
+    let conv = ctx.member_of(conversation).await?;
+    let messages = inner.store.history(conversation, page, limit).await?;
+    let members = inner
+        .store
+        .members(conversation, None, STATUS_MEMBER_LIMIT + 1)
+        .await?;
+    let members: Vec<MemberMarks> = if members.len() as u32 > STATUS_MEMBER_LIMIT {
+        Vec::new()
+    } else {
+        members
+            .into_iter()
+            .map(|m| MemberMarks {
+                user: m.user,
+                watermarks: m.watermarks,
+            })
+            .collect()
+    };
+    let messages = messages
+        .into_iter()
+        .map(|message| {
+            let status = (!members.is_empty()).then(|| {
+                derive_status(
+                    message.seq,
+                    &message.sender,
+                    members.iter().map(|m| (&m.user, m.watermarks)),
+                )
+            });
+            MessageView { message, status }
+        })
+        .collect();
+    Ok(Reply::History {
+        conversation,
+        messages,
+        last_seq: conv.last_seq,
+        members,
+    })
+}

@@ -1,0 +1,78 @@
+//! `invite`: add a user to a room. Any member may invite to a public room; only owners
+//! to a private one.
+
+use super::{Audience, Ctx, Event, Reply};
+use crate::error::{Error, Result};
+use crate::ids::{ConversationId, UserId};
+use crate::model::{ConversationKind, Role, Visibility};
+
+pub(crate) async fn run(
+    ctx: &Ctx<'_>,
+    conversation: ConversationId,
+    user: UserId,
+) -> Result<Reply> {
+    let conv = ctx.member_of(conversation).await?;
+    let inner = &ctx.engine.inner;
+    match &conv.kind {
+        ConversationKind::Direct { .. } => {
+            return Err(Error::Invalid(
+                "nobody can be invited to a direct conversation".into(),
+            ))
+        }
+        ConversationKind::Room {
+            visibility: Visibility::Private,
+            ..
+        } => {
+            let me = inner.store.member(conversation, ctx.user).await?;
+            if me.map(|m| m.role) != Some(Role::Owner) {
+                return Err(Error::Forbidden(
+                    "only owners invite to a private room".into(),
+                ));
+            }
+        }
+        ConversationKind::Room { .. } => {}
+    }
+    if let Some(f) = inner.store.friendship(ctx.user, &user).await? {
+        if f.blocks(&user) {
+            return Err(Error::Forbidden(
+                "this user cannot be invited by you".into(),
+            ));
+        }
+    }
+    let (member, added) = inner
+        .store
+        .add_member(
+            conversation,
+            &user,
+            Role::Member,
+            inner.clock.now(),
+            inner.limits.max_room_members,
+        )
+        .await?;
+    if !added {
+        return Err(Error::Conflict(format!("{user} is already a member")));
+    }
+    inner.subscribe_user(&user, conversation).await;
+    ctx.publish(
+        Audience::User { user: user.clone() },
+        crate::engine::Skip::Nobody,
+        Event::ConversationAdded {
+            conversation: conv.clone(),
+        },
+    )
+    .await;
+    ctx.publish(
+        Audience::Conversation { conversation },
+        ctx.skip_me(),
+        Event::MemberJoined {
+            conversation,
+            user,
+            role: member.role,
+        },
+    )
+    .await;
+    Ok(Reply::Room {
+        conversation: conv,
+        joined: false,
+    })
+}

@@ -1,0 +1,108 @@
+//! `join`: become a member of a room, by id or name (optionally creating it).
+
+use super::{Audience, Ctx, Event, Reply};
+use crate::error::{Error, Result};
+use crate::model::{validate_room_name, NewRoom, Role, RoomRef, Visibility};
+
+pub(crate) async fn run(ctx: &Ctx<'_>, room: RoomRef, create: bool) -> Result<Reply> {
+    let inner = &ctx.engine.inner;
+    let found = match &room {
+        RoomRef::Id(id) => inner.store.conversation(*id).await?,
+        RoomRef::Name(name) => inner.store.room_by_name(name).await?,
+    };
+    let conversation = match (found, &room) {
+        (Some(c), _) => c,
+        (None, RoomRef::Name(name)) if create => {
+            validate_room_name(name)?;
+            let created = inner
+                .store
+                .create_room(NewRoom {
+                    id: inner.ids.conversation_id(),
+                    name: name.clone(),
+                    visibility: Visibility::Public,
+                    created_by: ctx.user.clone(),
+                    created_at: inner.clock.now(),
+                })
+                .await;
+            match created {
+                Ok(c) => {
+                    inner.subscribe_user(ctx.user, c.id).await;
+                    return Ok(Reply::Room {
+                        conversation: c,
+                        joined: true,
+                    });
+                }
+                // Someone created it first: join theirs.
+                Err(e) if e.code() == crate::ErrorCode::Conflict => inner
+                    .store
+                    .room_by_name(name)
+                    .await?
+                    .ok_or_else(|| Error::NotFound(format!("room {name:?}")))?,
+                Err(e) => return Err(e),
+            }
+        }
+        (None, RoomRef::Name(name)) => return Err(Error::NotFound(format!("room {name:?}"))),
+        (None, RoomRef::Id(id)) => return Err(Error::NotFound(format!("conversation {id}"))),
+    };
+    if inner
+        .store
+        .member(conversation.id, ctx.user)
+        .await?
+        .is_some()
+    {
+        inner.subscribe_user(ctx.user, conversation.id).await;
+        return Ok(Reply::Room {
+            conversation,
+            joined: false,
+        });
+    }
+    if let Err(denied) = inner.policy.may_join(ctx.user, &conversation) {
+        // A private room the caller cannot join does not reveal itself.
+        return Err(match denied.code() {
+            crate::ErrorCode::Forbidden if !conversation.is_room() => denied,
+            crate::ErrorCode::Forbidden => {
+                Error::NotFound(format!("conversation {}", conversation.id))
+            }
+            _ => denied,
+        });
+    }
+    let (member, added) = inner
+        .store
+        .add_member(
+            conversation.id,
+            ctx.user,
+            Role::Member,
+            inner.clock.now(),
+            inner.limits.max_room_members,
+        )
+        .await?;
+    inner.subscribe_user(ctx.user, conversation.id).await;
+    if added {
+        ctx.publish(
+            Audience::User {
+                user: ctx.user.clone(),
+            },
+            ctx.skip_me(),
+            Event::ConversationAdded {
+                conversation: conversation.clone(),
+            },
+        )
+        .await;
+        ctx.publish(
+            Audience::Conversation {
+                conversation: conversation.id,
+            },
+            ctx.skip_me(),
+            Event::MemberJoined {
+                conversation: conversation.id,
+                user: ctx.user.clone(),
+                role: member.role,
+            },
+        )
+        .await;
+    }
+    Ok(Reply::Room {
+        conversation,
+        joined: added,
+    })
+}

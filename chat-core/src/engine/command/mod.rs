@@ -1,0 +1,474 @@
+//! Commands and their replies, one handler file per command.
+//!
+//! Handlers take typed input (no parsing here) and a [`Ctx`]: who is acting and from
+//! which session. Rules about who may do what live in these handlers and the
+//! [`Policy`](crate::ports::Policy) (invariant 9).
+
+mod conversations;
+mod create_room;
+mod delete;
+mod edit;
+mod friend;
+mod friends;
+mod history;
+mod invite;
+mod join;
+mod leave;
+mod mark;
+mod members;
+mod online_friends;
+mod open_direct;
+mod resume;
+mod send;
+mod typing;
+mod unread;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Audience, Delivery, Engine, Event, Skip};
+use crate::error::{Error, Result};
+use crate::ids::{ConversationId, Seq, SessionId, UserId};
+use crate::model::{
+    Conversation, ConversationKind, FriendAction, FriendView, Member, Message, MessageStatus,
+    RoomRef, Visibility, Watermarks,
+};
+use crate::ports::ConversationSummary;
+
+pub use resume::{ResumeOutcome, ResumePoint, ResumeResult};
+
+/// A command from a client. Serialized with a `type` tag, e.g.
+/// `{"type":"send","conversation":"…","body":"hi"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[non_exhaustive]
+pub enum Command {
+    /// Create a room; the creator becomes its owner.
+    CreateRoom {
+        /// Unique name.
+        name: String,
+        /// Public (default) or private.
+        #[serde(default)]
+        visibility: Visibility,
+    },
+    /// Join a room by id or name.
+    Join {
+        /// The room.
+        room: RoomRef,
+        /// Create a public room of that name when none exists.
+        #[serde(default)]
+        create: bool,
+    },
+    /// Leave a room.
+    Leave {
+        /// The room.
+        conversation: ConversationId,
+    },
+    /// Add a user to a room (owners only for private rooms).
+    Invite {
+        /// The room.
+        conversation: ConversationId,
+        /// Who to add.
+        user: UserId,
+    },
+    /// Open (or get) the direct conversation with a user.
+    OpenDirect {
+        /// The other user.
+        user: UserId,
+    },
+    /// Send a message.
+    Send {
+        /// Where.
+        conversation: ConversationId,
+        /// The text.
+        body: String,
+        /// An idempotency key: a retry with the same key returns the original message.
+        #[serde(default)]
+        client_id: Option<String>,
+    },
+    /// Edit one of your messages.
+    Edit {
+        /// Where.
+        conversation: ConversationId,
+        /// Which message.
+        seq: Seq,
+        /// The new text.
+        body: String,
+    },
+    /// Delete one of your messages (it becomes a tombstone).
+    Delete {
+        /// Where.
+        conversation: ConversationId,
+        /// Which message.
+        seq: Seq,
+    },
+    /// Read a page of history.
+    History {
+        /// Where.
+        conversation: ConversationId,
+        /// Messages before this seq (the newest when neither bound is given).
+        #[serde(default)]
+        before: Option<Seq>,
+        /// Messages after this seq.
+        #[serde(default)]
+        after: Option<Seq>,
+        /// Page size (default 50, at most the configured maximum, 100 by default).
+        #[serde(default)]
+        limit: Option<u32>,
+    },
+    /// Everything up to `seq` reached this device.
+    MarkDelivered {
+        /// Where.
+        conversation: ConversationId,
+        /// Up to which seq.
+        seq: Seq,
+    },
+    /// Everything up to `seq` was read.
+    MarkRead {
+        /// Where.
+        conversation: ConversationId,
+        /// Up to which seq.
+        seq: Seq,
+    },
+    /// Started or stopped typing.
+    Typing {
+        /// Where.
+        conversation: ConversationId,
+        /// True while typing (renew before the lease ends), false to stop.
+        typing: bool,
+    },
+    /// List my conversations, most recently active first.
+    ListConversations {
+        /// At most this many (default 50).
+        #[serde(default)]
+        limit: Option<u32>,
+    },
+    /// Members of a conversation I belong to.
+    Members {
+        /// Where.
+        conversation: ConversationId,
+        /// Members after this user id (paging).
+        #[serde(default)]
+        after: Option<UserId>,
+        /// At most this many (default 100).
+        #[serde(default)]
+        limit: Option<u32>,
+    },
+    /// My unread count over all conversations.
+    UnreadTotal,
+    /// Which of my friends are online.
+    OnlineFriends,
+    /// Ask a user to be friends.
+    FriendRequest {
+        /// Whom.
+        user: UserId,
+    },
+    /// Accept a user's friend request.
+    FriendAccept {
+        /// Whose.
+        user: UserId,
+    },
+    /// Decline a user's friend request.
+    FriendDecline {
+        /// Whose.
+        user: UserId,
+    },
+    /// Withdraw my friend request.
+    FriendCancel {
+        /// To whom.
+        user: UserId,
+    },
+    /// End a friendship.
+    FriendRemove {
+        /// With whom.
+        user: UserId,
+    },
+    /// Block a user.
+    Block {
+        /// Whom.
+        user: UserId,
+    },
+    /// Lift my block.
+    Unblock {
+        /// Whom.
+        user: UserId,
+    },
+    /// My friends, requests and blocks.
+    ListFriends,
+    /// After a reconnect: per conversation, the highest seq up to which I hold every
+    /// message. The reply holds what I missed, or says I am too far behind.
+    Resume {
+        /// Where I stand.
+        conversations: Vec<ResumePoint>,
+    },
+}
+
+impl Command {
+    /// The command's `type` tag.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Command::CreateRoom { .. } => "create_room",
+            Command::Join { .. } => "join",
+            Command::Leave { .. } => "leave",
+            Command::Invite { .. } => "invite",
+            Command::OpenDirect { .. } => "open_direct",
+            Command::Send { .. } => "send",
+            Command::Edit { .. } => "edit",
+            Command::Delete { .. } => "delete",
+            Command::History { .. } => "history",
+            Command::MarkDelivered { .. } => "mark_delivered",
+            Command::MarkRead { .. } => "mark_read",
+            Command::Typing { .. } => "typing",
+            Command::ListConversations { .. } => "list_conversations",
+            Command::Members { .. } => "members",
+            Command::UnreadTotal => "unread_total",
+            Command::OnlineFriends => "online_friends",
+            Command::FriendRequest { .. } => "friend_request",
+            Command::FriendAccept { .. } => "friend_accept",
+            Command::FriendDecline { .. } => "friend_decline",
+            Command::FriendCancel { .. } => "friend_cancel",
+            Command::FriendRemove { .. } => "friend_remove",
+            Command::Block { .. } => "block",
+            Command::Unblock { .. } => "unblock",
+            Command::ListFriends => "list_friends",
+            Command::Resume { .. } => "resume",
+        }
+    }
+}
+
+/// A message with its status as seen by its sender (when the engine derived it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageView {
+    /// The message.
+    #[serde(flatten)]
+    pub message: Message,
+    /// Sent, delivered or read by every other member; absent for rooms too large to
+    /// derive it cheaply (clients derive it from receipts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<MessageStatus>,
+}
+
+/// One member's watermarks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberMarks {
+    /// Whose.
+    pub user: UserId,
+    /// Their watermarks.
+    #[serde(flatten)]
+    pub watermarks: Watermarks,
+}
+
+/// The answer to a command. Serialized with a `type` tag.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Reply {
+    /// A room (created, joined).
+    Room {
+        /// The room.
+        conversation: Conversation,
+        /// True when this command made me a member (false when I already was).
+        joined: bool,
+    },
+    /// A direct conversation.
+    Direct {
+        /// The conversation.
+        conversation: Conversation,
+        /// True when it was created by this command.
+        created: bool,
+    },
+    /// A message was stored (or a retry found the original).
+    Sent {
+        /// The message, with its seq.
+        message: Message,
+        /// True when this was a retry of an earlier send.
+        duplicate: bool,
+    },
+    /// A message as it now is (edited or deleted).
+    Message {
+        /// The message.
+        message: Message,
+    },
+    /// A page of history.
+    History {
+        /// Where.
+        conversation: ConversationId,
+        /// Ascending by seq.
+        messages: Vec<MessageView>,
+        /// The conversation's newest seq.
+        last_seq: Seq,
+        /// Every member's watermarks, for rooms small enough (otherwise empty).
+        members: Vec<MemberMarks>,
+    },
+    /// My watermarks after a mark.
+    Marks {
+        /// Where.
+        conversation: ConversationId,
+        /// Mine.
+        #[serde(flatten)]
+        watermarks: Watermarks,
+    },
+    /// My conversations.
+    Conversations {
+        /// Most recently active first.
+        conversations: Vec<ConversationSummary>,
+    },
+    /// Members of a conversation.
+    Members {
+        /// Ordered by user id.
+        members: Vec<Member>,
+    },
+    /// My unread total.
+    Unread {
+        /// Messages.
+        unread: u64,
+    },
+    /// Users who are online.
+    Online {
+        /// Who.
+        users: Vec<UserId>,
+    },
+    /// A friendship as it now stands.
+    Friend {
+        /// From my side.
+        friend: FriendView,
+    },
+    /// My friends, requests and blocks.
+    Friends {
+        /// Ordered by user id.
+        friends: Vec<FriendView>,
+    },
+    /// What I missed.
+    Resumed {
+        /// One entry per conversation asked about.
+        conversations: Vec<ResumeResult>,
+    },
+    /// Done; nothing to report.
+    Ok,
+}
+
+/// Who runs a command, from where.
+pub(crate) struct Ctx<'a> {
+    pub(crate) engine: &'a Engine,
+    pub(crate) user: &'a UserId,
+    pub(crate) session: Option<SessionId>,
+}
+
+impl Ctx<'_> {
+    /// Skip the acting session (it gets the reply instead).
+    pub(crate) fn skip_me(&self) -> Skip {
+        match self.session {
+            Some(session) => Skip::Session {
+                node: self.engine.inner.node,
+                session,
+            },
+            None => Skip::Nobody,
+        }
+    }
+
+    pub(crate) async fn publish(&self, audience: Audience, skip: Skip, event: Event) {
+        self.engine
+            .inner
+            .publish(Delivery {
+                audience,
+                skip,
+                event,
+            })
+            .await;
+    }
+
+    /// Loads a conversation the actor belongs to.
+    ///
+    /// A missing conversation is `not_found`. A non-member gets `forbidden` for a public
+    /// room (it is discoverable) and `not_found` otherwise, so direct conversations and
+    /// private rooms do not reveal that they exist.
+    pub(crate) async fn member_of(&self, id: ConversationId) -> Result<Conversation> {
+        let inner = &self.engine.inner;
+        let conv = inner
+            .store
+            .conversation(id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("conversation {id}")))?;
+        if inner.knows_member(self.user, id) {
+            return Ok(conv);
+        }
+        if inner.store.member(id, self.user).await?.is_some() {
+            return Ok(conv);
+        }
+        Err(not_member(&conv))
+    }
+
+    /// A page size: the default when absent; `invalid` when 0 or above `max`.
+    pub(crate) fn page(limit: Option<u32>, default: u32, max: u32) -> Result<u32> {
+        match limit {
+            None => Ok(default.min(max)),
+            Some(0) => Err(Error::Invalid("limit must be at least 1".into())),
+            Some(n) if n > max => Err(Error::Invalid(format!("limit must be at most {max}"))),
+            Some(n) => Ok(n),
+        }
+    }
+}
+
+pub(crate) fn not_member(conv: &Conversation) -> Error {
+    match &conv.kind {
+        ConversationKind::Room {
+            visibility: Visibility::Public,
+            ..
+        } => Error::Forbidden("you are not a member of this room".into()),
+        _ => Error::NotFound(format!("conversation {}", conv.id)),
+    }
+}
+
+/// Runs one command.
+pub(crate) async fn run(ctx: &Ctx<'_>, command: Command) -> Result<Reply> {
+    match command {
+        Command::CreateRoom { name, visibility } => create_room::run(ctx, name, visibility).await,
+        Command::Join { room, create } => join::run(ctx, room, create).await,
+        Command::Leave { conversation } => leave::run(ctx, conversation).await,
+        Command::Invite { conversation, user } => invite::run(ctx, conversation, user).await,
+        Command::OpenDirect { user } => open_direct::run(ctx, user).await,
+        Command::Send {
+            conversation,
+            body,
+            client_id,
+        } => send::run(ctx, conversation, body, client_id).await,
+        Command::Edit {
+            conversation,
+            seq,
+            body,
+        } => edit::run(ctx, conversation, seq, body).await,
+        Command::Delete { conversation, seq } => delete::run(ctx, conversation, seq).await,
+        Command::History {
+            conversation,
+            before,
+            after,
+            limit,
+        } => history::run(ctx, conversation, before, after, limit).await,
+        Command::MarkDelivered { conversation, seq } => {
+            mark::run(ctx, conversation, Some(seq), None).await
+        }
+        Command::MarkRead { conversation, seq } => {
+            mark::run(ctx, conversation, None, Some(seq)).await
+        }
+        Command::Typing {
+            conversation,
+            typing,
+        } => typing::run(ctx, conversation, typing).await,
+        Command::ListConversations { limit } => conversations::run(ctx, limit).await,
+        Command::Members {
+            conversation,
+            after,
+            limit,
+        } => members::run(ctx, conversation, after, limit).await,
+        Command::UnreadTotal => unread::run(ctx).await,
+        Command::OnlineFriends => online_friends::run(ctx).await,
+        Command::FriendRequest { user } => friend::run(ctx, user, FriendAction::Request).await,
+        Command::FriendAccept { user } => friend::run(ctx, user, FriendAction::Accept).await,
+        Command::FriendDecline { user } => friend::run(ctx, user, FriendAction::Decline).await,
+        Command::FriendCancel { user } => friend::run(ctx, user, FriendAction::Cancel).await,
+        Command::FriendRemove { user } => friend::run(ctx, user, FriendAction::Remove).await,
+        Command::Block { user } => friend::run(ctx, user, FriendAction::Block).await,
+        Command::Unblock { user } => friend::run(ctx, user, FriendAction::Unblock).await,
+        Command::ListFriends => friends::run(ctx).await,
+        Command::Resume { conversations } => resume::run(ctx, conversations).await,
+    }
+}

@@ -1,0 +1,64 @@
+//! `send`: append a message and fan it out after commit.
+
+use std::sync::atomic::Ordering;
+
+use super::{Audience, Ctx, Event, Reply};
+use crate::error::Result;
+use crate::ids::ConversationId;
+use crate::model::{validate_body, validate_client_id, MessageKind, NewMessage, TypingChange};
+
+pub(crate) async fn run(
+    ctx: &Ctx<'_>,
+    conversation: ConversationId,
+    body: String,
+    client_id: Option<String>,
+) -> Result<Reply> {
+    let inner = &ctx.engine.inner;
+    validate_body(&body, inner.limits.max_body_bytes)?;
+    if let Some(id) = &client_id {
+        validate_client_id(id)?;
+    }
+    let conv = ctx.member_of(conversation).await?;
+    if let Some(peer) = conv.peer_of(ctx.user) {
+        let friendship = inner.store.friendship(ctx.user, peer).await?;
+        inner
+            .policy
+            .may_message_directly(ctx.user, peer, friendship.as_ref())?;
+    }
+    let appended = inner
+        .store
+        .append(NewMessage {
+            id: inner.ids.message_id(),
+            conversation,
+            sender: ctx.user.clone(),
+            client_id,
+            kind: MessageKind::User,
+            body,
+            created_at: inner.clock.now(),
+        })
+        .await?;
+    if !appended.duplicate {
+        inner.counters.messages_sent.fetch_add(1, Ordering::Relaxed);
+        // Sending ends typing; the others learn it from the message itself.
+        let typing = inner.typing.lock().is_empty();
+        if !typing {
+            let _: TypingChange =
+                inner
+                    .typing
+                    .lock()
+                    .stop(conversation, ctx.user, inner.clock.now());
+        }
+        ctx.publish(
+            Audience::Conversation { conversation },
+            ctx.skip_me(),
+            Event::Message {
+                message: appended.message.clone(),
+            },
+        )
+        .await;
+    }
+    Ok(Reply::Sent {
+        message: appended.message,
+        duplicate: appended.duplicate,
+    })
+}
