@@ -5,18 +5,44 @@ use chat_core::model::{RoomRef, Visibility};
 
 #[test]
 fn commands_parse_from_tagged_json_and_reject_unknown_fields() {
-    let c: Command = serde_json::from_str(r#"{"type":"send","conversation":"00000000-0000-0000-0000-000000000001","body":"hi"}"#).expect("send");
+    let c: Command = serde_json::from_str(
+        r#"{"type":"send","conversation":"00000000-0000-0000-0000-000000000001","body":"hi"}"#,
+    )
+    .expect("send");
     assert!(matches!(c, Command::Send { ref body, client_id: None, .. } if body == "hi"));
     let c: Command = serde_json::from_str(r#"{"type":"unread_total"}"#).expect("unit variant");
     assert_eq!(c, Command::UnreadTotal);
-    let c: Command = serde_json::from_str(r#"{"type":"join","room":"general"}"#).expect("join by name");
-    assert_eq!(c, Command::Join { room: RoomRef::Name("general".into()), create: false });
-    let c: Command = serde_json::from_str(r#"{"type":"create_room","name":"x"}"#).expect("defaults");
-    assert_eq!(c, Command::CreateRoom { name: "x".into(), visibility: Visibility::Public });
+    let c: Command =
+        serde_json::from_str(r#"{"type":"join","room":"general"}"#).expect("join by name");
+    assert_eq!(
+        c,
+        Command::Join {
+            room: RoomRef::Name("general".into()),
+            create: false
+        }
+    );
+    let c: Command =
+        serde_json::from_str(r#"{"type":"create_room","name":"x"}"#).expect("defaults");
+    assert_eq!(
+        c,
+        Command::CreateRoom {
+            name: "x".into(),
+            visibility: Visibility::Public
+        }
+    );
     assert!(serde_json::from_str::<Command>(r#"{"type":"send","conversation":"00000000-0000-0000-0000-000000000001","body":"hi","bogus":1}"#).is_err(), "unknown field");
-    assert!(serde_json::from_str::<Command>(r#"{"type":"launch_missiles"}"#).is_err(), "unknown command");
-    assert!(serde_json::from_str::<Command>(r#"{"type":"send","body":"hi"}"#).is_err(), "missing field");
-    assert!(serde_json::from_str::<Command>(r#"{"type":"friend_request","user":""}"#).is_err(), "invalid user id");
+    assert!(
+        serde_json::from_str::<Command>(r#"{"type":"launch_missiles"}"#).is_err(),
+        "unknown command"
+    );
+    assert!(
+        serde_json::from_str::<Command>(r#"{"type":"send","body":"hi"}"#).is_err(),
+        "missing field"
+    );
+    assert!(
+        serde_json::from_str::<Command>(r#"{"type":"friend_request","user":""}"#).is_err(),
+        "invalid user id"
+    );
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //!
 //! Every store crate runs all of them in its tests with one line:
 //!
-//! ```ignore
+//! ```text
 //! chat_core::conformance_tests!(|| async { std::sync::Arc::new(MyStore::open_temp().await) as std::sync::Arc<dyn chat_core::ports::Store> });
 //! ```
 //!
