@@ -1424,6 +1424,7 @@ async fn stats_count_connections_users_and_live_conversations() {
     // conversation_added to alice's other device (1), member_joined to both of alice's
     // sessions (2), the message to alice's other device and bob (2).
     assert_eq!(s.deliveries, 5);
+    assert_eq!(s.append_latency.count(), 1, "the append was timed");
     b.session.close().await;
     a1.session.close().await;
     let s = w.engine.stats();

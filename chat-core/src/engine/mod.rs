@@ -11,6 +11,7 @@
 mod command;
 mod event;
 mod fanout;
+mod latency;
 mod session;
 
 use std::collections::HashSet;
@@ -24,6 +25,7 @@ use serde::{Deserialize, Serialize};
 
 pub use command::*;
 pub use event::{Audience, Delivery, Event, Skip};
+pub use latency::{LatencySnapshot, BUCKETS_MICROS};
 pub use session::Session;
 
 use crate::error::{Error, Result};
@@ -45,6 +47,7 @@ pub(crate) struct Counters {
     volatile_dropped: AtomicU64,
     slow_consumer_disconnects: AtomicU64,
     bus_errors: AtomicU64,
+    pub(crate) append_latency: latency::Histogram,
 }
 
 /// A snapshot of the engine's state and counters.
@@ -68,6 +71,8 @@ pub struct Stats {
     pub slow_consumer_disconnects: u64,
     /// Failed publishes to the bus.
     pub bus_errors: u64,
+    /// How long store appends took, as the engine saw them.
+    pub append_latency: LatencySnapshot,
 }
 
 /// Builds an [`Engine`]. Only the store is required.
@@ -383,7 +388,6 @@ impl Engine {
             return Err(Error::NotFound(format!("conversation {conversation}")));
         }
         let appended = inner
-            .store
             .append(NewMessage {
                 id: inner.ids.message_id(),
                 conversation,
@@ -458,6 +462,7 @@ impl Engine {
             volatile_dropped: c.volatile_dropped.load(Ordering::Relaxed),
             slow_consumer_disconnects: c.slow_consumer_disconnects.load(Ordering::Relaxed),
             bus_errors: c.bus_errors.load(Ordering::Relaxed),
+            append_latency: c.append_latency.snapshot(),
         }
     }
 
@@ -513,6 +518,14 @@ impl Engine {
 }
 
 impl Inner {
+    /// Appends through the store, timing it.
+    pub(crate) async fn append(&self, message: NewMessage) -> Result<crate::model::Appended> {
+        let started = std::time::Instant::now();
+        let result = self.store.append(message).await;
+        self.counters.append_latency.record(started.elapsed());
+        result
+    }
+
     pub(crate) fn bus_error(&self, e: &Error) {
         self.counters.bus_errors.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(error = %e, "bus");

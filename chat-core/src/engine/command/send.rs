@@ -26,7 +26,6 @@ pub(crate) async fn run(
             .may_message_directly(ctx.user, peer, friendship.as_ref())?;
     }
     let appended = inner
-        .store
         .append(NewMessage {
             id: inner.ids.message_id(),
             conversation,
