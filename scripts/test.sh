@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export CHAT_TEST_PG_URL="${CHAT_TEST_PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+# chat-store-postgres: under CI, run the test that restarts PostgreSQL mid-run.
+if [ "${CI:-}" = "true" ]; then export CHAT_TEST_PG_RESTART="${CHAT_TEST_PG_RESTART:-1}"; fi
 
 pg_up() { (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null; }
 if ! pg_up; then
@@ -17,3 +19,4 @@ if ! pg_up; then
 fi
 
 cargo test --workspace "$@"
+

@@ -1,0 +1,136 @@
+//! Errors: the typed errors of [`PgStore::open`](crate::PgStore::open), and the mapping
+//! of driver errors into chat-core's portable kinds.
+
+use chat_core::Error as CoreError;
+use tokio_postgres::error::SqlState;
+
+/// Result with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Why a store could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The configuration is malformed (the URL does not parse, a bad schema name, …).
+    #[error("invalid PostgreSQL configuration: {0}")]
+    InvalidConfig(String),
+    /// The server could not be reached (connection refused, host unknown, time-out).
+    #[error("PostgreSQL is unreachable: {0}")]
+    Unreachable(String),
+    /// The server answered, but the database named in the URL does not exist.
+    #[error("PostgreSQL database does not exist: {0}")]
+    DatabaseMissing(String),
+    /// The server refused the credentials.
+    #[error("PostgreSQL refused the credentials: {0}")]
+    Authentication(String),
+    /// The schema was written by a newer version of this crate: refusing to touch it.
+    #[error(
+        "schema {schema:?} is at version {found}, newer than this build knows ({supported}); \
+         upgrade chat-store-postgres"
+    )]
+    SchemaTooNew {
+        /// The schema.
+        schema: String,
+        /// The version found in the database.
+        found: i32,
+        /// The newest version this build knows.
+        supported: i32,
+    },
+    /// Any other database error while opening (e.g. a migration failed).
+    #[error("PostgreSQL error: {0}")]
+    Database(String),
+}
+
+impl Error {
+    /// Classifies a driver error met while connecting or migrating.
+    pub(crate) fn from_connect(e: &tokio_postgres::Error) -> Self {
+        if let Some(db) = e.as_db_error() {
+            let code = db.code();
+            let msg = db.message().to_owned();
+            if *code == SqlState::INVALID_CATALOG_NAME {
+                return Error::DatabaseMissing(msg);
+            }
+            if code.code().starts_with("28") {
+                return Error::Authentication(msg);
+            }
+            if is_unavailable_state(code) {
+                return Error::Unreachable(msg);
+            }
+            return Error::Database(format!("{msg} (SQLSTATE {})", code.code()));
+        }
+        Error::Unreachable(describe(e))
+    }
+}
+
+impl From<Error> for CoreError {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::InvalidConfig(_) => CoreError::Invalid(e.to_string()),
+            Error::Unreachable(_) | Error::DatabaseMissing(_) | Error::Authentication(_) => {
+                CoreError::Unavailable(e.to_string())
+            }
+            Error::SchemaTooNew { .. } | Error::Database(_) => CoreError::Internal(e.to_string()),
+        }
+    }
+}
+
+/// The driver error with its source chain, which holds the useful part
+/// ("Connection refused", "timed out", …).
+pub(crate) fn describe(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(src) = cur {
+        s.push_str(": ");
+        s.push_str(&src.to_string());
+        cur = src.source();
+    }
+    s
+}
+
+/// SQLSTATEs that mean "the server is going away, starting, or out of room": retry later.
+fn is_unavailable_state(code: &SqlState) -> bool {
+    let c = code.code();
+    c.starts_with("08") // connection exception
+        || c.starts_with("53") // insufficient resources (too many connections, disk full)
+        || c.starts_with("57P") // admin/crash shutdown, cannot connect now
+        || *code == SqlState::T_R_SERIALIZATION_FAILURE
+        || *code == SqlState::T_R_DEADLOCK_DETECTED
+}
+
+/// Maps a driver error into chat-core's portable kinds.
+pub(crate) fn map_pg(e: tokio_postgres::Error) -> CoreError {
+    if let Some(db) = e.as_db_error() {
+        let code = db.code();
+        let c = code.code();
+        let msg = format!("{} (SQLSTATE {c})", db.message());
+        return if *code == SqlState::UNIQUE_VIOLATION {
+            CoreError::Conflict(msg)
+        } else if *code == SqlState::FOREIGN_KEY_VIOLATION {
+            CoreError::NotFound(msg)
+        } else if is_unavailable_state(code) {
+            CoreError::Unavailable(msg)
+        } else if c.starts_with("22") || c.starts_with("23") {
+            CoreError::Invalid(msg)
+        } else {
+            CoreError::Internal(msg)
+        };
+    }
+    // No SQLSTATE: the connection broke (closed, I/O error, time-out, refused), or a value
+    // did not convert. tokio-postgres keeps its error kinds private; a conversion error is
+    // the only kind that does not involve the connection, and says "serializing" or
+    // "deserializing".
+    let text = describe(&e);
+    if text.contains("serializing") {
+        CoreError::Internal(text)
+    } else {
+        CoreError::Unavailable(text)
+    }
+}
+
+/// Maps a pool error into chat-core's portable kinds.
+pub(crate) fn map_pool(e: deadpool_postgres::PoolError) -> CoreError {
+    match e {
+        deadpool_postgres::PoolError::Backend(e) => map_pg(e),
+        other => CoreError::Unavailable(format!("PostgreSQL pool: {}", describe(&other))),
+    }
+}
