@@ -1,0 +1,106 @@
+//! Settings of the transport: queue sizes, frame limits, timers, auth sources.
+
+use std::time::Duration;
+
+/// Transport settings. Every field has a sensible default ([`Config::default`]).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Config {
+    /// Frames each connection may have queued for writing (default 256). A durable event
+    /// or a reply that does not fit closes the connection with 4008 `slow_consumer`.
+    pub queue_capacity: usize,
+    /// Frames the writer feeds before one flush (default 64).
+    pub max_batch: usize,
+    /// Largest WebSocket message or frame a client may send, in bytes (default 64 KiB);
+    /// larger closes with 1009.
+    pub max_message_bytes: usize,
+    /// WebSocket read buffer per connection, in bytes (default 4 KiB).
+    pub read_buffer_bytes: usize,
+    /// WebSocket write buffer per connection, in bytes (default 16 KiB).
+    pub write_buffer_bytes: usize,
+    /// How often the server pings (default 20 s).
+    pub ping_interval: Duration,
+    /// A connection that sends nothing (not even a pong) for this long is closed with
+    /// 4000 `idle_timeout` (default 60 s).
+    pub idle_timeout: Duration,
+    /// A write that cannot complete in this time drops the connection (default 10 s).
+    pub write_timeout: Duration,
+    /// Hard cap on frames a client may send per `flood_window` (default 200 per second);
+    /// above it the connection closes with 4029 `flood`.
+    pub max_frames_per_window: u32,
+    /// The window of `max_frames_per_window` (default 1 s).
+    pub flood_window: Duration,
+    /// Name of the cookie that may carry the token (default `chat_token`).
+    pub token_cookie: String,
+    /// The internal API key for the admin endpoints; `None` (the default) turns them off.
+    pub admin_api_key: Option<String>,
+    /// The sender shown on admin system messages (default `system`).
+    pub system_sender: String,
+    /// Largest HTTP request body in bytes (default 64 KiB); larger answers 413.
+    pub max_http_body_bytes: usize,
+    /// How long [`serve`](crate::serve) waits for connections to flush and close on
+    /// shutdown (default 10 s).
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            queue_capacity: 256,
+            max_batch: 64,
+            max_message_bytes: 64 * 1024,
+            read_buffer_bytes: 4 * 1024,
+            write_buffer_bytes: 16 * 1024,
+            ping_interval: Duration::from_secs(20),
+            idle_timeout: Duration::from_secs(60),
+            write_timeout: Duration::from_secs(10),
+            max_frames_per_window: 200,
+            flood_window: Duration::from_secs(1),
+            token_cookie: "chat_token".into(),
+            admin_api_key: None,
+            system_sender: "system".into(),
+            max_http_body_bytes: 64 * 1024,
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Config {
+    /// Sets the internal API key that guards the admin endpoints.
+    pub fn admin_api_key(mut self, key: impl Into<String>) -> Self {
+        self.admin_api_key = Some(key.into());
+        self
+    }
+
+    /// Sets the outbound queue capacity per connection (at least 1).
+    pub fn queue_capacity(mut self, capacity: usize) -> Self {
+        self.queue_capacity = capacity.max(1);
+        self
+    }
+
+    /// Sets the cookie name that may carry the token.
+    pub fn token_cookie(mut self, name: impl Into<String>) -> Self {
+        self.token_cookie = name.into();
+        self
+    }
+
+    /// Sets the ping interval and idle timeout.
+    pub fn keepalive(mut self, ping_interval: Duration, idle_timeout: Duration) -> Self {
+        self.ping_interval = ping_interval;
+        self.idle_timeout = idle_timeout;
+        self
+    }
+
+    /// Sets the hard per-connection frame cap.
+    pub fn flood_limit(mut self, frames: u32, window: Duration) -> Self {
+        self.max_frames_per_window = frames;
+        self.flood_window = window;
+        self
+    }
+
+    /// Sets the largest WebSocket message a client may send.
+    pub fn max_message_bytes(mut self, bytes: usize) -> Self {
+        self.max_message_bytes = bytes;
+        self
+    }
+}

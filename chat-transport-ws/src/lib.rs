@@ -1,0 +1,126 @@
+//! # chat-transport-ws
+//!
+//! WebSocket and HTTP API for [`chat_core`] on axum, speaking the JSON protocol v1
+//! (`docs/protocol.md`) and the HTTP API (`docs/http-api.md`).
+//!
+//! The transport authenticates, translates and writes; it decides nothing (invariant 9):
+//! every rule lives in the engine, whose typed errors map to one status table
+//! ([`status_of`]).
+//!
+//! # Layout
+//!
+//! - `config`: [`Config`], queue sizes, frame limits, timers, token cookie, admin key.
+//! - `state`: [`ChatState`], the engine, the authenticator and the config.
+//! - `auth`: where tokens come from (header, query, cookie), [`JwtAuthenticator`], the
+//!   internal API key.
+//! - [`protocol`]: client and server frames of protocol v1, close codes; no sockets.
+//! - `ws`: the WebSocket endpoint; one reader (runs commands in order) and one writer
+//!   (drains the bounded queue in batches, one flush per batch) per connection.
+//! - `http`: the HTTP API under `/api/v1`.
+//! - `error`: [`ApiError`], the code → status table and JSON extractors.
+//!
+//! # Mounting
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use chat_core::memory::MemoryStore;
+//! use chat_core::Engine;
+//! use chat_transport_ws::{ChatState, Config, JwtAuthenticator};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let engine = Engine::builder(Arc::new(MemoryStore::new())).build().await?;
+//! let auth = Arc::new(JwtAuthenticator::hs256(b"a long shared secret"));
+//! let state = ChatState::new(engine, auth, Config::default().admin_api_key("s3cret"));
+//!
+//! // Into your own app, in one line:
+//! let app = axum::Router::new().merge(chat_transport_ws::router(state.clone()));
+//! # let _ = app;
+//!
+//! // Or without an app of your own; graceful shutdown when `stop` fires:
+//! let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+//! # let _ = stop;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! chat_transport_ws::serve(listener, state, async {
+//!     let _ = stopped.await;
+//! })
+//! .await?;
+//! # Ok(())
+//! # }
+//! ```
+
+mod auth;
+mod config;
+mod error;
+mod http;
+pub mod protocol;
+mod state;
+mod ws;
+
+use std::future::Future;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+use axum::Router;
+
+pub use auth::{JwtAuthenticator, TokenSigner, API_KEY_HEADER};
+pub use config::Config;
+pub use error::{status_of, ApiError};
+pub use state::ChatState;
+
+/// The routes: `GET /ws`, `GET /ws/rooms/{room}` and the HTTP API under `/api/v1`.
+///
+/// Merge it into an app: `app.merge(chat_transport_ws::router(state))`.
+pub fn router(state: ChatState) -> Router {
+    let limit = state.config().max_http_body_bytes;
+    Router::new()
+        .route("/ws", get(ws::ws_handler))
+        .route("/ws/rooms/{room}", get(ws::ws_room_handler))
+        .nest("/api/v1", http::routes())
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}
+
+/// Serves [`router`] on `listener` until `shutdown` completes, then shuts down
+/// gracefully: stops accepting, closes every session ([`chat_core::Engine::shutdown`],
+/// close code 1001), lets each connection flush what it has queued and send its close
+/// frame, and waits for them (at most [`Config::shutdown_grace`]).
+///
+/// # Errors
+/// The I/O error that stopped the server.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: ChatState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    serve_app(listener, router(state.clone()), state, shutdown).await
+}
+
+/// Like [`serve`], for an app that holds [`router`] among routes of its own (a page,
+/// metrics): serves `app` on `listener` and shuts down as gracefully.
+///
+/// # Errors
+/// The I/O error that stopped the server.
+pub async fn serve_app(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    state: ChatState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let closing = state.clone();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            closing.begin_shutdown();
+            closing.engine().shutdown().await;
+        })
+        .await?;
+    // Upgraded connections outlive the HTTP server: wait for them to flush and close.
+    let grace = state.config().shutdown_grace;
+    if tokio::time::timeout(grace, state.drained()).await.is_err() {
+        tracing::warn!(
+            open = state.live_connections(),
+            "connections still open after the shutdown grace period"
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,223 @@
+//! Protocol v1: the frames a client sends and the frames the server sends.
+//!
+//! Decoding works on text and never touches a socket. `docs/protocol.md` is the
+//! reference; a test parses every example there into these types.
+
+use bytes::Bytes;
+use chat_core::error::ErrorBody;
+use chat_core::{Command, Error, ErrorCode, Event, Reply, UserId};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The protocol version this crate speaks.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The most bytes a request id may have.
+pub const MAX_REQUEST_ID_BYTES: usize = 64;
+
+/// A client-chosen request id: a string (at most 64 bytes) or an integer, echoed as given.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum RequestId {
+    /// A string id.
+    Text(String),
+    /// A numeric id.
+    Number(i64),
+}
+
+impl RequestId {
+    fn from_value(v: Value) -> Option<RequestId> {
+        match v {
+            Value::String(s) if s.len() <= MAX_REQUEST_ID_BYTES => Some(RequestId::Text(s)),
+            Value::Number(n) => n.as_i64().map(RequestId::Number),
+            _ => None,
+        }
+    }
+}
+
+/// A decoded client frame: a core command with an optional request id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientFrame {
+    /// Echoed in the reply or error.
+    pub id: Option<RequestId>,
+    /// The command.
+    pub command: Command,
+}
+
+/// A client frame that could not be decoded, with the request id when one was read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrameError {
+    /// The request id, when the frame was a JSON object with a valid `id`.
+    pub id: Option<RequestId>,
+    /// Always `invalid`.
+    pub error: Error,
+}
+
+impl ClientFrame {
+    /// Decodes one text frame.
+    ///
+    /// # Errors
+    /// `invalid` (with the request id when it could be read) for text that is not a JSON
+    /// object, a bad `id`, an unknown `type`, a missing or unknown field.
+    pub fn parse(text: &str) -> Result<ClientFrame, FrameError> {
+        let value: Value = serde_json::from_str(text).map_err(|e| FrameError {
+            id: None,
+            error: Error::Invalid(format!("not JSON: {e}")),
+        })?;
+        let Value::Object(mut map) = value else {
+            return Err(FrameError {
+                id: None,
+                error: Error::Invalid("a frame is a JSON object".into()),
+            });
+        };
+        let id = match map.remove("id") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(RequestId::from_value(v).ok_or_else(|| FrameError {
+                id: None,
+                error: Error::Invalid(format!(
+                    "`id` is a string of at most {MAX_REQUEST_ID_BYTES} bytes or an integer"
+                )),
+            })?),
+        };
+        let command = serde_json::from_value(Value::Object(map)).map_err(|e| FrameError {
+            id: id.clone(),
+            error: Error::Invalid(format!("bad command: {e}")),
+        })?;
+        Ok(ClientFrame { id, command })
+    }
+}
+
+/// Limits announced in the `hello` frame.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HelloLimits {
+    /// Largest frame the client may send, in bytes (larger closes with 1009).
+    pub max_frame_bytes: usize,
+    /// Largest message body, in bytes.
+    pub max_body_bytes: usize,
+    /// Largest history page.
+    pub max_history_page: u32,
+    /// A resume missing more than this in one conversation is `too_far_behind`.
+    pub max_resume_gap: u64,
+    /// Most conversations in one resume.
+    pub max_resume_conversations: usize,
+    /// Typing lease, in milliseconds: renew `typing` before it ends.
+    pub typing_ttl_ms: u64,
+    /// Commands per second, sustained (0: no limit); above it, `rate_limited` errors.
+    pub commands_per_second: u32,
+    /// Commands a client may burst above the rate.
+    pub command_burst: u32,
+    /// Frames per `flood_window_ms` above which the server closes with 4029.
+    pub max_frames_per_window: u32,
+    /// The flood window, in milliseconds.
+    pub flood_window_ms: u64,
+    /// Frames the server queues for this client before closing it with 4008.
+    pub queue_capacity: usize,
+    /// How often the server pings, in milliseconds.
+    pub ping_interval_ms: u64,
+    /// Silence after which the server closes with 4000, in milliseconds.
+    pub idle_timeout_ms: u64,
+}
+
+/// The first frame on every connection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Hello {
+    /// Always 1.
+    pub protocol: u32,
+    /// The authenticated user.
+    pub user: UserId,
+    /// The display name from the token, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// The limits in force.
+    pub limits: HelloLimits,
+}
+
+/// A frame the server sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ServerFrame {
+    /// Sent by the server only: `hello`, `reply`, `error`.
+    Control(Control),
+    /// A pushed event, exactly the core's JSON event.
+    Event(Event),
+}
+
+/// The frames that are not events.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Control {
+    /// The first frame.
+    Hello(Hello),
+    /// A command's answer.
+    Reply {
+        /// The request id, when the command had one.
+        #[serde(default)]
+        id: Option<RequestId>,
+        /// The core reply.
+        reply: Reply,
+    },
+    /// A command's failure, or a frame that could not be decoded.
+    Error {
+        /// The request id, when one could be read.
+        #[serde(default)]
+        id: Option<RequestId>,
+        /// The stable code.
+        code: ErrorCode,
+        /// A human-readable explanation.
+        message: String,
+    },
+}
+
+fn encode(frame: &Control) -> Bytes {
+    match serde_json::to_vec(frame) {
+        Ok(v) => Bytes::from(v),
+        Err(e) => {
+            tracing::error!(error = %e, "encoding a frame");
+            Bytes::from_static(
+                br#"{"type":"error","id":null,"code":"internal","message":"encoding failed"}"#,
+            )
+        }
+    }
+}
+
+/// Encodes a reply frame.
+pub(crate) fn reply_frame(id: Option<RequestId>, reply: Reply) -> Bytes {
+    encode(&Control::Reply { id, reply })
+}
+
+/// Encodes an error frame.
+pub(crate) fn error_frame(id: Option<RequestId>, error: &Error) -> Bytes {
+    let body = ErrorBody::from(error);
+    encode(&Control::Error {
+        id,
+        code: body.code,
+        message: body.message,
+    })
+}
+
+/// Encodes the hello frame.
+pub(crate) fn hello_frame(hello: Hello) -> Bytes {
+    encode(&Control::Hello(hello))
+}
+
+/// WebSocket close codes the server uses.
+pub mod close {
+    /// The client closed, or the server closed normally.
+    pub const NORMAL: u16 = 1000;
+    /// The server is shutting down: reconnect (elsewhere) and resume.
+    pub const SHUTDOWN: u16 = 1001;
+    /// A message or frame larger than the announced maximum.
+    pub const TOO_BIG: u16 = 1009;
+    /// The server failed (e.g. the store was unavailable when the session opened).
+    pub const INTERNAL: u16 = 1011;
+    /// Nothing received for the idle timeout.
+    pub const IDLE_TIMEOUT: u16 = 4000;
+    /// The embedder revoked this user's access.
+    pub const KICKED: u16 = 4003;
+    /// The client did not read fast enough: reconnect and resume.
+    pub const SLOW_CONSUMER: u16 = 4008;
+    /// The client sent more frames than the hard cap allows.
+    pub const FLOOD: u16 = 4029;
+}

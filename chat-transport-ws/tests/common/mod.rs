@@ -1,0 +1,254 @@
+//! A real server on 127.0.0.1:0 and a real WebSocket client (tokio-tungstenite).
+#![allow(dead_code)]
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chat_core::memory::MemoryStore;
+use chat_core::model::Limits;
+use chat_core::ports::Store;
+use chat_core::{Engine, UserId};
+use chat_transport_ws::{ChatState, Config, JwtAuthenticator};
+use futures::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub const SECRET: &[u8] = b"test secret that is long enough";
+pub const WAIT: Duration = Duration::from_secs(5);
+
+pub fn uid(name: &str) -> UserId {
+    UserId::new(name).expect("user id")
+}
+
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+}
+
+/// An HS256 token for `user`, valid for an hour.
+pub fn token(user: &str) -> String {
+    token_with(json!({"sub": user, "exp": now() + 3600}))
+}
+
+pub fn token_with(claims: Value) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(SECRET),
+    )
+    .expect("encode token")
+}
+
+pub async fn engine(limits: Limits) -> Engine {
+    Engine::builder(Arc::new(MemoryStore::new()) as Arc<dyn Store>)
+        .limits(limits)
+        .maintenance(None)
+        .build()
+        .await
+        .expect("engine")
+}
+
+pub struct Server {
+    pub addr: SocketAddr,
+    pub engine: Engine,
+    pub state: ChatState,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    pub task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl Server {
+    pub async fn start() -> Server {
+        Self::with(Config::default(), Limits::default()).await
+    }
+
+    pub async fn with(config: Config, limits: Limits) -> Server {
+        let engine = engine(limits).await;
+        let state = ChatState::new(
+            engine.clone(),
+            Arc::new(JwtAuthenticator::hs256(SECRET)),
+            config,
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(chat_transport_ws::serve(listener, state.clone(), async {
+            let _ = stopped.await;
+        }));
+        Server {
+            addr,
+            engine,
+            state,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("ws://{}{}", self.addr, path)
+    }
+
+    /// Connects `user` to `/ws` with a bearer token and reads the hello.
+    pub async fn connect(&self, user: &str) -> Client {
+        self.connect_path(user, "/ws").await
+    }
+
+    pub async fn connect_path(&self, user: &str, path: &str) -> Client {
+        let mut req = self.url(path).into_client_request().expect("request");
+        req.headers_mut().insert(
+            "authorization",
+            format!("Bearer {}", token(user)).parse().expect("header"),
+        );
+        let (ws, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(req))
+            .await
+            .expect("connect in time")
+            .expect("connect");
+        let mut c = Client::new(ws);
+        let hello = c.next().await;
+        assert_eq!(hello["type"], "hello", "first frame is hello: {hello}");
+        assert_eq!(hello["user"], user);
+        c
+    }
+
+    /// Waits (polling) until the engine counts `n` connections.
+    pub async fn wait_connections(&self, n: u64) {
+        let engine = self.engine.clone();
+        tokio::time::timeout(WAIT, async move {
+            while engine.stats().connections != n {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("expected {n} connections"));
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(WAIT, task)
+                .await
+                .expect("server stops in time")
+                .expect("join")
+                .expect("serve");
+        }
+    }
+}
+
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+pub struct Client {
+    pub ws: Ws,
+    /// Frames read but not yet consumed.
+    pub pending: VecDeque<Value>,
+    next_id: u64,
+}
+
+impl Client {
+    pub fn new(ws: Ws) -> Client {
+        Client {
+            ws,
+            pending: VecDeque::new(),
+            next_id: 0,
+        }
+    }
+
+    pub async fn send_text(&mut self, text: impl Into<String>) {
+        tokio::time::timeout(WAIT, self.ws.send(Message::text(text.into())))
+            .await
+            .expect("send in time")
+            .expect("send");
+    }
+
+    /// Reads one text frame from the socket (skipping pings), parsed.
+    pub async fn read(&mut self) -> Value {
+        loop {
+            let msg = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("a frame in time")
+                .expect("stream open")
+                .expect("frame");
+            match msg {
+                Message::Text(t) => return serde_json::from_str(t.as_str()).expect("JSON frame"),
+                Message::Ping(_) | Message::Pong(_) => continue,
+                other => panic!("unexpected frame {other:?}"),
+            }
+        }
+    }
+
+    /// The next frame, pending first.
+    pub async fn next(&mut self) -> Value {
+        match self.pending.pop_front() {
+            Some(v) => v,
+            None => self.read().await,
+        }
+    }
+
+    /// Sends a command with a fresh id and returns its reply or error frame.
+    pub async fn request(&mut self, mut command: Value) -> Value {
+        self.next_id += 1;
+        let id = format!("r{}", self.next_id);
+        command["id"] = json!(id);
+        self.send_text(command.to_string()).await;
+        self.wait_for(|f| f["id"] == json!(id)).await
+    }
+
+    /// The reply to a command, which must succeed.
+    pub async fn ok(&mut self, command: Value) -> Value {
+        let frame = self.request(command.clone()).await;
+        assert_eq!(frame["type"], "reply", "{command} failed: {frame}");
+        frame["reply"].clone()
+    }
+
+    /// The error code of a command, which must fail.
+    pub async fn deny(&mut self, command: Value) -> String {
+        let frame = self.request(command.clone()).await;
+        assert_eq!(frame["type"], "error", "{command} should fail: {frame}");
+        frame["code"].as_str().expect("code").to_owned()
+    }
+
+    /// The first frame (pending or new) matching `pred`; others stay pending.
+    pub async fn wait_for(&mut self, pred: impl Fn(&Value) -> bool) -> Value {
+        if let Some(i) = self.pending.iter().position(&pred) {
+            return self.pending.remove(i).expect("index");
+        }
+        loop {
+            let f = self.read().await;
+            if pred(&f) {
+                return f;
+            }
+            self.pending.push_back(f);
+        }
+    }
+
+    /// The next event of this type.
+    pub async fn event(&mut self, kind: &str) -> Value {
+        self.wait_for(|f| f["type"] == kind).await
+    }
+
+    /// Reads until the server closes; returns the close code (skipping text frames).
+    pub async fn close_code(&mut self) -> Option<u16> {
+        loop {
+            let msg = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("close in time");
+            match msg {
+                None | Some(Err(_)) => return None,
+                Some(Ok(Message::Close(frame))) => {
+                    return frame.map(|f: CloseFrame| u16::from(f.code));
+                }
+                Some(Ok(_)) => continue,
+            }
+        }
+    }
+}

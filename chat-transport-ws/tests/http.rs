@@ -1,0 +1,715 @@
+//! The HTTP API, endpoint by endpoint, with the denials.
+
+mod common;
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use chat_core::model::Limits;
+use chat_transport_ws::{ChatState, Config, JwtAuthenticator};
+use common::*;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+struct Api {
+    app: axum::Router,
+    engine: chat_core::Engine,
+}
+
+impl Api {
+    async fn new(config: Config) -> Api {
+        let engine = engine(Limits::default()).await;
+        let state = ChatState::new(
+            engine.clone(),
+            Arc::new(JwtAuthenticator::hs256(SECRET)),
+            config,
+        );
+        Api {
+            app: chat_transport_ws::router(state),
+            engine,
+        }
+    }
+
+    async fn raw(&self, req: Request<Body>) -> (StatusCode, Value) {
+        let resp = self.app.clone().oneshot(req).await.expect("response");
+        let status = resp.status();
+        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .expect("body");
+        let body = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| panic!("JSON body, got {:?}", String::from_utf8_lossy(&bytes)));
+        (status, body)
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        uri: &str,
+        user: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(format!("/api/v1{uri}"));
+        if let Some(u) = user {
+            req = req.header("authorization", format!("Bearer {}", token(u)));
+        }
+        let body = match body {
+            Some(b) => Body::from(b.to_string()),
+            None => Body::empty(),
+        };
+        self.raw(req.body(body).expect("request")).await
+    }
+
+    async fn ok(&self, method: Method, uri: &str, user: &str, body: Option<Value>) -> Value {
+        let (status, v) = self.call(method.clone(), uri, Some(user), body).await;
+        assert_eq!(status, StatusCode::OK, "{method} {uri}: {v}");
+        v
+    }
+
+    async fn deny(
+        &self,
+        method: Method,
+        uri: &str,
+        user: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, String) {
+        let (status, v) = self.call(method.clone(), uri, user, body).await;
+        assert!(!status.is_success(), "{method} {uri} should fail: {v}");
+        assert!(v["message"].is_string(), "{v}");
+        (
+            status.as_u16(),
+            v["code"].as_str().expect("code").to_owned(),
+        )
+    }
+
+    async fn befriend(&self, a: &str, b: &str) {
+        self.ok(Method::POST, &format!("/friends/{b}/request"), a, None)
+            .await;
+        self.ok(Method::POST, &format!("/friends/{a}/accept"), b, None)
+            .await;
+    }
+}
+
+#[tokio::test]
+async fn health_needs_no_token_and_everything_else_does() {
+    let api = Api::new(Config::default()).await;
+    let (status, v) = api.call(Method::GET, "/health", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(v["status"], "ok");
+    assert_eq!(
+        api.deny(Method::GET, "/conversations", None, None).await,
+        (401, "unauthenticated".into())
+    );
+    let req = Request::get("/api/v1/unread")
+        .header("authorization", "Bearer nope")
+        .body(Body::empty())
+        .expect("req");
+    let (status, v) = api.raw(req).await;
+    assert_eq!(
+        (status.as_u16(), v["code"].as_str()),
+        (401, Some("unauthenticated"))
+    );
+    assert_eq!(
+        api.deny(Method::GET, "/nowhere", Some("a"), None).await,
+        (404, "not_found".into())
+    );
+}
+
+#[tokio::test]
+async fn rooms_messages_history_and_unread() {
+    let api = Api::new(Config::default()).await;
+    let room = api
+        .ok(
+            Method::POST,
+            "/rooms",
+            "alice",
+            Some(json!({"name":"general"})),
+        )
+        .await;
+    assert_eq!(room["type"], "room");
+    let id = room["conversation"]["id"].as_str().expect("id").to_owned();
+    assert_eq!(
+        api.deny(
+            Method::POST,
+            "/rooms",
+            Some("bob"),
+            Some(json!({"name":"general"}))
+        )
+        .await,
+        (409, "conflict".into())
+    );
+    // Bob is not a member of the public room yet: forbidden.
+    assert_eq!(
+        api.deny(
+            Method::POST,
+            &format!("/conversations/{id}/messages"),
+            Some("bob"),
+            Some(json!({"body":"hi"}))
+        )
+        .await,
+        (403, "forbidden".into())
+    );
+    let j = api
+        .ok(Method::POST, "/rooms/general/join", "bob", None)
+        .await;
+    assert_eq!(j["joined"], true);
+    let j = api
+        .ok(Method::POST, "/rooms/newroom/join?create=true", "bob", None)
+        .await;
+    assert_eq!(j["conversation"]["name"], "newroom");
+    assert_eq!(
+        api.deny(Method::POST, "/rooms/missing/join", Some("bob"), None)
+            .await
+            .0,
+        404
+    );
+
+    let members = api
+        .ok(Method::GET, &format!("/rooms/{id}/members"), "alice", None)
+        .await;
+    assert_eq!(members["members"].as_array().expect("members").len(), 2);
+    let members = api
+        .ok(
+            Method::GET,
+            &format!("/conversations/{id}/members?limit=1"),
+            "alice",
+            None,
+        )
+        .await;
+    assert_eq!(members["members"].as_array().expect("members").len(), 1);
+
+    for (i, body) in ["one", "two", "three"].iter().enumerate() {
+        let sent = api
+            .ok(
+                Method::POST,
+                &format!("/conversations/{id}/messages"),
+                "alice",
+                Some(json!({"body":body,"client_id":format!("c{i}")})),
+            )
+            .await;
+        assert_eq!(sent["message"]["seq"], i as u64 + 1);
+    }
+    let dup = api
+        .ok(
+            Method::POST,
+            &format!("/conversations/{id}/messages"),
+            "alice",
+            Some(json!({"body":"one","client_id":"c0"})),
+        )
+        .await;
+    assert_eq!(
+        (dup["duplicate"].as_bool(), dup["message"]["seq"].as_u64()),
+        (Some(true), Some(1))
+    );
+
+    let h = api
+        .ok(
+            Method::GET,
+            &format!("/conversations/{id}/messages?limit=2"),
+            "bob",
+            None,
+        )
+        .await;
+    let seqs: Vec<u64> = h["messages"]
+        .as_array()
+        .expect("msgs")
+        .iter()
+        .map(|m| m["seq"].as_u64().expect("seq"))
+        .collect();
+    assert_eq!(seqs, vec![2, 3]);
+    let h = api
+        .ok(
+            Method::GET,
+            &format!("/conversations/{id}/messages?before=2"),
+            "bob",
+            None,
+        )
+        .await;
+    assert_eq!(h["messages"][0]["body"], "one");
+    let h = api
+        .ok(
+            Method::GET,
+            &format!("/conversations/{id}/messages?after=1&limit=100"),
+            "bob",
+            None,
+        )
+        .await;
+    assert_eq!(h["messages"].as_array().expect("msgs").len(), 2);
+    assert_eq!(
+        api.deny(
+            Method::GET,
+            &format!("/conversations/{id}/messages?limit=101"),
+            Some("bob"),
+            None
+        )
+        .await,
+        (400, "invalid".into())
+    );
+    assert_eq!(
+        api.deny(
+            Method::GET,
+            &format!("/conversations/{id}/messages?limit=abc"),
+            Some("bob"),
+            None
+        )
+        .await,
+        (400, "invalid".into())
+    );
+
+    let u = api.ok(Method::GET, "/unread", "bob", None).await;
+    assert_eq!(u["unread"], 3);
+    let list = api.ok(Method::GET, "/conversations", "bob", None).await;
+    let general = list["conversations"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|c| c["conversation"]["id"] == id.as_str())
+        .expect("general")
+        .clone();
+    assert_eq!(general["unread"], 3);
+    assert_eq!(general["last_message"]["body"], "three");
+
+    let marks = api
+        .ok(
+            Method::POST,
+            &format!("/conversations/{id}/read"),
+            "bob",
+            Some(json!({"seq":2})),
+        )
+        .await;
+    assert_eq!(marks["read_seq"], 2);
+    let marks = api
+        .ok(
+            Method::POST,
+            &format!("/conversations/{id}/delivered"),
+            "bob",
+            Some(json!({"seq":3})),
+        )
+        .await;
+    assert_eq!(marks["delivered_seq"], 3);
+    assert_eq!(
+        api.ok(Method::GET, "/unread", "bob", None).await["unread"],
+        1
+    );
+
+    let e = api
+        .ok(
+            Method::PATCH,
+            &format!("/conversations/{id}/messages/3"),
+            "alice",
+            Some(json!({"body":"THREE"})),
+        )
+        .await;
+    assert_eq!(e["message"]["body"], "THREE");
+    assert!(e["message"]["edited_at"].is_string());
+    // Sender only.
+    assert_eq!(
+        api.deny(
+            Method::DELETE,
+            &format!("/conversations/{id}/messages/3"),
+            Some("bob"),
+            None
+        )
+        .await,
+        (403, "forbidden".into())
+    );
+    assert_eq!(
+        api.deny(
+            Method::PATCH,
+            &format!("/conversations/{id}/messages/3"),
+            Some("bob"),
+            Some(json!({"body":"x"}))
+        )
+        .await
+        .0,
+        403
+    );
+    let d = api
+        .ok(
+            Method::DELETE,
+            &format!("/conversations/{id}/messages/3"),
+            "alice",
+            None,
+        )
+        .await;
+    assert!(d["message"]["deleted_at"].is_string());
+    assert_eq!(
+        api.ok(Method::GET, "/unread", "bob", None).await["unread"],
+        0
+    );
+
+    let l = api
+        .ok(Method::POST, &format!("/rooms/{id}/leave"), "bob", None)
+        .await;
+    assert_eq!(l["type"], "ok");
+    assert_eq!(
+        api.deny(
+            Method::GET,
+            &format!("/conversations/{id}/messages"),
+            Some("bob"),
+            None
+        )
+        .await
+        .0,
+        403
+    );
+}
+
+#[tokio::test]
+async fn denials_map_to_their_statuses() {
+    let api = Api::new(Config::default()).await;
+    let room = api
+        .ok(Method::POST, "/rooms", "alice", Some(json!({"name":"r"})))
+        .await;
+    let id = room["conversation"]["id"].as_str().expect("id").to_owned();
+    let missing = "00000000-0000-0000-0000-00000000beef";
+    assert_eq!(
+        api.deny(
+            Method::GET,
+            &format!("/conversations/{missing}/messages"),
+            Some("alice"),
+            None
+        )
+        .await,
+        (404, "not_found".into())
+    );
+    assert_eq!(
+        api.deny(
+            Method::GET,
+            "/conversations/not-a-uuid/messages",
+            Some("alice"),
+            None
+        )
+        .await,
+        (400, "invalid".into())
+    );
+    assert_eq!(
+        api.deny(
+            Method::POST,
+            &format!("/conversations/{id}/messages"),
+            Some("alice"),
+            Some(json!({"body":"x".repeat(5000)}))
+        )
+        .await,
+        (413, "too_large".into())
+    );
+    assert_eq!(
+        api.deny(
+            Method::POST,
+            "/rooms",
+            Some("alice"),
+            Some(json!({"name":"bad name!"}))
+        )
+        .await,
+        (400, "invalid".into())
+    );
+    // Bodies that do not parse: 422 with our JSON body.
+    let req = Request::post(format!("/api/v1/conversations/{id}/messages"))
+        .header("authorization", format!("Bearer {}", token("alice")))
+        .body(Body::from("{not json"))
+        .expect("req");
+    let (status, v) = api.raw(req).await;
+    assert_eq!(
+        (status.as_u16(), v["code"].as_str()),
+        (422, Some("invalid"))
+    );
+    assert_eq!(
+        api.deny(
+            Method::POST,
+            &format!("/conversations/{id}/messages"),
+            Some("alice"),
+            Some(json!({"text":"hi"}))
+        )
+        .await,
+        (422, "invalid".into())
+    );
+    assert_eq!(
+        api.deny(
+            Method::POST,
+            &format!("/conversations/{id}/messages"),
+            Some("alice"),
+            Some(json!({"body":"hi","x":1}))
+        )
+        .await,
+        (422, "invalid".into())
+    );
+    assert_eq!(
+        api.deny(
+            Method::POST,
+            &format!("/conversations/{id}/messages"),
+            Some("alice"),
+            None
+        )
+        .await,
+        (422, "invalid".into())
+    );
+    // A body over the HTTP limit: 413.
+    let big = json!({"body": "y".repeat(70 * 1024)});
+    assert_eq!(
+        api.deny(
+            Method::POST,
+            &format!("/conversations/{id}/messages"),
+            Some("alice"),
+            Some(big)
+        )
+        .await,
+        (413, "too_large".into())
+    );
+    assert_eq!(
+        api.deny(Method::POST, "/friends/bob/befriend", Some("alice"), None)
+            .await,
+        (404, "not_found".into())
+    );
+}
+
+#[tokio::test]
+async fn friends_and_direct_conversations() {
+    let api = Api::new(Config::default()).await;
+    assert_eq!(
+        api.deny(
+            Method::POST,
+            "/conversations/direct",
+            Some("alice"),
+            Some(json!({"user":"bob"}))
+        )
+        .await,
+        (403, "not_friends".into())
+    );
+    let r = api
+        .ok(Method::POST, "/friends/bob/request", "alice", None)
+        .await;
+    assert_eq!(r["friend"]["status"], "request_sent");
+    assert_eq!(
+        api.deny(Method::POST, "/friends/bob/request", Some("alice"), None)
+            .await
+            .0,
+        409
+    );
+    let r = api
+        .ok(Method::POST, "/friends/alice/accept", "bob", None)
+        .await;
+    assert_eq!(r["friend"]["status"], "friends");
+    let list = api.ok(Method::GET, "/friends", "alice", None).await;
+    assert_eq!(list["friends"][0]["user"], "bob");
+    let online = api.ok(Method::GET, "/friends/online", "alice", None).await;
+    assert_eq!(online["users"], json!([]));
+
+    let d = api
+        .ok(
+            Method::POST,
+            "/conversations/direct",
+            "alice",
+            Some(json!({"user":"bob"})),
+        )
+        .await;
+    assert_eq!(
+        (d["type"].as_str(), d["created"].as_bool()),
+        (Some("direct"), Some(true))
+    );
+    let conv = d["conversation"]["id"].as_str().expect("id").to_owned();
+    api.ok(
+        Method::POST,
+        &format!("/conversations/{conv}/messages"),
+        "alice",
+        Some(json!({"body":"hey"})),
+    )
+    .await;
+    api.ok(
+        Method::POST,
+        &format!("/conversations/{conv}/read"),
+        "bob",
+        Some(json!({"seq":1})),
+    )
+    .await;
+    let h = api
+        .ok(
+            Method::GET,
+            &format!("/conversations/{conv}/messages"),
+            "alice",
+            None,
+        )
+        .await;
+    assert_eq!(h["messages"][0]["status"], "read");
+
+    let r = api.ok(Method::DELETE, "/friends/bob", "alice", None).await;
+    assert_eq!(r["friend"]["status"], "none");
+    assert_eq!(
+        api.deny(
+            Method::POST,
+            &format!("/conversations/{conv}/messages"),
+            Some("alice"),
+            Some(json!({"body":"hey"}))
+        )
+        .await,
+        (403, "not_friends".into())
+    );
+    api.ok(Method::POST, "/friends/carol/request", "dave", None)
+        .await;
+    let r = api
+        .ok(Method::POST, "/friends/dave/decline", "carol", None)
+        .await;
+    assert_eq!(r["friend"]["status"], "none");
+    api.ok(Method::POST, "/friends/carol/request", "dave", None)
+        .await;
+    api.ok(Method::POST, "/friends/carol/cancel", "dave", None)
+        .await;
+    let r = api
+        .ok(Method::POST, "/friends/dave/block", "carol", None)
+        .await;
+    assert_eq!(r["friend"]["status"], "blocked");
+    assert_eq!(
+        api.deny(Method::POST, "/friends/carol/request", Some("dave"), None)
+            .await
+            .0
+            / 100,
+        4
+    );
+    let r = api
+        .ok(Method::POST, "/friends/dave/unblock", "carol", None)
+        .await;
+    assert_eq!(r["friend"]["status"], "none");
+    api.befriend("erin", "frank").await;
+}
+
+#[tokio::test]
+async fn invite_into_a_private_room() {
+    let api = Api::new(Config::default()).await;
+    let room = api
+        .ok(
+            Method::POST,
+            "/rooms",
+            "alice",
+            Some(json!({"name":"secret","visibility":"private"})),
+        )
+        .await;
+    let id = room["conversation"]["id"].as_str().expect("id").to_owned();
+    assert_eq!(
+        api.deny(Method::POST, "/rooms/secret/join", Some("bob"), None)
+            .await
+            .0
+            / 100,
+        4
+    );
+    api.ok(
+        Method::POST,
+        &format!("/rooms/{id}/invite"),
+        "alice",
+        Some(json!({"user":"bob"})),
+    )
+    .await;
+    let m = api
+        .ok(Method::GET, &format!("/rooms/{id}/members"), "bob", None)
+        .await;
+    assert_eq!(m["members"].as_array().expect("members").len(), 2);
+}
+
+#[tokio::test]
+async fn admin_endpoints_are_off_without_a_key() {
+    let api = Api::new(Config::default()).await;
+    let req = Request::get("/api/v1/admin/stats")
+        .header("x-internal-api-key", "")
+        .body(Body::empty())
+        .expect("req");
+    let (status, v) = api.raw(req).await;
+    assert_eq!(
+        (status.as_u16(), v["code"].as_str()),
+        (404, Some("not_found"))
+    );
+}
+
+#[tokio::test]
+async fn admin_endpoints_need_the_key() {
+    let api = Api::new(Config::default().admin_api_key("k3y")).await;
+    let room = api
+        .ok(
+            Method::POST,
+            "/rooms",
+            "alice",
+            Some(json!({"name":"news"})),
+        )
+        .await;
+    let id = room["conversation"]["id"].as_str().expect("id").to_owned();
+    let admin = |uri: &str, key: Option<&str>, body: Option<Value>| {
+        let mut req = Request::builder()
+            .method(if body.is_some() {
+                Method::POST
+            } else {
+                Method::GET
+            })
+            .uri(format!("/api/v1{uri}"));
+        if let Some(k) = key {
+            req = req.header("x-internal-api-key", k);
+        }
+        req.body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
+            .expect("req")
+    };
+    let (s, v) = api.raw(admin("/admin/stats", None, None)).await;
+    assert_eq!(
+        (s.as_u16(), v["code"].as_str()),
+        (401, Some("unauthenticated"))
+    );
+    let (s, v) = api.raw(admin("/admin/stats", Some("k3x"), None)).await;
+    assert_eq!((s.as_u16(), v["code"].as_str()), (403, Some("forbidden")));
+    // A user token is not an admin key.
+    let req = Request::get("/api/v1/admin/stats")
+        .header("authorization", format!("Bearer {}", token("alice")))
+        .body(Body::empty())
+        .expect("req");
+    assert_eq!(api.raw(req).await.0.as_u16(), 401);
+
+    let (s, v) = api.raw(admin("/admin/stats", Some("k3y"), None)).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["connections"], 0);
+    assert_eq!(v["node"], json!(api.engine.node()));
+
+    let (s, v) = api
+        .raw(admin(
+            "/admin/rooms/news/messages",
+            Some("k3y"),
+            Some(json!({"body":"maintenance at noon"})),
+        ))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        (
+            v["message"]["kind"].as_str(),
+            v["message"]["sender"].as_str()
+        ),
+        (Some("system"), Some("system"))
+    );
+    let (s, _) = api
+        .raw(admin(
+            &format!("/admin/rooms/{id}/messages"),
+            Some("k3y"),
+            Some(json!({"body":"by id","sender":"ops"})),
+        ))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, v) = api
+        .raw(admin(
+            "/admin/rooms/nope/messages",
+            Some("k3y"),
+            Some(json!({"body":"x"})),
+        ))
+        .await;
+    assert_eq!((s.as_u16(), v["code"].as_str()), (404, Some("not_found")));
+    let (s, _) = api
+        .raw(admin(
+            "/admin/rooms/news/messages",
+            Some("wrong"),
+            Some(json!({"body":"x"})),
+        ))
+        .await;
+    assert_eq!(s.as_u16(), 403);
+    let h = api
+        .ok(
+            Method::GET,
+            &format!("/conversations/{id}/messages"),
+            "alice",
+            None,
+        )
+        .await;
+    assert_eq!(h["messages"].as_array().expect("msgs").len(), 2);
+}

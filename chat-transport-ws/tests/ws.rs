@@ -1,0 +1,394 @@
+//! WebSocket protocol tests with a real client against a real server.
+
+mod common;
+
+use std::time::Duration;
+
+use chat_core::model::Limits;
+use chat_core::Command;
+use chat_transport_ws::Config;
+use common::*;
+use futures::SinkExt;
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+
+async fn room(c: &mut Client, name: &str) -> String {
+    let reply = c.ok(json!({"type":"create_room","name":name})).await;
+    reply["conversation"]["id"]
+        .as_str()
+        .expect("room id")
+        .to_owned()
+}
+
+#[tokio::test]
+async fn room_members_see_messages_typing_and_read_receipts() {
+    let server = Server::start().await;
+    let mut alice = server.connect("alice").await;
+    let room_id = room(&mut alice, "lobby").await;
+    // Bob joins on connect through /ws/rooms/{name}.
+    let mut bob = server.connect_path("bob", "/ws/rooms/lobby").await;
+    let joined = bob.wait_for(|f| f["id"] == "join").await;
+    assert_eq!(joined["type"], "reply", "{joined}");
+    assert_eq!(joined["reply"]["conversation"]["id"], room_id.as_str());
+    let ev = alice.event("member_joined").await;
+    assert_eq!(ev["user"], "bob");
+
+    alice
+        .ok(json!({"type":"typing","conversation":room_id,"typing":true}))
+        .await;
+    let typing = bob.event("typing").await;
+    assert_eq!(typing["user"], "alice");
+    assert_eq!(typing["typing"], true);
+
+    let sent = alice
+        .ok(json!({"type":"send","conversation":room_id,"body":"hi bob","client_id":"m-1"}))
+        .await;
+    assert_eq!(sent["type"], "sent");
+    assert_eq!(sent["message"]["seq"], 1);
+    let msg = bob.event("message").await;
+    assert_eq!(msg["message"]["body"], "hi bob");
+    assert_eq!(msg["message"]["seq"], 1);
+    assert_eq!(msg["message"]["conversation"], room_id.as_str());
+
+    let sent = bob
+        .ok(json!({"type":"send","conversation":room_id,"body":"hi alice"}))
+        .await;
+    assert_eq!(sent["message"]["seq"], 2);
+    let msg = alice.event("message").await;
+    assert_eq!(msg["message"]["sender"], "bob");
+
+    bob.ok(json!({"type":"mark_read","conversation":room_id,"seq":1}))
+        .await;
+    let receipt = alice.event("receipt").await;
+    assert_eq!(receipt["user"], "bob");
+    assert_eq!(receipt["read_seq"], 1);
+    assert_eq!(receipt["delivered_seq"], 1);
+}
+
+#[tokio::test]
+async fn room_on_connect_can_create_and_reports_a_missing_room() {
+    let server = Server::start().await;
+    let mut carol = server.connect_path("carol", "/ws/rooms/nowhere").await;
+    let f = carol.wait_for(|f| f["id"] == "join").await;
+    assert_eq!(f["type"], "error");
+    assert_eq!(f["code"], "not_found");
+    // The connection stays usable.
+    assert_eq!(carol.ok(json!({"type":"unread_total"})).await["unread"], 0);
+
+    let mut dan = server
+        .connect_path("dan", "/ws/rooms/fresh?create=true")
+        .await;
+    let f = dan.wait_for(|f| f["id"] == "join").await;
+    assert_eq!(f["reply"]["type"], "room", "{f}");
+    assert_eq!(f["reply"]["conversation"]["name"], "fresh");
+    assert_eq!(f["reply"]["joined"], true);
+}
+
+#[tokio::test]
+async fn direct_message_between_friends_goes_sent_delivered_read() {
+    let server = Server::start().await;
+    let mut alice = server.connect("alice").await;
+    let mut bob = server.connect("bob").await;
+    alice
+        .ok(json!({"type":"friend_request","user":"bob"}))
+        .await;
+    let f = bob.event("friend").await;
+    assert_eq!(f["friend"]["status"], "request_received");
+    bob.ok(json!({"type":"friend_accept","user":"alice"})).await;
+
+    let direct = alice.ok(json!({"type":"open_direct","user":"bob"})).await;
+    let conv = direct["conversation"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    bob.event("conversation_added").await;
+
+    alice
+        .ok(json!({"type":"send","conversation":conv,"body":"psst"}))
+        .await;
+    let status = |h: &Value| h["messages"][0]["status"].clone();
+    let h = alice
+        .ok(json!({"type":"history","conversation":conv}))
+        .await;
+    assert_eq!(status(&h), "sent");
+
+    let msg = bob.event("message").await;
+    let seq = msg["message"]["seq"].as_u64().expect("seq");
+    bob.ok(json!({"type":"mark_delivered","conversation":conv,"seq":seq}))
+        .await;
+    let r = alice.event("receipt").await;
+    assert_eq!(r["delivered_seq"], seq);
+    let h = alice
+        .ok(json!({"type":"history","conversation":conv}))
+        .await;
+    assert_eq!(status(&h), "delivered");
+
+    bob.ok(json!({"type":"mark_read","conversation":conv,"seq":seq}))
+        .await;
+    let r = alice.event("receipt").await;
+    assert_eq!(r["read_seq"], seq);
+    let h = alice
+        .ok(json!({"type":"history","conversation":conv}))
+        .await;
+    assert_eq!(status(&h), "read");
+}
+
+#[tokio::test]
+async fn direct_message_to_a_non_friend_is_refused() {
+    let server = Server::start().await;
+    let mut alice = server.connect("alice").await;
+    let _bob = server.connect("bob").await;
+    let code = alice.deny(json!({"type":"open_direct","user":"bob"})).await;
+    assert_eq!(code, "not_friends");
+}
+
+#[tokio::test]
+async fn resume_after_a_disconnect_delivers_exactly_what_was_missed_in_order() {
+    let server = Server::start().await;
+    let mut alice = server.connect("alice").await;
+    let room_id = room(&mut alice, "r").await;
+    let mut bob = server.connect("bob").await;
+    bob.ok(json!({"type":"join","room":room_id})).await;
+    alice
+        .ok(json!({"type":"send","conversation":room_id,"body":"before"}))
+        .await;
+    let m = bob.event("message").await;
+    assert_eq!(m["message"]["seq"], 1);
+    bob.ws.close(None).await.expect("close");
+    drop(bob);
+    server.wait_connections(1).await;
+
+    for body in ["one", "two", "three"] {
+        alice
+            .ok(json!({"type":"send","conversation":room_id,"body":body}))
+            .await;
+    }
+    let mut bob = server.connect("bob").await;
+    let reply = bob
+        .ok(json!({"type":"resume","conversations":[{"conversation":room_id,"last_seq":1}]}))
+        .await;
+    assert_eq!(reply["type"], "resumed");
+    let result = &reply["conversations"][0];
+    assert_eq!(result["outcome"], "replayed");
+    assert_eq!(result["last_seq"], 4);
+    let got: Vec<(u64, String)> = result["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .map(|m| {
+            (
+                m["seq"].as_u64().expect("seq"),
+                m["body"].as_str().expect("body").to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![(2, "one".into()), (3, "two".into()), (4, "three".into())]
+    );
+}
+
+#[tokio::test]
+async fn a_slow_consumer_is_cut_off_while_others_keep_receiving() {
+    let config = Config::default().queue_capacity(8);
+    let server = Server::with(config, Limits::default()).await;
+    let engine = server.engine.clone();
+    let room = match engine
+        .execute_as(
+            &uid("alice"),
+            Command::CreateRoom {
+                name: "busy".into(),
+                visibility: Default::default(),
+            },
+        )
+        .await
+        .expect("room")
+    {
+        chat_core::Reply::Room { conversation, .. } => conversation.id,
+        other => panic!("{other:?}"),
+    };
+    for u in ["slow", "fast"] {
+        let join = Command::Join {
+            room: room.into(),
+            create: false,
+        };
+        engine.execute_as(&uid(u), join).await.expect("join");
+    }
+    // The slow client has a tiny receive buffer and never reads.
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("rcvbuf");
+    let stream = socket.connect(server.addr).await.expect("tcp");
+    let mut req = server.url("/ws").into_client_request().expect("req");
+    req.headers_mut().insert(
+        "authorization",
+        format!("Bearer {}", token("slow")).parse().expect("header"),
+    );
+    let (slow_ws, _) =
+        tokio_tungstenite::client_async(req, tokio_tungstenite::MaybeTlsStream::Plain(stream))
+            .await
+            .expect("slow connects");
+    let mut slow = Client::new(slow_ws);
+    let mut fast = server.connect("fast").await;
+    server.wait_connections(2).await;
+
+    let body = "x".repeat(4000);
+    let sender = uid("alice");
+    let mut sent = 0u64;
+    while engine.stats().slow_consumer_disconnects == 0 {
+        assert!(sent < 5000, "the slow client was never cut off");
+        let m = engine
+            .system_message(room, &sender, &body)
+            .await
+            .expect("system message");
+        sent += 1;
+        // The fast client gets every message, in order.
+        let ev = fast.event("message").await;
+        assert_eq!(ev["message"]["seq"], m.seq);
+    }
+    // The engine cut the slow one off; the fast one keeps receiving.
+    let m = engine
+        .system_message(room, &sender, "after")
+        .await
+        .expect("system message");
+    let ev = fast.event("message").await;
+    assert_eq!(ev["message"]["seq"], m.seq);
+    assert_eq!(slow.close_code().await, Some(4008));
+}
+
+#[tokio::test]
+async fn bad_inputs_get_an_invalid_error_and_the_connection_stays_open() {
+    let server = Server::start().await;
+    let mut c = server.connect("alice").await;
+
+    c.send_text("{not json").await;
+    let f = c.next().await;
+    assert_eq!(
+        (f["type"].as_str(), f["code"].as_str()),
+        (Some("error"), Some("invalid"))
+    );
+    assert_eq!(f["id"], Value::Null);
+
+    c.send_text(r#"{"id":"u1","type":"launch_missiles"}"#).await;
+    let f = c.next().await;
+    assert_eq!(
+        (f["id"].as_str(), f["code"].as_str()),
+        (Some("u1"), Some("invalid"))
+    );
+
+    c.send_text(r#"{"id":"m1","type":"send","body":"no conversation"}"#)
+        .await;
+    let f = c.next().await;
+    assert_eq!(
+        (f["id"].as_str(), f["code"].as_str()),
+        (Some("m1"), Some("invalid"))
+    );
+
+    c.send_text(r#"{"id":7,"type":"join","room":"x","extra":true}"#)
+        .await;
+    let f = c.next().await;
+    assert_eq!(
+        (f["id"].as_i64(), f["code"].as_str()),
+        (Some(7), Some("invalid"))
+    );
+
+    c.send_text(r#"[1,2]"#).await;
+    assert_eq!(c.next().await["code"], "invalid");
+
+    c.ws.send(Message::binary(vec![1u8, 2, 3]))
+        .await
+        .expect("binary");
+    let f = c.next().await;
+    assert_eq!(
+        (f["type"].as_str(), f["code"].as_str()),
+        (Some("error"), Some("invalid"))
+    );
+
+    // Still usable; a numeric id is echoed as a number.
+    c.send_text(r#"{"id":42,"type":"unread_total"}"#).await;
+    let f = c.next().await;
+    assert_eq!(f["type"], "reply");
+    assert_eq!(f["id"], 42);
+    assert_eq!(f["reply"], json!({"type":"unread","unread":0}));
+}
+
+#[tokio::test]
+async fn an_oversized_frame_closes_with_1009() {
+    let server = Server::with(Config::default().max_message_bytes(1024), Limits::default()).await;
+    let mut c = server.connect("alice").await;
+    c.send_text(format!(
+        r#"{{"type":"create_room","name":"{}"}}"#,
+        "a".repeat(2000)
+    ))
+    .await;
+    assert_eq!(c.close_code().await, Some(1009));
+    server.wait_connections(0).await;
+}
+
+#[tokio::test]
+async fn the_core_rate_limits_and_a_flood_closes_with_4029() {
+    let limits = Limits {
+        commands_per_second: 1,
+        command_burst: 3,
+        ..Limits::default()
+    };
+    let config = Config::default().flood_limit(20, Duration::from_secs(30));
+    let server = Server::with(config, limits).await;
+    let mut c = server.connect("alice").await;
+    for _ in 0..3 {
+        c.ok(json!({"type":"unread_total"})).await;
+    }
+    assert_eq!(c.deny(json!({"type":"unread_total"})).await, "rate_limited");
+    for _ in 0..30 {
+        if c.ws
+            .send(Message::text(r#"{"type":"unread_total"}"#))
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    assert_eq!(c.close_code().await, Some(4029));
+}
+
+#[tokio::test]
+async fn an_idle_client_is_closed_with_4000() {
+    let config = Config::default().keepalive(Duration::from_secs(30), Duration::from_millis(200));
+    let server = Server::with(config, Limits::default()).await;
+    let mut c = server.connect("alice").await;
+    assert_eq!(c.close_code().await, Some(4000));
+}
+
+#[tokio::test]
+async fn the_server_pings() {
+    let config = Config::default().keepalive(Duration::from_millis(50), Duration::from_secs(30));
+    let server = Server::with(config, Limits::default()).await;
+    let mut c = server.connect("alice").await;
+    let msg = tokio::time::timeout(WAIT, futures::StreamExt::next(&mut c.ws))
+        .await
+        .expect("in time")
+        .expect("open")
+        .expect("frame");
+    assert!(matches!(msg, Message::Ping(_)), "{msg:?}");
+}
+
+#[tokio::test]
+async fn graceful_shutdown_flushes_and_closes_with_1001() {
+    let mut server = Server::start().await;
+    let mut alice = server.connect("alice").await;
+    let room_id = room(&mut alice, "bye").await;
+    let mut bob = server
+        .connect_path("bob", &format!("/ws/rooms/{room_id}"))
+        .await;
+    bob.wait_for(|f| f["id"] == "join").await;
+    alice
+        .ok(json!({"type":"send","conversation":room_id,"body":"last words"}))
+        .await;
+    server.stop().await;
+    assert_eq!(server.engine.stats().connections, 0);
+    // Bob still gets what was queued, then the close frame.
+    let m = bob.event("message").await;
+    assert_eq!(m["message"]["body"], "last words");
+    assert_eq!(bob.close_code().await, Some(1001));
+    assert_eq!(alice.close_code().await, Some(1001));
+}
