@@ -20,3 +20,5 @@ fi
 
 cargo test --workspace "$@"
 
+# The demo page in a real browser (installs chromium and the npm packages when missing).
+bash scripts/browser-test.sh

@@ -1,0 +1,45 @@
+//! Opening the configured store.
+
+use std::sync::Arc;
+
+use chat_core::memory::MemoryStore;
+use chat_core::ports::Store;
+
+use crate::cli::StoreSpec;
+
+/// Opens (and migrates) the store named by `spec`.
+///
+/// # Errors
+/// A message naming the store and what went wrong (missing directory, not a database,
+/// newer schema, refused connection, …).
+pub async fn open(spec: &StoreSpec, pg_schema: &str) -> Result<Arc<dyn Store>, String> {
+    match spec {
+        StoreSpec::Sqlite(path) => {
+            let store = chat_store_sqlite::SqliteStore::open(chat_store_sqlite::Config::path(path))
+                .await
+                .map_err(|e| format!("SQLite store at {}: {e}", path.display()))?;
+            Ok(Arc::new(store))
+        }
+        StoreSpec::Postgres(url) => {
+            let store = chat_store_postgres::PgStore::open(
+                chat_store_postgres::PgConfig::new(url.clone()).schema(pg_schema),
+            )
+            .await
+            .map_err(|e| format!("PostgreSQL store: {e}"))?;
+            Ok(Arc::new(store))
+        }
+        StoreSpec::Memory => Ok(Arc::new(MemoryStore::new())),
+    }
+}
+
+/// Where the store lives, for logs (never prints a password).
+pub fn describe(spec: &StoreSpec) -> String {
+    match spec {
+        StoreSpec::Sqlite(p) => format!("sqlite:{}", p.display()),
+        StoreSpec::Postgres(url) => match url.split_once('@') {
+            Some((_, host)) => format!("postgres://…@{host}"),
+            None => url.clone(),
+        },
+        StoreSpec::Memory => "memory (nothing survives a restart)".into(),
+    }
+}
