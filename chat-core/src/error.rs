@@ -93,15 +93,8 @@ pub enum Error {
     #[error("invalid: {0}")]
     Invalid(String),
     /// See [`ErrorCode::TooLarge`].
-    #[error("too large: {what} is {size} bytes, the maximum is {max}")]
-    TooLarge {
-        /// What was too large.
-        what: &'static str,
-        /// Its size in bytes.
-        size: usize,
-        /// The configured maximum.
-        max: usize,
-    },
+    #[error("too large: {0}")]
+    TooLarge(String),
     /// See [`ErrorCode::Conflict`].
     #[error("conflict: {0}")]
     Conflict(String),
@@ -127,7 +120,7 @@ impl Error {
             Error::Forbidden(_) => ErrorCode::Forbidden,
             Error::NotFriends(_) => ErrorCode::NotFriends,
             Error::Invalid(_) => ErrorCode::Invalid,
-            Error::TooLarge { .. } => ErrorCode::TooLarge,
+            Error::TooLarge(_) => ErrorCode::TooLarge,
             Error::Conflict(_) => ErrorCode::Conflict,
             Error::RateLimited(_) => ErrorCode::RateLimited,
             Error::Unavailable(_) => ErrorCode::Unavailable,
@@ -144,17 +137,18 @@ impl Error {
             ErrorCode::Forbidden => Error::Forbidden(m),
             ErrorCode::NotFriends => Error::NotFriends(m),
             ErrorCode::Invalid => Error::Invalid(m),
-            ErrorCode::TooLarge => Error::TooLarge {
-                what: "input",
-                size: 0,
-                max: 0,
-            },
+            ErrorCode::TooLarge => Error::TooLarge(m),
             ErrorCode::Conflict => Error::Conflict(m),
             ErrorCode::RateLimited => Error::RateLimited(m),
             ErrorCode::Unavailable => Error::Unavailable(m),
             ErrorCode::Unauthenticated => Error::Unauthenticated(m),
             ErrorCode::Internal => Error::Internal(m),
         }
+    }
+
+    /// A `too_large` error naming what was too large, its size and the maximum.
+    pub fn too_large(what: &str, size: usize, max: usize) -> Self {
+        Error::TooLarge(format!("{what} is {size} bytes, the maximum is {max}"))
     }
 
     /// Shorthand for a `not_found` error.

@@ -473,13 +473,13 @@ async fn a_block_stops_direct_messages_and_requests() {
         "only bob can unblock"
     );
     bob.assert_quiet();
-    let friends = match bob.run(Command::ListFriends).await {
+    let friends = match bob.run(Command::ListFriends {}).await {
         Reply::Friends { friends } => friends,
         other => panic!("{other:?}"),
     };
     assert_eq!(friends.len(), 1);
     assert_eq!(friends[0].status, FriendStatus::Blocked);
-    match alice.run(Command::ListFriends).await {
+    match alice.run(Command::ListFriends {}).await {
         Reply::Friends { friends } => {
             assert!(friends.is_empty(), "alice is not told she is blocked")
         }
@@ -915,7 +915,7 @@ async fn unread_counts_exclude_own_and_deleted_messages() {
         seq: doomed.seq,
     })
     .await;
-    match alice.run(Command::UnreadTotal).await {
+    match alice.run(Command::UnreadTotal {}).await {
         Reply::Unread { unread } => assert_eq!(unread, 2),
         other => panic!("{other:?}"),
     }
@@ -938,7 +938,7 @@ async fn unread_counts_exclude_own_and_deleted_messages() {
             seq: 3,
         })
         .await;
-    match alice.run(Command::UnreadTotal).await {
+    match alice.run(Command::UnreadTotal {}).await {
         Reply::Unread { unread } => assert_eq!(unread, 1),
         other => panic!("{other:?}"),
     }
@@ -1010,7 +1010,7 @@ async fn presence_follows_the_last_connection_and_reaches_friends_and_co_members
     alice.events();
     bob.events();
 
-    match bob.run(Command::OnlineFriends).await {
+    match bob.run(Command::OnlineFriends {}).await {
         Reply::Online { users } => assert_eq!(users, vec![uid("alice")]),
         other => panic!("{other:?}"),
     }
@@ -1042,7 +1042,7 @@ async fn presence_follows_the_last_connection_and_reaches_friends_and_co_members
         profile.last_seen,
         Some(chat_core::ports::Clock::now(&*w.clock))
     );
-    match bob.run(Command::OnlineFriends).await {
+    match bob.run(Command::OnlineFriends {}).await {
         Reply::Online { users } => assert!(users.is_empty()),
         other => panic!("{other:?}"),
     }
@@ -1359,7 +1359,7 @@ async fn two_nodes_share_a_store_and_a_bus() {
     assert_eq!(alice.events(), vec![Event::Message { message: r }]);
     // A friendship and its presence across nodes.
     w.befriend(&mut alice, &mut bob).await;
-    match bob.run(Command::OnlineFriends).await {
+    match bob.run(Command::OnlineFriends {}).await {
         Reply::Online { users } => assert_eq!(users, vec![uid("alice")]),
         other => panic!("{other:?}"),
     }
@@ -1387,17 +1387,17 @@ async fn commands_are_rate_limited_per_session() {
     .await;
     let alice = w.connect("alice").await;
     let other = w.connect("alice").await;
-    alice.run(Command::UnreadTotal).await;
-    alice.run(Command::UnreadTotal).await;
+    alice.run(Command::UnreadTotal {}).await;
+    alice.run(Command::UnreadTotal {}).await;
     assert_eq!(
-        alice.deny(Command::UnreadTotal).await,
+        alice.deny(Command::UnreadTotal {}).await,
         ErrorCode::RateLimited
     );
-    other.run(Command::UnreadTotal).await;
+    other.run(Command::UnreadTotal {}).await;
     w.advance(1000);
-    alice.run(Command::UnreadTotal).await;
+    alice.run(Command::UnreadTotal {}).await;
     assert_eq!(
-        alice.deny(Command::UnreadTotal).await,
+        alice.deny(Command::UnreadTotal {}).await,
         ErrorCode::RateLimited
     );
 }

@@ -11,7 +11,7 @@ fn commands_parse_from_tagged_json_and_reject_unknown_fields() {
     .expect("send");
     assert!(matches!(c, Command::Send { ref body, client_id: None, .. } if body == "hi"));
     let c: Command = serde_json::from_str(r#"{"type":"unread_total"}"#).expect("unit variant");
-    assert_eq!(c, Command::UnreadTotal);
+    assert_eq!(c, Command::UnreadTotal {});
     let c: Command =
         serde_json::from_str(r#"{"type":"join","room":"general"}"#).expect("join by name");
     assert_eq!(

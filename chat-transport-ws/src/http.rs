@@ -243,7 +243,7 @@ async fn members(
 }
 
 async fn unread(State(s): State<ChatState>, caller: Caller) -> ApiResult {
-    run(&s, &caller, Command::UnreadTotal).await
+    run(&s, &caller, Command::UnreadTotal {}).await
 }
 
 #[derive(Deserialize)]
@@ -308,11 +308,11 @@ async fn invite(
 }
 
 async fn list_friends(State(s): State<ChatState>, caller: Caller) -> ApiResult {
-    run(&s, &caller, Command::ListFriends).await
+    run(&s, &caller, Command::ListFriends {}).await
 }
 
 async fn online_friends(State(s): State<ChatState>, caller: Caller) -> ApiResult {
-    run(&s, &caller, Command::OnlineFriends).await
+    run(&s, &caller, Command::OnlineFriends {}).await
 }
 
 async fn friend_remove(

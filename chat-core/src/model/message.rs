@@ -129,20 +129,21 @@ pub fn validate_client_id(id: &str) -> Result<()> {
     Ok(())
 }
 
-/// Checks a message body: not blank, at most `max_bytes`.
+/// Checks a message body: not blank, no NUL character, at most `max_bytes`.
 ///
 /// # Errors
-/// `too_large` over the limit, `invalid` when empty or only white space.
+/// `too_large` over the limit, `invalid` when empty, only white space, or holding NUL.
 pub fn validate_body(body: &str, max_bytes: usize) -> Result<()> {
     if body.len() > max_bytes {
-        return Err(Error::TooLarge {
-            what: "message body",
-            size: body.len(),
-            max: max_bytes,
-        });
+        return Err(Error::too_large("the message body", body.len(), max_bytes));
     }
     if body.trim().is_empty() {
         return Err(Error::Invalid("a message body must not be empty".into()));
+    }
+    if body.contains('\0') {
+        return Err(Error::Invalid(
+            "a message body must not contain NUL characters".into(),
+        ));
     }
     Ok(())
 }

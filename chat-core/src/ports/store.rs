@@ -104,13 +104,15 @@ pub trait Store: Send + Sync + 'static {
         max_members: u32,
     ) -> Result<(Member, bool)>;
 
-    /// Removes a member; true when they were one.
+    /// Removes a member; true when they were one. `not_found` when the conversation does
+    /// not exist.
     async fn remove_member(&self, conversation: ConversationId, user: &UserId) -> Result<bool>;
 
     /// One membership.
     async fn member(&self, conversation: ConversationId, user: &UserId) -> Result<Option<Member>>;
 
-    /// Members ordered by user id, after `after` (exclusive), at most `limit`.
+    /// Members ordered by user id (byte order), after `after` (exclusive), at most
+    /// `limit`. `not_found` when the conversation does not exist.
     async fn members(
         &self,
         conversation: ConversationId,
@@ -132,7 +134,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Appends a message, assigning the next `seq` in the same transaction. When the
     /// message has a client id and (sender, client id) exists, returns the original with
-    /// `duplicate: true` and writes nothing. Resolves only after the commit is durable.
+    /// `duplicate: true` and writes nothing — wherever the original is, even in another
+    /// conversation: the key is (sender, client id), so a client never has to remember
+    /// where a retried send went. Resolves only after the commit is durable.
     /// `not_found` when the conversation does not exist.
     async fn append(&self, message: NewMessage) -> Result<Appended>;
 

@@ -154,9 +154,9 @@ pub enum Command {
         limit: Option<u32>,
     },
     /// My unread count over all conversations.
-    UnreadTotal,
+    UnreadTotal {},
     /// Which of my friends are online.
-    OnlineFriends,
+    OnlineFriends {},
     /// Ask a user to be friends.
     FriendRequest {
         /// Whom.
@@ -193,7 +193,7 @@ pub enum Command {
         user: UserId,
     },
     /// My friends, requests and blocks.
-    ListFriends,
+    ListFriends {},
     /// After a reconnect: per conversation, the highest seq up to which I hold every
     /// message. The reply holds what I missed, or says I am too far behind.
     Resume {
@@ -220,8 +220,8 @@ impl Command {
             Command::Typing { .. } => "typing",
             Command::ListConversations { .. } => "list_conversations",
             Command::Members { .. } => "members",
-            Command::UnreadTotal => "unread_total",
-            Command::OnlineFriends => "online_friends",
+            Command::UnreadTotal {} => "unread_total",
+            Command::OnlineFriends {} => "online_friends",
             Command::FriendRequest { .. } => "friend_request",
             Command::FriendAccept { .. } => "friend_accept",
             Command::FriendDecline { .. } => "friend_decline",
@@ -229,7 +229,7 @@ impl Command {
             Command::FriendRemove { .. } => "friend_remove",
             Command::Block { .. } => "block",
             Command::Unblock { .. } => "unblock",
-            Command::ListFriends => "list_friends",
+            Command::ListFriends {} => "list_friends",
             Command::Resume { .. } => "resume",
         }
     }
@@ -459,8 +459,8 @@ pub(crate) async fn run(ctx: &Ctx<'_>, command: Command) -> Result<Reply> {
             after,
             limit,
         } => members::run(ctx, conversation, after, limit).await,
-        Command::UnreadTotal => unread::run(ctx).await,
-        Command::OnlineFriends => online_friends::run(ctx).await,
+        Command::UnreadTotal {} => unread::run(ctx).await,
+        Command::OnlineFriends {} => online_friends::run(ctx).await,
         Command::FriendRequest { user } => friend::run(ctx, user, FriendAction::Request).await,
         Command::FriendAccept { user } => friend::run(ctx, user, FriendAction::Accept).await,
         Command::FriendDecline { user } => friend::run(ctx, user, FriendAction::Decline).await,
@@ -468,7 +468,7 @@ pub(crate) async fn run(ctx: &Ctx<'_>, command: Command) -> Result<Reply> {
         Command::FriendRemove { user } => friend::run(ctx, user, FriendAction::Remove).await,
         Command::Block { user } => friend::run(ctx, user, FriendAction::Block).await,
         Command::Unblock { user } => friend::run(ctx, user, FriendAction::Unblock).await,
-        Command::ListFriends => friends::run(ctx).await,
+        Command::ListFriends {} => friends::run(ctx).await,
         Command::Resume { conversations } => resume::run(ctx, conversations).await,
     }
 }
