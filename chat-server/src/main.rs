@@ -150,9 +150,11 @@ impl Keys {
                 secret.into_bytes()
             }
             (None, false) if serving => {
-                return Err("no JWT secret: set --jwt-secret (or CHAT_JWT_SECRET, at least 32 bytes) \
+                return Err(
+                    "no JWT secret: set --jwt-secret (or CHAT_JWT_SECRET, at least 32 bytes) \
                      or --jwt-public-key, or run with --dev for a local trial"
-                    .into())
+                        .into(),
+                )
             }
             (None, _) => {
                 return Err("a token is signed with the server's key: set --jwt-secret \

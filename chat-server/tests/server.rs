@@ -32,7 +32,10 @@ fn run(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
 fn refuses_to_serve_without_a_secret_and_says_why() {
     let (ok, _, err) = run(&["--store", "memory"], &[]);
     assert!(!ok);
-    assert!(err.contains("no JWT secret") && err.contains("--dev"), "{err}");
+    assert!(
+        err.contains("no JWT secret") && err.contains("--dev"),
+        "{err}"
+    );
     let (ok, _, err) = run(&["--store", "memory", "--jwt-secret", "short"], &[]);
     assert!(!ok);
     assert!(err.contains("at least 32"), "{err}");
@@ -46,12 +49,31 @@ fn help_documents_every_option() {
     let (ok, out, _) = run(&["--help"], &[]);
     assert!(ok);
     for option in [
-        "--listen", "--store", "--pg-schema", "--jwt-secret", "--jwt-public-key", "--jwt-private-key",
-        "--cookie-name", "--internal-api-key", "--max-body-bytes", "--max-history-page",
-        "--outbound-queue", "--commands-per-second", "--log", "--log-format", "--shutdown-timeout", "--dev",
+        "--listen",
+        "--store",
+        "--pg-schema",
+        "--jwt-secret",
+        "--jwt-public-key",
+        "--jwt-private-key",
+        "--cookie-name",
+        "--internal-api-key",
+        "--max-body-bytes",
+        "--max-history-page",
+        "--outbound-queue",
+        "--commands-per-second",
+        "--log",
+        "--log-format",
+        "--shutdown-timeout",
+        "--dev",
     ] {
         assert!(out.contains(option), "--help lacks {option}");
-        let var = format!("CHAT_{}", option.trim_start_matches("--").replace('-', "_").to_uppercase());
+        let var = format!(
+            "CHAT_{}",
+            option
+                .trim_start_matches("--")
+                .replace('-', "_")
+                .to_uppercase()
+        );
         assert!(out.contains(&var), "--help lacks the variable {var}");
     }
     for command in ["serve", "token", "migrate"] {
@@ -63,10 +85,16 @@ fn help_documents_every_option() {
 fn token_needs_the_servers_key() {
     let (ok, _, err) = run(&["token", "--user", "alice"], &[]);
     assert!(!ok && err.contains("signed with the server's key"), "{err}");
-    let (ok, out, _) = run(&["token", "--user", "alice", "--ttl", "5m"], &[("CHAT_JWT_SECRET", SECRET)]);
+    let (ok, out, _) = run(
+        &["token", "--user", "alice", "--ttl", "5m"],
+        &[("CHAT_JWT_SECRET", SECRET)],
+    );
     assert!(ok);
     assert_eq!(out.trim().split('.').count(), 3, "a JWT: {out}");
-    let (ok, _, err) = run(&["token", "--user", " bad "], &[("CHAT_JWT_SECRET", SECRET)]);
+    let (ok, _, err) = run(
+        &["token", "--user", " bad "],
+        &[("CHAT_JWT_SECRET", SECRET)],
+    );
     assert!(!ok && err.contains("user id"), "{err}");
 }
 
@@ -79,7 +107,14 @@ struct Server {
 impl Server {
     fn start(db: &std::path::Path) -> Server {
         let mut child = Command::new(BIN)
-            .args(["--listen", "127.0.0.1:0", "--log-format", "json", "--shutdown-timeout", "5s"])
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--log-format",
+                "json",
+                "--shutdown-timeout",
+                "5s",
+            ])
             .arg("--store")
             .arg(format!("sqlite:{}", db.display()))
             .env_clear()
@@ -97,8 +132,13 @@ impl Server {
             }
         });
         let addr = loop {
-            let line = lines.recv_timeout(Duration::from_secs(20)).expect("the server logs its address");
-            if let Some(a) = serde_json::from_str::<Value>(&line).ok().and_then(|v| v["fields"]["address"].as_str().map(str::to_owned)) {
+            let line = lines
+                .recv_timeout(Duration::from_secs(20))
+                .expect("the server logs its address");
+            if let Some(a) = serde_json::from_str::<Value>(&line)
+                .ok()
+                .and_then(|v| v["fields"]["address"].as_str().map(str::to_owned))
+            {
                 break a;
             }
         };
@@ -113,14 +153,21 @@ impl Server {
 
     fn get(&self, path: &str) -> String {
         let mut s = TcpStream::connect(&self.addr).expect("connect");
-        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").expect("write");
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .expect("write");
         let mut body = String::new();
         s.read_to_string(&mut body).expect("read");
         body
     }
 
     fn terminate(mut self) -> Vec<String> {
-        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().expect("kill");
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill");
         assert!(status.success());
         let exit = self.child.wait().expect("wait");
         assert!(exit.success(), "a graceful shutdown exits 0, got {exit}");
@@ -128,11 +175,16 @@ impl Server {
     }
 }
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn next_json(ws: &mut Ws) -> Value {
     loop {
-        let msg = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.expect("a frame in time").expect("open").expect("frame");
+        let msg = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("a frame in time")
+            .expect("open")
+            .expect("frame");
         if let Message::Text(t) = msg {
             return serde_json::from_str(&t).expect("json");
         }
@@ -142,7 +194,9 @@ async fn next_json(ws: &mut Ws) -> Value {
 async fn call(ws: &mut Ws, id: &str, cmd: Value) -> Value {
     let mut frame = cmd;
     frame["id"] = json!(id);
-    ws.send(Message::text(frame.to_string())).await.expect("send");
+    ws.send(Message::text(frame.to_string()))
+        .await
+        .expect("send");
     loop {
         let v = next_json(ws).await;
         if v["id"] == id {
@@ -158,21 +212,45 @@ async fn a_graceful_shutdown_loses_no_acknowledged_message() {
     let db = dir.path().join("chat.db");
     let server = Server::start(&db);
     let url = format!("ws://{}/ws?token={}", server.addr, Server::token("alice"));
-    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.expect("connect");
+    let (mut ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("connect");
     assert_eq!(next_json(&mut ws).await["type"], "hello");
-    let room = call(&mut ws, "1", json!({"type": "create_room", "name": "durable"})).await;
+    let room = call(
+        &mut ws,
+        "1",
+        json!({"type": "create_room", "name": "durable"}),
+    )
+    .await;
     let conv = room["conversation"]["id"].as_str().expect("id").to_owned();
-    let sent = call(&mut ws, "2", json!({"type": "send", "conversation": conv, "body": "keep me", "client_id": "k1"})).await;
+    let sent = call(
+        &mut ws,
+        "2",
+        json!({"type": "send", "conversation": conv, "body": "keep me", "client_id": "k1"}),
+    )
+    .await;
     assert_eq!(sent["message"]["seq"], 1);
 
     let metrics = server.get("/metrics");
     assert!(metrics.contains("chat_messages_sent_total 1"), "{metrics}");
     assert!(metrics.contains("chat_connections 1"), "{metrics}");
-    assert!(metrics.contains("chat_store_append_seconds_count 1"), "{metrics}");
+    assert!(
+        metrics.contains("chat_store_append_seconds_count 1"),
+        "{metrics}"
+    );
     let page = server.get("/");
-    assert!(page.starts_with("HTTP/1.1 200") && page.contains("<title>Chat</title>"), "the demo page is served");
-    assert!(server.get("/config.json").contains(r#"{"dev":false}"#), "dev is off unless asked for");
-    assert!(server.get("/api/v1/unread").starts_with("HTTP/1.1 401"), "no token, no access");
+    assert!(
+        page.starts_with("HTTP/1.1 200") && page.contains("<title>Chat</title>"),
+        "the demo page is served"
+    );
+    assert!(
+        server.get("/config.json").contains(r#"{"dev":false}"#),
+        "dev is off unless asked for"
+    );
+    assert!(
+        server.get("/api/v1/unread").starts_with("HTTP/1.1 401"),
+        "no token, no access"
+    );
 
     let logs = server.terminate();
     assert!(logs.iter().any(|l| l.contains("stopped")), "{logs:?}");
@@ -187,15 +265,38 @@ async fn a_graceful_shutdown_loses_no_acknowledged_message() {
     })
     .await
     .expect("closed in time");
-    assert_eq!(close, Some(1001), "clients are told the server is going away");
+    assert_eq!(
+        close,
+        Some(1001),
+        "clients are told the server is going away"
+    );
 
     let again = Server::start(&db);
     let url = format!("ws://{}/ws?token={}", again.addr, Server::token("alice"));
-    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.expect("reconnect");
+    let (mut ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("reconnect");
     next_json(&mut ws).await;
-    let history = call(&mut ws, "3", json!({"type": "history", "conversation": conv})).await;
-    assert_eq!(history["messages"][0]["body"], "keep me", "the acknowledged message survived: {history}");
-    let retry = call(&mut ws, "4", json!({"type": "send", "conversation": conv, "body": "keep me", "client_id": "k1"})).await;
-    assert_eq!((retry["duplicate"].clone(), retry["message"]["seq"].clone()), (json!(true), json!(1)), "a retry after the restart is not a second message");
+    let history = call(
+        &mut ws,
+        "3",
+        json!({"type": "history", "conversation": conv}),
+    )
+    .await;
+    assert_eq!(
+        history["messages"][0]["body"], "keep me",
+        "the acknowledged message survived: {history}"
+    );
+    let retry = call(
+        &mut ws,
+        "4",
+        json!({"type": "send", "conversation": conv, "body": "keep me", "client_id": "k1"}),
+    )
+    .await;
+    assert_eq!(
+        (retry["duplicate"].clone(), retry["message"]["seq"].clone()),
+        (json!(true), json!(1)),
+        "a retry after the restart is not a second message"
+    );
     again.terminate();
 }
