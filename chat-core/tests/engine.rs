@@ -868,7 +868,7 @@ async fn bad_input_gets_typed_errors_and_changes_nothing() {
 }
 
 #[tokio::test]
-async fn a_retried_send_is_stored_and_delivered_once() {
+async fn a_retried_send_is_stored_once_and_fanned_out_again() {
     let w = World::new().await;
     let alice = w.connect("alice").await;
     let mut bob = w.connect("bob").await;
@@ -889,12 +889,35 @@ async fn a_retried_send_is_stored_and_delivered_once() {
     };
     assert_eq!((dup1, dup2), (false, true));
     assert_eq!(again, first);
-    assert_eq!(
-        bob.events(),
-        vec![Event::Message { message: first }],
-        "delivered once"
-    );
+    // Stored once; the retry is fanned out again (its first fan-out may have been lost
+    // with the ack), and clients de-duplicate by seq.
+    let again = Event::Message {
+        message: first.clone(),
+    };
+    assert_eq!(bob.events(), vec![again.clone(), again]);
     assert_eq!(w.engine.stats().messages_sent, 1);
+    let stored = w
+        .store
+        .conversation(room.id)
+        .await
+        .expect("store")
+        .expect("room");
+    assert_eq!(stored.last_seq, 1, "stored once");
+    // The same client id aimed at another conversation is a conflict, not a silent success.
+    let other = alice.create_room("other", false).await;
+    let reuse = Command::Send {
+        conversation: other.id,
+        body: "once".into(),
+        client_id: Some("c-42".into()),
+    };
+    assert_eq!(alice.deny(reuse).await, ErrorCode::Conflict);
+    let other = w
+        .store
+        .conversation(other.id)
+        .await
+        .expect("store")
+        .expect("room");
+    assert_eq!(other.last_seq, 0);
 }
 
 #[tokio::test]
@@ -1533,4 +1556,127 @@ async fn http_style_commands_run_without_a_connection() {
         denied.map_err(|e| e.code()).err(),
         Some(ErrorCode::Forbidden)
     );
+}
+
+#[tokio::test]
+async fn sessions_opened_after_shutdown_are_refused() {
+    let w = World::new().await;
+    w.engine.shutdown().await;
+    let (t, _conn) = MemoryTransport::new(8);
+    let refused = w.engine.open_session(Identity::new(uid("late")), t).await;
+    assert_eq!(
+        refused.map(|_| ()).map_err(|e| e.code()),
+        Err(ErrorCode::Unavailable)
+    );
+    assert_eq!(w.engine.stats().connections, 0);
+}
+
+/// A bus that yields to the scheduler around every call, as a networked bus would, so
+/// that a disconnect and a reconnect of one user really interleave.
+struct YieldingBus(chat_core::memory::MemoryBus);
+
+#[async_trait::async_trait]
+impl chat_core::ports::Bus for YieldingBus {
+    async fn attach(
+        &self,
+        node: chat_core::NodeId,
+        sink: Arc<dyn chat_core::ports::BusSink>,
+    ) -> Result<()> {
+        self.0.attach(node, sink).await
+    }
+    async fn detach(&self, node: chat_core::NodeId) -> Result<()> {
+        self.0.detach(node).await
+    }
+    async fn subscribe(
+        &self,
+        node: chat_core::NodeId,
+        topic: chat_core::ports::Topic,
+    ) -> Result<()> {
+        tokio::task::yield_now().await;
+        let r = self.0.subscribe(node, topic).await;
+        tokio::task::yield_now().await;
+        r
+    }
+    async fn unsubscribe(
+        &self,
+        node: chat_core::NodeId,
+        topic: chat_core::ports::Topic,
+    ) -> Result<()> {
+        tokio::task::yield_now().await;
+        let r = self.0.unsubscribe(node, topic).await;
+        tokio::task::yield_now().await;
+        r
+    }
+    async fn publish(
+        &self,
+        origin: chat_core::NodeId,
+        d: Arc<chat_core::engine::Delivery>,
+    ) -> Result<()> {
+        self.0.publish(origin, d).await
+    }
+    async fn renew_presence(
+        &self,
+        node: chat_core::NodeId,
+        users: &[chat_core::UserId],
+        ttl: std::time::Duration,
+    ) -> Result<()> {
+        tokio::task::yield_now().await;
+        self.0.renew_presence(node, users, ttl).await
+    }
+    async fn drop_presence(&self, node: chat_core::NodeId, user: &chat_core::UserId) -> Result<()> {
+        tokio::task::yield_now().await;
+        self.0.drop_presence(node, user).await
+    }
+    async fn online(&self, users: &[chat_core::UserId]) -> Result<Vec<chat_core::UserId>> {
+        tokio::task::yield_now().await;
+        self.0.online(users).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconnect_racing_the_disconnect_leaves_the_user_online_and_reachable() {
+    let w = World::new().await;
+    let bus = Arc::new(YieldingBus(chat_core::memory::MemoryBus::new(
+        w.clock.clone(),
+    )));
+    let node = |bus: Arc<YieldingBus>| {
+        chat_core::Engine::builder(w.store.clone())
+            .bus(bus)
+            .clock(w.clock.clone())
+            .maintenance(None)
+            .build()
+    };
+    let node1 = node(bus.clone()).await.expect("node 1");
+    let node2 = node(bus.clone()).await.expect("node 2");
+    let mut alice = w.connect_to(&node1, "alice", 256).await;
+    let mut bob = w.connect_to(&node2, "bob", 256).await;
+    w.befriend(&mut alice, &mut bob).await;
+    for round in 0..50 {
+        w.advance(1000); // keep bob under the command rate limit
+        let (t, conn) = MemoryTransport::new(256);
+        let engine = node1.clone();
+        let (_, reopened) = tokio::join!(
+            alice.session.close(),
+            engine.open_session(Identity::new(uid("alice")), t)
+        );
+        alice = common::Client {
+            session: reopened.expect("reopen"),
+            conn,
+        };
+        let online = chat_core::ports::Bus::online(&*bus, &[uid("alice")])
+            .await
+            .expect("bus");
+        assert_eq!(online, vec![uid("alice")], "round {round}: alice is online");
+        // A user-topic event from the other node still reaches the new session.
+        bob.run(Command::FriendRemove { user: uid("alice") }).await;
+        bob.run(Command::FriendRequest { user: uid("alice") }).await;
+        let got = alice.events();
+        assert!(
+            got.iter().any(|e| matches!(e, Event::Friend { friend } if friend.status == FriendStatus::RequestReceived)),
+            "round {round}: {got:?}"
+        );
+        alice.run(Command::FriendAccept { user: uid("bob") }).await;
+        alice.events();
+        bob.events();
+    }
 }

@@ -182,6 +182,11 @@ impl EngineBuilder {
             conv_subs: DashMap::new(),
             typing: Mutex::new(TypingLeases::new(typing_ttl)),
             counters: Counters::default(),
+            bus_topics: tokio::sync::Mutex::new(HashSet::from([Topic::Broadcast])),
+            presence_locks: (0..PRESENCE_LOCKS)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
+            shutting_down: std::sync::atomic::AtomicBool::new(false),
         });
         bus.attach(node, Arc::new(BusReceiver(Arc::downgrade(&inner))))
             .await?;
@@ -232,7 +237,14 @@ pub(crate) struct Inner {
     pub(crate) conv_subs: DashMap<ConversationId, Vec<Arc<SessionEntry>>>,
     pub(crate) typing: Mutex<TypingLeases>,
     pub(crate) counters: Counters,
+    /// Topics this node is subscribed to on the bus; held while changing them.
+    bus_topics: tokio::sync::Mutex<HashSet<Topic>>,
+    /// Striped locks that order a user's online/offline transitions on this node.
+    presence_locks: Vec<tokio::sync::Mutex<()>>,
+    shutting_down: std::sync::atomic::AtomicBool,
 }
+
+const PRESENCE_LOCKS: usize = 64;
 
 /// One open session, as the fan-out sees it.
 pub(crate) struct SessionEntry {
@@ -295,13 +307,15 @@ impl Engine {
         transport: Arc<dyn Transport>,
     ) -> Result<Session> {
         let inner = &self.inner;
+        if inner.shutting_down.load(Ordering::Acquire) {
+            return Err(Error::Unavailable("the engine is shutting down".into()));
+        }
         if identity.display_name.is_some() {
             inner
                 .store
                 .upsert_user(&identity.user, identity.display_name.as_deref())
                 .await?;
         }
-        let conversations = inner.store.conversations_of(&identity.user).await?;
         let entry = Arc::new(SessionEntry {
             id: SessionId(inner.next_session.fetch_add(1, Ordering::Relaxed)),
             user: identity.user.clone(),
@@ -309,47 +323,30 @@ impl Engine {
             detached: std::sync::atomic::AtomicBool::new(false),
             closed: std::sync::atomic::AtomicBool::new(false),
         });
-        let first_here = {
+        // Register first, then load: a join that lands meanwhile finds the user here and
+        // subscribes this session too.
+        {
             let state = inner.users.entry(identity.user.clone()).or_default();
-            let mut st = state.lock();
-            st.sessions.push(entry.clone());
-            st.sessions.len() == 1
+            state.lock().sessions.push(entry.clone());
+        }
+        let conversations = match inner.store.conversations_of(&identity.user).await {
+            Ok(c) => c,
+            Err(e) => {
+                inner.detach_session(&entry).await;
+                return Err(e);
+            }
         };
-        let new_topics = inner.attach_session(&entry, conversations);
-        if first_here {
-            inner
-                .bus_subscribe(Topic::User(identity.user.clone()))
-                .await;
-            let was_online = !inner
-                .bus
-                .online(std::slice::from_ref(&identity.user))
-                .await
-                .unwrap_or_default()
-                .is_empty();
-            if let Err(e) = inner
-                .bus
-                .renew_presence(
-                    inner.node,
-                    std::slice::from_ref(&identity.user),
-                    inner.presence_ttl,
-                )
-                .await
-            {
-                inner.bus_error(&e);
-            }
-            if !was_online {
-                inner
-                    .announce_presence(Presence {
-                        user: identity.user.clone(),
-                        online: true,
-                        last_seen: None,
-                    })
-                    .await;
-            }
+        let mut topics = inner.attach_session(&entry, conversations);
+        topics.push(Topic::User(identity.user.clone()));
+        inner.reconcile(topics).await;
+        if inner.shutting_down.load(Ordering::Acquire) {
+            // Shutdown began while this session opened and did not see it.
+            entry.closed.store(true, Ordering::Release);
+            entry.transport.close(CloseReason::Shutdown);
+            inner.detach_session(&entry).await;
+            return Err(Error::Unavailable("the engine is shutting down".into()));
         }
-        for topic in new_topics {
-            inner.bus_subscribe(topic).await;
-        }
+        inner.came_online(&identity.user).await;
         Ok(Session::new(self.clone(), entry, identity))
     }
 
@@ -498,8 +495,10 @@ impl Engine {
     }
 
     /// Closes every session with [`CloseReason::Shutdown`] (their queued frames stay
-    /// queued for the transports to flush) and leaves the bus.
+    /// queued for the transports to flush) and leaves the bus. Sessions opened from now
+    /// on are refused with `unavailable`.
     pub async fn shutdown(&self) {
+        self.inner.shutting_down.store(true, Ordering::Release);
         let sessions: Vec<Arc<SessionEntry>> = self
             .inner
             .users
@@ -531,18 +530,6 @@ impl Inner {
         tracing::warn!(error = %e, "bus");
     }
 
-    pub(crate) async fn bus_subscribe(&self, topic: Topic) {
-        if let Err(e) = self.bus.subscribe(self.node, topic).await {
-            self.bus_error(&e);
-        }
-    }
-
-    pub(crate) async fn bus_unsubscribe(&self, topic: Topic) {
-        if let Err(e) = self.bus.unsubscribe(self.node, topic).await {
-            self.bus_error(&e);
-        }
-    }
-
     /// Delivers to this node's sessions, then publishes to the other nodes.
     pub(crate) async fn publish(&self, delivery: Delivery) {
         let delivery = Arc::new(delivery);
@@ -554,37 +541,100 @@ impl Inner {
 
     /// A delivery from another node: keep local subscriptions in step with membership
     /// changes, then deliver.
-    fn apply_remote(&self, delivery: &Delivery) {
+    fn apply_remote(self: &Arc<Self>, delivery: &Delivery) {
         match (&delivery.audience, &delivery.event) {
             (Audience::User { user }, Event::ConversationAdded { conversation }) => {
-                for topic in self.subscribe_user_sync(user, conversation.id) {
-                    self.spawn_bus(topic, true);
-                }
+                let topics = self.subscribe_user_sync(user, conversation.id);
+                self.spawn_reconcile(topics);
             }
             (Audience::User { user }, Event::ConversationRemoved { conversation }) => {
-                for topic in self.unsubscribe_user_sync(user, *conversation) {
-                    self.spawn_bus(topic, false);
-                }
+                let topics = self.unsubscribe_user_sync(user, *conversation);
+                self.spawn_reconcile(topics);
             }
             _ => {}
         }
         self.deliver_local(delivery);
     }
 
-    fn spawn_bus(&self, topic: Topic, subscribe: bool) {
-        let bus = self.bus.clone();
-        let node = self.node;
+    fn spawn_reconcile(self: &Arc<Self>, topics: Vec<Topic>) {
+        if topics.is_empty() {
+            return;
+        }
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            handle.spawn(async move {
-                let r = if subscribe {
-                    bus.subscribe(node, topic).await
-                } else {
-                    bus.unsubscribe(node, topic).await
-                };
-                if let Err(e) = r {
-                    tracing::warn!(error = %e, "bus subscription");
+            let inner = self.clone();
+            handle.spawn(async move { inner.reconcile(topics).await });
+        }
+    }
+
+    /// Brings this node's bus subscriptions for `topics` in line with its live sessions.
+    ///
+    /// Every change of subscription goes through here, one at a time, and decides from
+    /// the state at that moment, so a subscribe and an unsubscribe racing for the same
+    /// topic cannot land in the wrong order.
+    pub(crate) async fn reconcile(&self, topics: Vec<Topic>) {
+        if topics.is_empty() {
+            return;
+        }
+        let mut subscribed = self.bus_topics.lock().await;
+        for topic in topics {
+            let want = match &topic {
+                Topic::Conversation(c) => self.conv_subs.get(c).is_some_and(|s| !s.is_empty()),
+                Topic::User(u) => self.users.contains_key(u),
+                Topic::Broadcast => true,
+            };
+            if want == subscribed.contains(&topic) {
+                continue;
+            }
+            let result = if want {
+                self.bus.subscribe(self.node, topic.clone()).await
+            } else {
+                self.bus.unsubscribe(self.node, topic.clone()).await
+            };
+            match result {
+                Ok(()) if want => {
+                    subscribed.insert(topic);
                 }
-            });
+                Ok(()) => {
+                    subscribed.remove(&topic);
+                }
+                Err(e) => self.bus_error(&e),
+            }
+        }
+    }
+
+    fn presence_lock(&self, user: &UserId) -> &tokio::sync::Mutex<()> {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        user.hash(&mut h);
+        &self.presence_locks[(h.finish() as usize) % PRESENCE_LOCKS]
+    }
+
+    /// After a session opened: the user comes online unless they already were.
+    async fn came_online(&self, user: &UserId) {
+        let _turn = self.presence_lock(user).lock().await;
+        if !self.users.contains_key(user) {
+            return; // closed again meanwhile
+        }
+        let was_online = !self
+            .bus
+            .online(std::slice::from_ref(user))
+            .await
+            .unwrap_or_default()
+            .is_empty();
+        if let Err(e) = self
+            .bus
+            .renew_presence(self.node, std::slice::from_ref(user), self.presence_ttl)
+            .await
+        {
+            self.bus_error(&e);
+        }
+        if !was_online {
+            self.announce_presence(Presence {
+                user: user.clone(),
+                online: true,
+                last_seen: None,
+            })
+            .await;
         }
     }
 
@@ -673,15 +723,13 @@ impl Inner {
     }
 
     pub(crate) async fn subscribe_user(&self, user: &UserId, conversation: ConversationId) {
-        for topic in self.subscribe_user_sync(user, conversation) {
-            self.bus_subscribe(topic).await;
-        }
+        let topics = self.subscribe_user_sync(user, conversation);
+        self.reconcile(topics).await;
     }
 
     pub(crate) async fn unsubscribe_user(&self, user: &UserId, conversation: ConversationId) {
-        for topic in self.unsubscribe_user_sync(user, conversation) {
-            self.bus_unsubscribe(topic).await;
-        }
+        let topics = self.unsubscribe_user_sync(user, conversation);
+        self.reconcile(topics).await;
     }
 
     /// True when this node knows `user` as a member of `conversation` (a fast path; the
@@ -710,9 +758,7 @@ impl Inner {
             }
             (topics, st.sessions.is_empty())
         };
-        for topic in topics {
-            self.bus_unsubscribe(topic).await;
-        }
+        self.reconcile(topics).await;
         if !last {
             return;
         }
@@ -725,7 +771,11 @@ impl Inner {
         if !removed {
             return;
         }
-        self.bus_unsubscribe(Topic::User(entry.user.clone())).await;
+        self.reconcile(vec![Topic::User(entry.user.clone())]).await;
+        let _turn = self.presence_lock(&entry.user).lock().await;
+        if self.users.contains_key(&entry.user) {
+            return; // a new session opened meanwhile: still online here
+        }
         if let Err(e) = self.bus.drop_presence(self.node, &entry.user).await {
             self.bus_error(&e);
         }

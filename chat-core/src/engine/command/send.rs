@@ -3,7 +3,7 @@
 use std::sync::atomic::Ordering;
 
 use super::{Audience, Ctx, Event, Reply};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::ids::ConversationId;
 use crate::model::{validate_body, validate_client_id, MessageKind, NewMessage, TypingChange};
 
@@ -36,26 +36,32 @@ pub(crate) async fn run(
             created_at: inner.clock.now(),
         })
         .await?;
+    if appended.duplicate && appended.message.conversation != conversation {
+        return Err(Error::Conflict(
+            "this client id was already used for a message in another conversation".into(),
+        ));
+    }
     if !appended.duplicate {
         inner.counters.messages_sent.fetch_add(1, Ordering::Relaxed);
         // Sending ends typing; the others learn it from the message itself.
-        let typing = inner.typing.lock().is_empty();
-        if !typing {
+        if !inner.typing.lock().is_empty() {
             let _: TypingChange =
                 inner
                     .typing
                     .lock()
                     .stop(conversation, ctx.user, inner.clock.now());
         }
-        ctx.publish(
-            Audience::Conversation { conversation },
-            ctx.skip_me(),
-            Event::Message {
-                message: appended.message.clone(),
-            },
-        )
-        .await;
     }
+    // A retry is fanned out again: the first attempt may have committed without its
+    // fan-out (the ack was lost with the connection). Clients de-duplicate by seq.
+    ctx.publish(
+        Audience::Conversation { conversation },
+        ctx.skip_me(),
+        Event::Message {
+            message: appended.message.clone(),
+        },
+    )
+    .await;
     Ok(Reply::Sent {
         message: appended.message,
         duplicate: appended.duplicate,
