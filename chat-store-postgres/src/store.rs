@@ -324,10 +324,17 @@ impl Store for PgStore {
                 true,
             ));
         }
+        // The pair's conversation exists (the insert lost a race), unless it was deleted
+        // in between.
         let row = c
-            .query_one(&find, &[&a.as_str(), &b.as_str()])
+            .query_opt(&find, &[&a.as_str(), &b.as_str()])
             .await
-            .map_err(map_pg)?;
+            .map_err(map_pg)?
+            .ok_or_else(|| {
+                chat_core::Error::Conflict(
+                    "the direct conversation changed meanwhile; retry".into(),
+                )
+            })?;
         Ok((rows::conversation_at(&row, 0)?, false))
     }
 

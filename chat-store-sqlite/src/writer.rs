@@ -24,6 +24,9 @@ pub(crate) type Reply = Box<dyn FnOnce(Result<(), &Error>) + Send>;
 /// One write, run inside the batch transaction.
 pub(crate) type Job = Box<dyn FnOnce(&mut Ctx<'_>) -> Reply + Send>;
 
+/// Conversations whose last seq the writer remembers before it starts over.
+const SEQ_CACHE_MAX: usize = 100_000;
+
 /// The conversations' last seqs as of the open transaction.
 #[derive(Debug, Default)]
 pub(crate) struct SeqCache {
@@ -79,10 +82,16 @@ impl Ctx<'_> {
             .map_err(map_err)?;
         match f(self) {
             Ok(v) => {
-                self.conn
+                let released = self
+                    .conn
                     .prepare_cached("RELEASE job")
-                    .and_then(|mut s| s.execute([]))
-                    .map_err(map_err)?;
+                    .and_then(|mut s| s.execute([]));
+                if let Err(e) = released {
+                    // The job's writes could not be settled: fail the whole batch rather
+                    // than commit them under an error reply.
+                    self.broken = true;
+                    return Err(map_err(e));
+                }
                 Ok(v)
             }
             Err(e) => {
@@ -142,8 +151,9 @@ pub(crate) fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>, max_batch: 
             }
         }
         let outcome = run_batch(&mut conn, &mut seqs, &mut jobs, &mut replies);
-        if outcome.is_err() {
-            // Never let the cache run ahead of the disk.
+        if outcome.is_err() || seqs.last.len() > SEQ_CACHE_MAX {
+            // Never let the cache run ahead of the disk, nor grow without bound; it
+            // reloads lazily.
             seqs.last.clear();
         }
         let commit = outcome.as_ref().map(|_| ());

@@ -271,6 +271,9 @@ async fn run(
                 },
             }
         }
+        // Answer the client's close first; leaving the fan-out (and maybe going
+        // offline, which writes last-seen) need not hold up its close frame.
+        closer.set(close::NORMAL, "bye");
         session.close().await;
     }
     closer.set(close::NORMAL, "bye");
