@@ -60,6 +60,7 @@ use std::future::Future;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use axum::Router;
 
 pub use auth::{JwtAuthenticator, TokenSigner, API_KEY_HEADER};
@@ -98,6 +99,10 @@ pub async fn serve(
 /// Like [`serve`], for an app that holds [`router`] among routes of its own (a page,
 /// metrics): serves `app` on `listener` and shuts down as gracefully.
 ///
+/// Accepted sockets get `TCP_NODELAY` (as with [`serve`]): chat frames are small, and
+/// Nagle's algorithm would hold them back for tens of milliseconds. An embedder who
+/// serves [`router`] with its own `axum::serve` should do the same.
+///
 /// # Errors
 /// The I/O error that stopped the server.
 pub async fn serve_app(
@@ -107,6 +112,12 @@ pub async fn serve_app(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let closing = state.clone();
+    // Chat frames are small and latency matters: never let Nagle hold one back.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY");
+        }
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.await;

@@ -182,6 +182,7 @@ impl EngineBuilder {
             conv_subs: DashMap::new(),
             typing: Mutex::new(TypingLeases::new(typing_ttl)),
             counters: Counters::default(),
+            kinds: DashMap::new(),
             bus_topics: tokio::sync::Mutex::new(HashSet::from([Topic::Broadcast])),
             presence_locks: (0..PRESENCE_LOCKS)
                 .map(|_| tokio::sync::Mutex::new(()))
@@ -237,6 +238,9 @@ pub(crate) struct Inner {
     pub(crate) conv_subs: DashMap<ConversationId, Vec<Arc<SessionEntry>>>,
     pub(crate) typing: Mutex<TypingLeases>,
     pub(crate) counters: Counters,
+    /// Conversation kinds seen (they never change), so that a known member's send needs
+    /// no store read. Bounded: cleared when it grows past [`KIND_CACHE_MAX`].
+    pub(crate) kinds: DashMap<ConversationId, Arc<crate::model::ConversationKind>>,
     /// Topics this node is subscribed to on the bus; held while changing them.
     bus_topics: tokio::sync::Mutex<HashSet<Topic>>,
     /// Striped locks that order a user's online/offline transitions on this node.
@@ -245,6 +249,9 @@ pub(crate) struct Inner {
 }
 
 const PRESENCE_LOCKS: usize = 64;
+
+/// Conversation kinds the engine remembers before it starts over.
+const KIND_CACHE_MAX: usize = 100_000;
 
 /// One open session, as the fan-out sees it.
 pub(crate) struct SessionEntry {
@@ -427,6 +434,7 @@ impl Engine {
             members.extend(page.into_iter().map(|m| m.user));
         }
         self.inner.store.delete_conversation(conversation).await?;
+        self.inner.kinds.remove(&conversation);
         for user in members {
             self.inner.unsubscribe_user(&user, conversation).await;
             self.inner
@@ -517,6 +525,15 @@ impl Engine {
 }
 
 impl Inner {
+    pub(crate) fn remember_kind(&self, id: ConversationId, kind: &crate::model::ConversationKind) {
+        if self.kinds.len() >= KIND_CACHE_MAX {
+            self.kinds.clear();
+        }
+        self.kinds
+            .entry(id)
+            .or_insert_with(|| Arc::new(kind.clone()));
+    }
+
     /// Appends through the store, timing it.
     pub(crate) async fn append(&self, message: NewMessage) -> Result<crate::model::Appended> {
         let started = std::time::Instant::now();

@@ -23,6 +23,8 @@ mod send;
 mod typing;
 mod unread;
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use super::{Audience, Delivery, Engine, Event, Skip};
@@ -388,6 +390,7 @@ impl Ctx<'_> {
             .conversation(id)
             .await?
             .ok_or_else(|| Error::NotFound(format!("conversation {id}")))?;
+        inner.remember_kind(id, &conv.kind);
         if inner.knows_member(self.user, id) {
             return Ok(conv);
         }
@@ -395,6 +398,20 @@ impl Ctx<'_> {
             return Ok(conv);
         }
         Err(not_member(&conv))
+    }
+
+    /// The kind of a conversation the actor belongs to, without asking the store when
+    /// this node already knows both (the hot path of `send`, `typing` and marks). The
+    /// same answers as [`Ctx::member_of`] otherwise.
+    pub(crate) async fn member_kind(&self, id: ConversationId) -> Result<Arc<ConversationKind>> {
+        let inner = &self.engine.inner;
+        if inner.knows_member(self.user, id) {
+            if let Some(kind) = inner.kinds.get(&id) {
+                return Ok(kind.clone());
+            }
+        }
+        let conv = self.member_of(id).await?;
+        Ok(Arc::new(conv.kind))
     }
 
     /// A page size: the default when absent; `invalid` when 0 or above `max`.

@@ -5,7 +5,9 @@ use std::sync::atomic::Ordering;
 use super::{Audience, Ctx, Event, Reply};
 use crate::error::{Error, Result};
 use crate::ids::ConversationId;
-use crate::model::{validate_body, validate_client_id, MessageKind, NewMessage, TypingChange};
+use crate::model::{
+    validate_body, validate_client_id, ConversationKind, MessageKind, NewMessage, TypingChange,
+};
 
 pub(crate) async fn run(
     ctx: &Ctx<'_>,
@@ -18,8 +20,9 @@ pub(crate) async fn run(
     if let Some(id) = &client_id {
         validate_client_id(id)?;
     }
-    let conv = ctx.member_of(conversation).await?;
-    if let Some(peer) = conv.peer_of(ctx.user) {
+    let kind = ctx.member_kind(conversation).await?;
+    if let ConversationKind::Direct { a, b } = &*kind {
+        let peer = if a == ctx.user { b } else { a };
         let friendship = inner.store.friendship(ctx.user, peer).await?;
         inner
             .policy

@@ -11,9 +11,7 @@ pub(crate) async fn run(
     typing: bool,
 ) -> Result<Reply> {
     let inner = &ctx.engine.inner;
-    if !inner.knows_member(ctx.user, conversation) {
-        ctx.member_of(conversation).await?;
-    }
+    ctx.member_kind(conversation).await?;
     let now = inner.clock.now();
     let change = {
         let mut leases = inner.typing.lock();
