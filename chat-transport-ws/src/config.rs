@@ -14,7 +14,8 @@ pub struct Config {
     /// Largest WebSocket message or frame a client may send, in bytes (default 64 KiB);
     /// larger closes with 1009.
     pub max_message_bytes: usize,
-    /// WebSocket read buffer per connection, in bytes (default 4 KiB).
+    /// WebSocket read buffer per connection, in bytes (default 512: client frames are
+    /// small, and every idle connection holds this much; larger frames still arrive).
     pub read_buffer_bytes: usize,
     /// WebSocket write buffer per connection, in bytes (default 16 KiB).
     pub write_buffer_bytes: usize,
@@ -49,7 +50,7 @@ impl Default for Config {
             queue_capacity: 256,
             max_batch: 64,
             max_message_bytes: 64 * 1024,
-            read_buffer_bytes: 4 * 1024,
+            read_buffer_bytes: 512,
             write_buffer_bytes: 16 * 1024,
             ping_interval: Duration::from_secs(20),
             idle_timeout: Duration::from_secs(60),

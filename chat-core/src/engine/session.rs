@@ -76,15 +76,14 @@ impl Session {
         if !self.rate.lock().try_take(self.engine.inner.clock.now()) {
             return Err(Error::RateLimited("too many commands; slow down".into()));
         }
-        command::run(
-            &Ctx {
-                engine: &self.engine,
-                user: &self.entry.user,
-                session: Some(self.entry.id),
-            },
-            command,
-        )
-        .await
+        let ctx = Ctx {
+            engine: &self.engine,
+            user: &self.entry.user,
+            session: Some(self.entry.id),
+        };
+        // Boxed: the largest command's state would otherwise sit inline in every
+        // connection's task, idle or not (about 3 KiB each).
+        Box::pin(command::run(&ctx, command)).await
     }
 
     /// Closes the session: it leaves every fan-out list, and the user goes offline when
