@@ -16,6 +16,8 @@
 //! - [`protocol`]: client and server frames of protocol v1, close codes; no sockets.
 //! - `ws`: the WebSocket endpoint; one reader (runs commands in order) and one writer
 //!   (drains the bounded queue in batches, one flush per batch) per connection.
+//! - `outbox`: each connection's bounded outbound queue, which allocates only while
+//!   frames wait.
 //! - `http`: the HTTP API under `/api/v1`.
 //! - `error`: [`ApiError`], the code → status table and JSON extractors.
 //!
@@ -52,6 +54,7 @@ mod auth;
 mod config;
 mod error;
 mod http;
+mod outbox;
 pub mod protocol;
 mod state;
 mod ws;

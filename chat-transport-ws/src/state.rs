@@ -18,7 +18,7 @@ pub struct ChatState {
 pub(crate) struct Inner {
     pub(crate) engine: Engine,
     pub(crate) authenticator: Arc<dyn Authenticator>,
-    pub(crate) config: Config,
+    pub(crate) config: Arc<Config>,
     pub(crate) encoder: Arc<dyn Encoder>,
     pub(crate) live: Live,
 }
@@ -58,7 +58,7 @@ impl ChatState {
             inner: Arc::new(Inner {
                 engine,
                 authenticator,
-                config,
+                config: Arc::new(config),
                 encoder: Arc::new(JsonEncoder),
                 live: Live::default(),
             }),

@@ -8,6 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::outbox::{Outbox, Refused};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{FromRequestParts, Request, State};
 use axum::response::{IntoResponse, Response};
@@ -19,7 +20,6 @@ use closer::Closer;
 use futures::stream::SplitSink;
 use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::auth;
@@ -83,7 +83,7 @@ async fn upgrade(state: ChatState, req: Request, join: Option<(RoomRef, bool)>) 
 /// The connection as the engine sees it: a bounded queue and a close signal.
 struct WsTransport {
     encoder: Arc<dyn Encoder>,
-    tx: mpsc::Sender<Bytes>,
+    outbox: Arc<Outbox>,
     closer: Arc<Closer>,
 }
 
@@ -96,9 +96,9 @@ impl Transport for WsTransport {
         if self.closer.is_set() {
             return Err(SendError::Closed);
         }
-        self.tx.try_send(frame).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => SendError::Full,
-            mpsc::error::TrySendError::Closed(_) => SendError::Closed,
+        self.outbox.try_send(frame).map_err(|e| match e {
+            Refused::Full => SendError::Full,
+            Refused::Closed => SendError::Closed,
         })
     }
 
@@ -201,16 +201,22 @@ async fn run(
 ) {
     let cfg = state.inner.config.clone();
     let (sink, mut stream) = socket.split();
-    let (tx, rx) = mpsc::channel::<Bytes>(cfg.queue_capacity.max(1));
+    let outbox = Arc::new(Outbox::new(cfg.queue_capacity));
+    let tx = &*outbox;
     let closer = Arc::new(Closer::default());
     let transport = Arc::new(WsTransport {
         encoder: state.inner.encoder.clone(),
-        tx: tx.clone(),
+        outbox: outbox.clone(),
         closer: closer.clone(),
     });
     // `hello` is queued before the session opens, so it is always the first frame.
     let _ = tx.try_send(protocol::hello_frame(hello(&state, &identity)));
-    let mut writer = tokio::spawn(write_loop(sink, rx, closer.clone(), cfg.clone()));
+    let mut writer = tokio::spawn(write_loop(
+        sink,
+        outbox.clone(),
+        closer.clone(),
+        cfg.clone(),
+    ));
 
     let session = match state
         .inner
@@ -229,7 +235,7 @@ async fn run(
     if let Some(session) = session {
         let mut reader = Reader {
             session: &session,
-            tx: &tx,
+            tx,
             closer: &closer,
             cfg: &cfg,
             window_start: Instant::now(),
@@ -277,7 +283,7 @@ async fn run(
         session.close().await;
     }
     closer.set(close::NORMAL, "bye");
-    drop(tx);
+    outbox.finish();
     drop(transport);
     if !writer.is_finished() {
         let grace = cfg.write_timeout + Duration::from_secs(1);
@@ -298,7 +304,7 @@ fn too_big(e: axum::Error) -> bool {
 
 struct Reader<'a> {
     session: &'a Session,
-    tx: &'a mpsc::Sender<Bytes>,
+    tx: &'a Outbox,
     closer: &'a Closer,
     cfg: &'a crate::Config,
     window_start: Instant,
@@ -360,11 +366,11 @@ impl Reader<'_> {
         }
         match self.tx.try_send(frame) {
             Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
+            Err(Refused::Full) => {
                 self.closer.set(close::SLOW_CONSUMER, "slow_consumer");
                 false
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+            Err(Refused::Closed) => false,
         }
     }
 }
@@ -385,7 +391,7 @@ fn text(frame: Bytes) -> Option<Message> {
 async fn write_batch(
     sink: &mut Sink,
     first: Bytes,
-    rx: &mut mpsc::Receiver<Bytes>,
+    rx: &Outbox,
     max_batch: usize,
 ) -> Result<(), axum::Error> {
     if let Some(m) = text(first) {
@@ -393,23 +399,19 @@ async fn write_batch(
     }
     for _ in 1..max_batch.max(1) {
         match rx.try_recv() {
-            Ok(frame) => {
+            Some(frame) => {
                 if let Some(m) = text(frame) {
                     sink.feed(m).await?;
                 }
             }
-            Err(_) => break,
+            None => break,
         }
     }
     sink.flush().await
 }
 
-async fn write_loop(
-    mut sink: Sink,
-    mut rx: mpsc::Receiver<Bytes>,
-    closer: Arc<Closer>,
-    cfg: crate::Config,
-) {
+async fn write_loop(mut sink: Sink, rx: Arc<Outbox>, closer: Arc<Closer>, cfg: Arc<crate::Config>) {
+    let _gone = ReceiverGone(rx.clone());
     let mut ping = tokio::time::interval_at(Instant::now() + cfg.ping_interval, cfg.ping_interval);
     loop {
         if closer.is_set() {
@@ -420,7 +422,7 @@ async fn write_loop(
             _ = closer.wait() => break,
             frame = rx.recv() => {
                 let Some(frame) = frame else { break };
-                let batch = write_batch(&mut sink, frame, &mut rx, cfg.max_batch);
+                let batch = write_batch(&mut sink, frame, &rx, cfg.max_batch);
                 match tokio::time::timeout(cfg.write_timeout, batch).await {
                     Ok(Ok(())) => {}
                     _ => return,
@@ -437,8 +439,8 @@ async fn write_loop(
     // Closing: flush what is queued, then the close frame.
     let (code, reason) = closer.get().unwrap_or((close::NORMAL, "bye"));
     let finish = async {
-        while let Ok(frame) = rx.try_recv() {
-            write_batch(&mut sink, frame, &mut rx, cfg.max_batch).await?;
+        while let Some(frame) = rx.try_recv() {
+            write_batch(&mut sink, frame, &rx, cfg.max_batch).await?;
         }
         sink.send(Message::Close(Some(CloseFrame {
             code,
@@ -448,4 +450,13 @@ async fn write_loop(
         sink.close().await
     };
     let _ = tokio::time::timeout(cfg.write_timeout, finish).await;
+}
+
+/// Refuses later frames once the writer stops, however it stops.
+struct ReceiverGone(Arc<Outbox>);
+
+impl Drop for ReceiverGone {
+    fn drop(&mut self) {
+        self.0.receiver_gone();
+    }
 }
