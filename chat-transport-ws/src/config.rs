@@ -6,7 +6,7 @@ use std::time::Duration;
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Config {
-    /// Frames each connection may have queued for writing (default 256). A durable event
+    /// Frames each connection may have queued for writing (default 1024; memory is taken only while frames wait). A durable event
     /// or a reply that does not fit closes the connection with 4008 `slow_consumer`.
     pub queue_capacity: usize,
     /// Frames the writer feeds before one flush (default 64).
@@ -47,7 +47,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            queue_capacity: 256,
+            queue_capacity: 1024,
             max_batch: 64,
             max_message_bytes: 64 * 1024,
             read_buffer_bytes: 512,

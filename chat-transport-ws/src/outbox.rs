@@ -59,6 +59,11 @@ impl Outbox {
                 return Err(Refused::Full);
             }
             st.frames.push_back(frame);
+            if st.frames.len() > 1 {
+                // The writer was told when the queue stopped being empty, and it drains
+                // everything before it waits again: no need to wake it per frame.
+                return Ok(());
+            }
         }
         self.ready.notify_one();
         Ok(())
