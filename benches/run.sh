@@ -1,0 +1,182 @@
+#!/usr/bin/env bash
+# Reproduces the load-generator section of BENCHMARKS.md in one command:
+#
+#   benches/run.sh            # the full run (about 15 minutes on 2 cores)
+#   benches/run.sh --quick    # tiny numbers, to check the harness (about 3 minutes)
+#
+# It installs what the peers need (npm ci, a venv under peers/, cargo build of the
+# socketioxide peer), builds ours in release, runs the criterion benches briefly, then
+# every scenario against our server (memory, SQLite, PostgreSQL) and each peer, with the
+# server pinned to core 0 and the load generator to core 1, and writes the table between
+# the loadgen markers of BENCHMARKS.md. Everything listens on 127.0.0.1 only.
+#
+# Environment: TARGETS (space-separated subset of the labels below), CHAT_TEST_PG_URL
+# (default postgres://postgres@127.0.0.1:5432/postgres), SKIP_CRITERION=1.
+set -euo pipefail
+
+QUICK=0
+[ "${1:-}" = "--quick" ] && QUICK=1
+
+BENCHES="$(cd "$(dirname "$0")" && pwd)"
+ROOT="$(cd "$BENCHES/.." && pwd)"
+PEERS="$BENCHES/peers"
+OUT="$BENCHES/results"
+mkdir -p "$OUT"
+STAMP="$(date +%Y%m%d-%H%M%S)"
+JSON="$OUT/loadgen-$STAMP.jsonl"
+CONTEXT="$OUT/context-$STAMP.md"
+LOG="$OUT/run-$STAMP.log"
+SECRET="bench-secret-$STAMP"
+TARGETS="${TARGETS:-ours-memory ours-sqlite ours-postgres socketioxide socketio pyws}"
+export CHAT_TEST_PG_URL="${CHAT_TEST_PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+
+# The busiest processes right now (a 1-second top sample), for "what else was running".
+busy() {
+  local b
+  b="$(top -b -n 2 -d 1 -o %CPU 2>/dev/null | awk '/^top -/ {n++} n == 2 && /^ *[0-9]+ / && $9 + 0 >= 5 && $12 != "top" {printf "%s %s%%; ", $12, $9}' | head -c 400)"
+  echo "${b:-nothing above 5% of a core}"
+}
+
+say() { printf '\n== %s\n' "$*" | tee -a "$LOG"; }
+
+# Thousands of sockets on each side.
+ulimit -n 1048576 2>/dev/null || ulimit -n 524288 2>/dev/null || ulimit -n 65536 2>/dev/null || true
+CORES="$(nproc)"
+if [ "$CORES" -ge 2 ]; then SERVER_CPU=(taskset -c 0); LOADGEN_CPU=(taskset -c 1);
+else SERVER_CPU=(); LOADGEN_CPU=(); fi
+
+# ---------------------------------------------------------------- install and build
+say "installing the peers' dependencies"
+(cd "$PEERS/socketio" && npm ci --no-audit --no-fund --loglevel=error) >>"$LOG" 2>&1
+if [ ! -x "$PEERS/python-websockets/.venv/bin/python" ]; then
+  python3 -m venv "$PEERS/python-websockets/.venv"
+fi
+"$PEERS/python-websockets/.venv/bin/pip" install -q -r "$PEERS/python-websockets/requirements.txt" >>"$LOG" 2>&1
+say "building the socketioxide peer and ours (release)"
+(cd "$PEERS/socketioxide" && cargo build --release --quiet) >>"$LOG" 2>&1
+(cd "$ROOT" && cargo build --release -p chat-benches --bins --quiet) >>"$LOG" 2>&1
+TARGET_DIR="$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
+LOADGEN="$TARGET_DIR/release/loadgen"
+SERVER="$TARGET_DIR/release/bench-server"
+
+# ---------------------------------------------------------------- context
+{
+  echo "Reproduce with \`benches/run.sh$([ $QUICK = 1 ] && echo ' --quick')\` (run $STAMP; raw results in \`benches/results/\`, not committed)."
+  echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(free -g | awk '/Mem:/ {print $2}') GiB, Linux $(uname -r)."
+  echo "Server pinned to core 0 (\`taskset -c 0\`, so ours runs one tokio worker), load generator to core 1 (\`taskset -c 1\`, one worker); loopback TCP; 64-byte bodies carrying a send timestamp."
+  echo "Load average when the run started: $(cut -d' ' -f1-3 /proc/loadavg). Busiest processes then (percent of one core, 1-second sample): $(busy)"
+  echo "Ours: the bench server (\`benches/src/bin/bench-server.rs\`), \`chat_transport_ws::serve\` with the default transport settings except no flood cap, no pings or idle timeout during a run, and no per-session command rate (serve sets TCP_NODELAY since ba99102)."
+  echo "Peers: \`benches/peers/\` (Socket.IO $(cd "$PEERS/socketio" && node -p 'require("socket.io/package.json").version') on Node $(node --version), Python websockets $("$PEERS/python-websockets/.venv/bin/python" -c 'import websockets; print(websockets.__version__)') on $("$PEERS/python-websockets/.venv/bin/python" --version 2>&1), socketioxide $(grep -A1 'name = "socketioxide"' "$PEERS/socketioxide/Cargo.lock" | sed -n 's/version = "\(.*\)"/\1/p' | head -1) on a current-thread tokio runtime)."
+  echo "Fan-out rows are at a fixed *offered* load (the target's rate): a server that cannot keep up delivers less, and ours then cuts slow consumers (invariant 7) where the peers buffer without bound."
+} >"$CONTEXT"
+
+# ---------------------------------------------------------------- criterion
+if [ "${SKIP_CRITERION:-0}" != 1 ]; then
+  say "criterion benches (brief)"
+  CRIT_TIME=2; [ $QUICK = 1 ] && CRIT_TIME=1
+  (cd "$ROOT" && "${LOADGEN_CPU[@]}" cargo bench -p chat-benches --bench fanout --bench protocol -- \
+      --warm-up-time 1 --measurement-time "$CRIT_TIME" 2>/dev/null) | tee -a "$LOG" >"$OUT/criterion-$STAMP.txt" || true
+  {
+    echo
+    echo "Criterion (in process, \`cargo bench -p chat-benches\`, this run, load generator's core):"
+    echo
+    echo "| bench | time (median) | throughput (median) |"
+    echo "|---|---:|---:|"
+    awk '/^(engine_fanout|protocol)\// {name=$1} /^ *time:/ {t=$4" "$5} /^ *thrpt:/ && !seen[name]++ {print "| " name " | " t " | " $4" "$5 " |"}' "$OUT/criterion-$STAMP.txt"
+    echo
+    echo "engine_fanout counts frames queued (deliveries) per second; protocol counts bytes."
+  } >>"$CONTEXT"
+fi
+
+# ---------------------------------------------------------------- scenarios
+{ echo; echo "What else was running (other engineers build and test on the same 2 cores):"; echo; } >>"$CONTEXT"
+if [ $QUICK = 1 ]; then
+  IDLE_N=500; BIG_R=10; BIG_M=20; D=2; W=1; RT=300; STORM_M=20
+else
+  IDLE_N=10000; BIG_R=100; BIG_M=100; D=4; W=1; RT=2000; STORM_M=100
+fi
+
+wait_port() { # port pid
+  for _ in $(seq 1 200); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+    kill -0 "$2" 2>/dev/null || return 1
+    sleep 0.1
+  done
+  return 1
+}
+
+lg() { # label proto port pid kind name args...
+  local label=$1 proto=$2 port=$3 pid=$4 kind=$5 name=$6; shift 6
+  echo "-- $label $name" | tee -a "$LOG"
+  timeout 300 "${LOADGEN_CPU[@]}" "$LOADGEN" run "$kind" --name "$name" --label "$label" --proto "$proto" \
+    --addr "127.0.0.1:$port" --pid "$pid" --secret "$SECRET" --json "$JSON" "$@" 2>&1 | tee -a "$LOG" || true
+}
+
+scenarios() { # label proto port pid [subset]
+  local l=$1 p=$2 port=$3 pid=$4 subset=${5:-all}
+  if [ "$subset" = all ]; then
+    lg "$l" "$p" "$port" "$pid" idle idle-10k --connections "$IDLE_N" --duration 3 --concurrency 256
+  fi
+  lg "$l" "$p" "$port" "$pid" fanout fanout-10x50 --rooms 10 --members 50 --offered 1000000 --duration $D --warmup $W
+  lg "$l" "$p" "$port" "$pid" fanout fanout-10x50-at-200k --rooms 10 --members 50 --offered 200000 --duration $D --warmup $W
+  lg "$l" "$p" "$port" "$pid" fanout fanout-100x100 --rooms $BIG_R --members $BIG_M --offered 300000 --duration $D --warmup $W --concurrency 256
+  lg "$l" "$p" "$port" "$pid" fanout fanout-100x100-at-100k --rooms $BIG_R --members $BIG_M --offered 100000 --duration $D --warmup $W --concurrency 256
+  lg "$l" "$p" "$port" "$pid" pingpong pingpong --round-trips $RT --duration 5
+  if [ "$subset" = all ]; then
+    lg "$l" "$p" "$port" "$pid" slow slow-10x50 --rooms 10 --members 50 --offered 200000 --slow 0.1 --duration $((D + 3)) --warmup $W
+    lg "$l" "$p" "$port" "$pid" storm storm-10x100 --rooms 10 --members $STORM_M --rate 50 --duration 5 --warmup 1 --concurrency 512
+  fi
+}
+
+SERVER_PID=""
+stop_server() {
+  if [ -n "$SERVER_PID" ]; then
+    kill "$SERVER_PID" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+    SERVER_PID=""
+  fi
+}
+trap stop_server EXIT
+
+start_server() { # port command...
+  local port=$1; shift
+  "${SERVER_CPU[@]}" "$@" >>"$LOG" 2>&1 &
+  SERVER_PID=$!
+  if ! wait_port "$port" "$SERVER_PID"; then
+    echo "server on $port did not come up: $*" | tee -a "$LOG"
+    stop_server
+    return 1
+  fi
+}
+
+pg_up() { (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null; }
+
+PORT=4100
+for t in $TARGETS; do
+  PORT=$((PORT + 1))
+  say "$t"
+  echo "- before $t: load average $(cut -d' ' -f1-3 /proc/loadavg); busiest: $(busy)" >>"$CONTEXT"
+  case $t in
+    ours-memory) start_server $PORT "$SERVER" --store memory --addr 127.0.0.1:$PORT --secret "$SECRET" && scenarios $t chat $PORT $SERVER_PID ;;
+    ours-sqlite) start_server $PORT "$SERVER" --store sqlite --addr 127.0.0.1:$PORT --secret "$SECRET" && scenarios $t chat $PORT $SERVER_PID ;;
+    ours-postgres)
+      if pg_up; then
+        start_server $PORT "$SERVER" --store postgres --addr 127.0.0.1:$PORT --secret "$SECRET" && scenarios $t chat $PORT $SERVER_PID
+      else
+        echo "PostgreSQL is not answering on 127.0.0.1:5432: skipped" | tee -a "$LOG"
+        echo "ours-postgres skipped: PostgreSQL was not answering on 127.0.0.1:5432." >>"$CONTEXT"
+      fi ;;
+    socketioxide) start_server $PORT "$PEERS/socketioxide/target/release/peer-socketioxide" $PORT && scenarios $t socketio $PORT $SERVER_PID ;;
+    socketio) start_server $PORT node "$PEERS/socketio/server.js" $PORT && scenarios $t socketio $PORT $SERVER_PID ;;
+    pyws) start_server $PORT "$PEERS/python-websockets/.venv/bin/python" "$PEERS/python-websockets/server.py" $PORT && scenarios $t pyws $PORT $SERVER_PID ;;
+    *) echo "unknown target $t" | tee -a "$LOG" ;;
+  esac
+  stop_server
+done
+
+echo "- at the end: load average $(cut -d' ' -f1-3 /proc/loadavg); busiest: $(busy)" >>"$CONTEXT"
+say "writing BENCHMARKS.md"
+"$LOADGEN" report --json "$JSON" --out "$ROOT/BENCHMARKS.md" --context "$CONTEXT" --appendix "$BENCHES/analysis.md" | tee -a "$LOG"
+echo "done: $ROOT/BENCHMARKS.md (log: $LOG)"

@@ -1,0 +1,69 @@
+//! The bench server: our engine behind `chat_transport_ws::serve` over a chosen store,
+//! with the limits raised for load, for the load generator to hit.
+//!
+//! `bench-server --store memory|sqlite|postgres [--addr 127.0.0.1:4100] [--secret S]
+//! [--queue N]`; prints `listening on ADDR` and runs until SIGINT or SIGTERM.
+
+use chat_benches::server::{start, ServerOptions, StoreKind};
+
+fn main() {
+    if let Err(e) = real_main() {
+        eprintln!("bench-server: {e}");
+        std::process::exit(2);
+    }
+}
+
+fn real_main() -> Result<(), String> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut opts = ServerOptions::default();
+    let mut addr = "127.0.0.1:4100".to_owned();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = || {
+            it.next()
+                .cloned()
+                .ok_or_else(|| format!("{a} needs a value"))
+        };
+        match a.as_str() {
+            "--store" => {
+                let v = value()?;
+                opts.store = StoreKind::parse(&v).ok_or_else(|| format!("unknown store {v:?}"))?;
+            }
+            "--addr" => addr = value()?,
+            "--secret" => opts.secret = value()?,
+            "--queue" => {
+                opts.queue_capacity = value()?.parse().map_err(|_| "--queue: a number")?;
+            }
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    let sock: std::net::SocketAddr = addr
+        .parse()
+        .map_err(|_| format!("{addr:?} is not IP:PORT"))?;
+    if !sock.ip().is_loopback() {
+        return Err("the bench server listens on loopback only".into());
+    }
+    if let Err(e) = rlimit::increase_nofile_limit(1 << 20) {
+        eprintln!("bench-server: could not raise the open-file limit: {e}");
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .enable_all()
+        .build()
+        .map_err(|e| format!("runtime: {e}"))?;
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind(sock)
+            .await
+            .map_err(|e| format!("bind {sock}: {e}"))?;
+        let server = start(listener, &opts).await?;
+        println!("listening on {} pid {}", server.addr, std::process::id());
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .map_err(|e| format!("signal: {e}"))?;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        server.stop().await;
+        Ok(())
+    })
+}

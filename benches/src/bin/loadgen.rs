@@ -1,0 +1,167 @@
+//! The load generator. Run `loadgen help` for the usage; `benches/run.sh` runs every
+//! scenario against every server.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chat_benches::loadgen::{self, report, Options, Outcome, Proto};
+
+const USAGE: &str = "\
+loadgen run KIND [--name NAME] [options]   KIND: idle | fanout | slow | pingpong | storm
+loadgen report --json FILE --out BENCHMARKS.md [--context FILE] [--appendix FILE]
+
+run options:
+  --label L          name of the system under test in the report (default ours)
+  --proto P          chat | socketio | pyws (default chat)
+  --addr HOST:PORT   server address (default 127.0.0.1:4000; loopback only)
+  --pid PID          server process, for CPU and RSS from /proc
+  --secret S         HS256 secret of our server (default bench-secret)
+  --rooms R --members M       fan-out / slow / storm shape (default 10 × 50)
+  --rate X           messages per second per sending member (default 1)
+  --offered D        deliveries per second to offer (sets the rate)
+  --duration S       measured seconds (default 10)   --warmup S (default 2)
+  --connections N    idle connections (default 1000)
+  --slow F           share of members that stop reading (slow; default 0.1)
+  --round-trips K    ping-pong round trips (default 2000)
+  --concurrency C    connections set up at once (default 128)
+  --json FILE        append the outcome as a JSON line
+";
+
+fn parse_flags(args: &[String]) -> Result<HashMap<String, String>, String> {
+    let mut flags = HashMap::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let key = a
+            .strip_prefix("--")
+            .ok_or_else(|| format!("unexpected argument {a:?}"))?;
+        let value = it.next().ok_or_else(|| format!("--{key} needs a value"))?;
+        flags.insert(key.to_owned(), value.clone());
+    }
+    Ok(flags)
+}
+
+fn get<T: std::str::FromStr>(
+    f: &HashMap<String, String>,
+    key: &str,
+    default: T,
+) -> Result<T, String> {
+    match f.get(key) {
+        None => Ok(default),
+        Some(v) => v.parse().map_err(|_| format!("--{key}: cannot read {v:?}")),
+    }
+}
+
+fn options(f: &HashMap<String, String>) -> Result<Options, String> {
+    let d = Options::default();
+    let secs = |k: &str, def: Duration| -> Result<Duration, String> {
+        Ok(Duration::from_secs_f64(get(f, k, def.as_secs_f64())?))
+    };
+    let proto = match f.get("proto") {
+        None => Proto::Chat,
+        Some(p) => Proto::parse(p).ok_or_else(|| format!("--proto: unknown {p:?}"))?,
+    };
+    let addr: String = get(f, "addr", d.addr.clone())?;
+    let ip: std::net::SocketAddr = addr
+        .parse()
+        .map_err(|_| format!("--addr: {addr:?} is not IP:PORT"))?;
+    if !ip.ip().is_loopback() {
+        return Err("--addr must be a loopback address".into());
+    }
+    Ok(Options {
+        label: get(f, "label", d.label)?,
+        proto,
+        addr,
+        server_pid: f
+            .get("pid")
+            .map(|p| p.parse())
+            .transpose()
+            .map_err(|_| "--pid".to_owned())?,
+        secret: get(f, "secret", d.secret)?,
+        rooms: get(f, "rooms", d.rooms)?,
+        members: get(f, "members", d.members)?,
+        rate: get(f, "rate", d.rate)?,
+        offered: f
+            .get("offered")
+            .map(|v| v.parse())
+            .transpose()
+            .map_err(|_| "--offered".to_owned())?,
+        duration: secs("duration", d.duration)?,
+        warmup: secs("warmup", d.warmup)?,
+        connections: get(f, "connections", d.connections)?,
+        slow_fraction: get(f, "slow", d.slow_fraction)?,
+        round_trips: get(f, "round-trips", d.round_trips)?,
+        setup_concurrency: get(f, "concurrency", d.setup_concurrency)?.max(1),
+    })
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let code = match real_main(&args) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("loadgen: {e}\n\n{USAGE}");
+            2
+        }
+    };
+    std::process::exit(code);
+}
+
+fn real_main(args: &[String]) -> Result<(), String> {
+    match args.first().map(String::as_str) {
+        Some("run") => {
+            let kind = args.get(1).ok_or("run needs a scenario")?.clone();
+            let flags = parse_flags(&args[2..])?;
+            let name = flags.get("name").cloned().unwrap_or_else(|| kind.clone());
+            let opts = options(&flags)?;
+            // Thousands of sockets: raise the open-file limit as far as allowed.
+            if let Err(e) = rlimit::increase_nofile_limit(1 << 20) {
+                eprintln!("loadgen: could not raise the open-file limit: {e}");
+            }
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(std::thread::available_parallelism().map_or(1, |n| n.get()))
+                .enable_all()
+                .build()
+                .map_err(|e| format!("runtime: {e}"))?;
+            // The whole scenario is bounded: setup, load, drain and catch-up.
+            let limit = opts.duration + opts.warmup + Duration::from_secs(120);
+            let outcome = rt.block_on(async {
+                match tokio::time::timeout(limit, loadgen::run(&kind, &name, &opts)).await {
+                    Ok(Ok(o)) => o,
+                    Ok(Err(e)) => Outcome::failed(&opts, &name, &e),
+                    Err(_) => Outcome::failed(&opts, &name, "time limit"),
+                }
+            });
+            rt.shutdown_timeout(Duration::from_secs(2));
+            report::print_table(std::slice::from_ref(&outcome));
+            if let Some(path) = flags.get("json") {
+                report::append_json(&PathBuf::from(path), &outcome)
+                    .map_err(|e| format!("writing {path}: {e}"))?;
+            }
+            Ok(())
+        }
+        Some("report") => {
+            let flags = parse_flags(&args[1..])?;
+            let json = flags.get("json").ok_or("report needs --json")?;
+            let out = flags.get("out").ok_or("report needs --out")?;
+            let all =
+                report::read_json(&PathBuf::from(json)).map_err(|e| format!("{json}: {e}"))?;
+            let context = match flags.get("context") {
+                Some(p) => std::fs::read_to_string(p).map_err(|e| format!("{p}: {e}"))?,
+                None => String::new(),
+            };
+            let appendix = match flags.get("appendix") {
+                Some(p) => std::fs::read_to_string(p).map_err(|e| format!("{p}: {e}"))?,
+                None => String::new(),
+            };
+            report::print_table(&all);
+            let md = report::markdown(&all, context.trim(), &appendix);
+            report::write_section(&PathBuf::from(out), &md).map_err(|e| format!("{out}: {e}"))
+        }
+        Some("help") | Some("--help") | None => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        Some(other) => Err(format!("unknown command {other:?}")),
+    }
+}

@@ -1,0 +1,207 @@
+//! The load generator: scenarios against our server (protocol v1) and the peers.
+//!
+//! # Layout
+//!
+//! - [`proto`]: the three wire protocols, text in and text out.
+//! - [`client`]: one simulated client (connect, handshake, join, pump), the shared
+//!   counters and the latency histogram.
+//! - [`scenarios`]: idle, fan-out (and slow consumer), direct ping-pong, reconnect storm.
+//! - [`procfs`]: the server's CPU time and RSS from `/proc`.
+//! - [`report`]: the table, the JSON lines, and the `BENCHMARKS.md` section.
+
+pub mod client;
+pub mod procfs;
+pub mod proto;
+pub mod report;
+pub mod scenarios;
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use proto::Proto;
+
+/// What a scenario runs against, and with which numbers.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The name of the system under test in the report (`ours-memory`, `socketioxide`…).
+    pub label: String,
+    /// The protocol it speaks.
+    pub proto: Proto,
+    /// `host:port`.
+    pub addr: String,
+    /// The server's process id, for `/proc` readings.
+    pub server_pid: Option<u32>,
+    /// The HS256 secret our server checks tokens with.
+    pub secret: String,
+    /// Rooms (fan-out, slow consumer, storm).
+    pub rooms: usize,
+    /// Members per room.
+    pub members: usize,
+    /// Messages per second per sending member.
+    pub rate: f64,
+    /// When set: the deliveries per second to offer (the per-member rate follows).
+    pub offered: Option<f64>,
+    /// How long the measured window lasts (and the ping-pong's time limit).
+    pub duration: Duration,
+    /// Load before the measured window.
+    pub warmup: Duration,
+    /// Connections (idle).
+    pub connections: usize,
+    /// The share of members that stop reading (slow consumer).
+    pub slow_fraction: f64,
+    /// Round trips (ping-pong).
+    pub round_trips: usize,
+    /// Connections set up at once.
+    pub setup_concurrency: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            label: "ours".into(),
+            proto: Proto::Chat,
+            addr: "127.0.0.1:4000".into(),
+            server_pid: None,
+            secret: "bench-secret".into(),
+            rooms: 10,
+            members: 50,
+            rate: 1.0,
+            offered: None,
+            duration: Duration::from_secs(10),
+            warmup: Duration::from_secs(2),
+            connections: 1000,
+            slow_fraction: 0.1,
+            round_trips: 2000,
+            setup_concurrency: 128,
+        }
+    }
+}
+
+/// What one scenario measured. Absent figures do not apply to the scenario.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Outcome {
+    /// The system under test.
+    pub label: String,
+    /// The scenario's name (`fanout-10x50`, `idle-10k`, …).
+    pub scenario: String,
+    /// Its parameters, in words.
+    pub params: String,
+    /// Connections it held.
+    pub connections: u64,
+    /// Seconds to set the connections up.
+    pub setup_s: Option<f64>,
+    /// Deliveries per second offered.
+    pub offered_per_s: Option<f64>,
+    /// Deliveries per second measured over the window.
+    pub deliveries_per_s: Option<f64>,
+    /// Publish-to-deliver latency (ping-pong: round trip; storm: time to catch up).
+    pub p50_ms: Option<f64>,
+    /// 99th percentile.
+    pub p99_ms: Option<f64>,
+    /// 99.9th percentile.
+    pub p999_ms: Option<f64>,
+    /// Latency samples.
+    pub samples: u64,
+    /// Messages written by the clients.
+    pub messages_sent: u64,
+    /// Deliveries counted in all.
+    pub deliveries: u64,
+    /// Messages that did not reach a member that should have had them.
+    pub lost: Option<u64>,
+    /// Ours: clients whose seqs show a gap at the end.
+    pub gaps: Option<u64>,
+    /// Storm: the time until the last client was back and caught up.
+    pub caught_up_ms: Option<f64>,
+    /// Slow consumer: how many stopped reading.
+    pub slow_clients: Option<u64>,
+    /// Server CPU over the window, percent of one core.
+    pub server_cpu_pct: Option<f64>,
+    /// Server RSS at the end of the window, KiB.
+    pub server_rss_kib: Option<u64>,
+    /// Server threads at the end of the window.
+    #[serde(default)]
+    pub server_threads: Option<u64>,
+    /// Seconds spent waiting for the server to go quiet before the scenario.
+    #[serde(default)]
+    pub settle_s: Option<f64>,
+    /// Server peak RSS seen during the window, KiB.
+    pub server_peak_rss_kib: Option<u64>,
+    /// Idle: server RSS growth per connection, KiB.
+    pub rss_per_conn_kib: Option<f64>,
+    /// Connections the server closed.
+    pub server_closed: u64,
+    /// Error frames received.
+    pub errors: u64,
+    /// Anything worth a footnote.
+    pub notes: Vec<String>,
+}
+
+impl Outcome {
+    /// An empty outcome for a scenario.
+    pub fn new(opts: &Options, scenario: &str) -> Self {
+        Outcome {
+            label: opts.label.clone(),
+            scenario: scenario.to_owned(),
+            ..Outcome::default()
+        }
+    }
+
+    /// A failed scenario, so the report still has its row.
+    pub fn failed(opts: &Options, scenario: &str, why: &str) -> Self {
+        let mut o = Outcome::new(opts, scenario);
+        o.notes.push(format!("FAILED: {why}"));
+        o
+    }
+}
+
+/// The scenarios the load generator knows.
+pub const SCENARIOS: &[&str] = &["idle", "fanout", "slow", "pingpong", "storm"];
+
+/// Runs one scenario by kind (`idle`, `fanout`, `slow`, `pingpong`, `storm`), naming it
+/// `name` in the report.
+///
+/// # Errors
+/// An unknown kind, or the scenario's own failure.
+pub async fn run(kind: &str, name: &str, opts: &Options) -> Result<Outcome, String> {
+    // A server still draining the previous scenario's backlog would skew this one (and
+    // refuse connections in time): wait for it to go quiet first.
+    let settled = match opts.server_pid {
+        Some(pid) if pid != std::process::id() => Some(
+            procfs::wait_quiet(pid, 15.0, Duration::from_secs(60))
+                .await
+                .as_secs_f64(),
+        ),
+        _ => None,
+    };
+    let mut outcome = run_scenario(kind, name, opts).await?;
+    outcome.settle_s = settled;
+    if let Some(s) = opts.server_pid.and_then(procfs::sample) {
+        outcome.server_threads = Some(s.threads);
+        if kind == "idle" {
+            outcome.notes.push(format!(
+                "{} server threads after the connections opened",
+                s.threads
+            ));
+        }
+    }
+    Ok(outcome)
+}
+
+async fn run_scenario(kind: &str, name: &str, opts: &Options) -> Result<Outcome, String> {
+    match kind {
+        "idle" => scenarios::idle(opts, name).await,
+        "fanout" => {
+            let mut o = opts.clone();
+            o.slow_fraction = 0.0;
+            scenarios::fanout(&o, name).await
+        }
+        "slow" => scenarios::fanout(opts, name).await,
+        "pingpong" => scenarios::pingpong(opts, name).await,
+        "storm" => scenarios::storm(opts, name).await,
+        other => Err(format!(
+            "unknown scenario {other:?}; one of {}",
+            SCENARIOS.join(", ")
+        )),
+    }
+}

@@ -1,0 +1,159 @@
+//! The bench server: our engine behind `chat_transport_ws::serve`, over a chosen store,
+//! with the limits raised for load. The `bench-server` binary and the CI smoke test
+//! both start it through [`start`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chat_core::memory::MemoryStore;
+use chat_core::model::Limits;
+use chat_core::ports::Store;
+use chat_core::Engine;
+use chat_transport_ws::{ChatState, Config, JwtAuthenticator};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Where the server keeps messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreKind {
+    /// `MemoryStore`.
+    Memory,
+    /// SQLite in a fresh temporary directory (removed on exit).
+    Sqlite,
+    /// PostgreSQL at this URL, in a schema of its own (dropped on exit).
+    Postgres(String),
+}
+
+impl StoreKind {
+    /// Parses `memory`, `sqlite` or `postgres` (the URL from `CHAT_TEST_PG_URL`, else
+    /// `postgres://postgres@127.0.0.1:5432/postgres`).
+    pub fn parse(s: &str) -> Option<StoreKind> {
+        match s {
+            "memory" => Some(StoreKind::Memory),
+            "sqlite" => Some(StoreKind::Sqlite),
+            "postgres" | "pg" => Some(StoreKind::Postgres(
+                std::env::var("CHAT_TEST_PG_URL")
+                    .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into()),
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// How the bench server runs.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// The store.
+    pub store: StoreKind,
+    /// The HS256 secret of the tokens.
+    pub secret: String,
+    /// Frames queued per connection before a slow consumer is cut off.
+    pub queue_capacity: usize,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            store: StoreKind::Memory,
+            secret: "bench-secret".into(),
+            queue_capacity: Config::default().queue_capacity,
+        }
+    }
+}
+
+/// A running bench server.
+pub struct BenchServer {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<std::io::Result<()>>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl BenchServer {
+    /// Stops it gracefully and waits (at most 15 s).
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(15), &mut self.task).await;
+    }
+}
+
+/// The transport settings for load: the product's queue and batching, but no flood cap
+/// and no idle timeout or pings during a run.
+pub fn transport_config(opts: &ServerOptions) -> Config {
+    let mut c = Config::default()
+        .queue_capacity(opts.queue_capacity)
+        .keepalive(Duration::from_secs(600), Duration::from_secs(1200))
+        .flood_limit(1_000_000, Duration::from_secs(1));
+    c.write_timeout = Duration::from_secs(30);
+    c.shutdown_grace = Duration::from_secs(5);
+    c
+}
+
+/// The engine's limits for load: no per-session command rate.
+pub fn limits() -> Limits {
+    Limits {
+        commands_per_second: 0,
+        max_resume_gap: 10_000,
+        ..Limits::default()
+    }
+}
+
+/// Opens the store, builds the engine and serves on `listener` until [`BenchServer::stop`].
+///
+/// # Errors
+/// When the store cannot be opened or the address is unknown.
+pub async fn start(
+    listener: tokio::net::TcpListener,
+    opts: &ServerOptions,
+) -> Result<BenchServer, String> {
+    let mut dir = None;
+    let store: Arc<dyn Store> = match &opts.store {
+        StoreKind::Memory => Arc::new(MemoryStore::new()),
+        StoreKind::Sqlite => {
+            let d = tempfile::tempdir().map_err(|e| format!("temp dir: {e}"))?;
+            let path = d.path().join("bench.db");
+            dir = Some(d);
+            Arc::new(
+                chat_store_sqlite::SqliteStore::open(chat_store_sqlite::Config::path(path))
+                    .await
+                    .map_err(|e| format!("sqlite: {e}"))?,
+            )
+        }
+        StoreKind::Postgres(url) => {
+            let schema = format!("bench_{}", std::process::id());
+            Arc::new(
+                chat_store_postgres::PgStore::open(
+                    chat_store_postgres::PgConfig::new(url.clone())
+                        .schema(schema)
+                        .drop_schema_on_drop(true),
+                )
+                .await
+                .map_err(|e| format!("postgres: {e}"))?,
+            )
+        }
+    };
+    let engine = Engine::builder(store)
+        .limits(limits())
+        .build()
+        .await
+        .map_err(|e| format!("engine: {e}"))?;
+    let auth = Arc::new(JwtAuthenticator::hs256(opts.secret.as_bytes()));
+    let state = ChatState::new(engine, auth, transport_config(opts));
+    let addr = listener
+        .local_addr()
+        .map_err(|e| format!("local address: {e}"))?;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(chat_transport_ws::serve(listener, state, async move {
+        let _ = stopped.await;
+    }));
+    Ok(BenchServer {
+        addr,
+        stop: Some(stop),
+        task,
+        _dir: dir,
+    })
+}
