@@ -5,6 +5,7 @@
 //! errors into one of these kinds.
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -70,90 +71,132 @@ impl ErrorCode {
     }
 }
 
+impl ErrorCode {
+    /// The words that open an error's text (`not found: …`).
+    fn label(self) -> &'static str {
+        match self {
+            ErrorCode::NotFound => "not found",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::NotFriends => "not friends",
+            ErrorCode::Invalid => "invalid",
+            ErrorCode::TooLarge => "too large",
+            ErrorCode::Conflict => "conflict",
+            ErrorCode::RateLimited => "rate limited",
+            ErrorCode::Unavailable => "unavailable",
+            ErrorCode::Unauthenticated => "unauthenticated",
+            ErrorCode::Internal => "internal error",
+        }
+    }
+}
+
 impl fmt::Display for ErrorCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
 }
 
-/// The engine's error: a kind with a human message.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// The engine's error: a stable [`ErrorCode`], a human message, and (for failures of a
+/// dependency) the error that caused it.
+///
+/// Transports show clients the code and the message only; the cause is for logs
+/// ([`std::error::Error::source`] walks the driver's chain).
+#[derive(Clone, thiserror::Error)]
+#[error("{}: {message}", code.label())]
 #[non_exhaustive]
-pub enum Error {
-    /// See [`ErrorCode::NotFound`].
-    #[error("not found: {0}")]
-    NotFound(String),
-    /// See [`ErrorCode::Forbidden`].
-    #[error("forbidden: {0}")]
-    Forbidden(String),
-    /// See [`ErrorCode::NotFriends`].
-    #[error("not friends: {0}")]
-    NotFriends(String),
-    /// See [`ErrorCode::Invalid`].
-    #[error("invalid: {0}")]
-    Invalid(String),
-    /// See [`ErrorCode::TooLarge`].
-    #[error("too large: {0}")]
-    TooLarge(String),
-    /// See [`ErrorCode::Conflict`].
-    #[error("conflict: {0}")]
-    Conflict(String),
-    /// See [`ErrorCode::RateLimited`].
-    #[error("rate limited: {0}")]
-    RateLimited(String),
-    /// See [`ErrorCode::Unavailable`].
-    #[error("unavailable: {0}")]
-    Unavailable(String),
-    /// See [`ErrorCode::Unauthenticated`].
-    #[error("unauthenticated: {0}")]
-    Unauthenticated(String),
-    /// See [`ErrorCode::Internal`].
-    #[error("internal error: {0}")]
-    Internal(String),
+pub struct Error {
+    code: ErrorCode,
+    message: String,
+    #[source]
+    source: Option<Arc<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Error");
+        d.field("code", &self.code).field("message", &self.message);
+        if let Some(source) = &self.source {
+            d.field("source", source);
+        }
+        d.finish()
+    }
+}
+
+/// Two errors are equal when their code and message are (the cause is not compared).
+impl PartialEq for Error {
+    fn eq(&self, other: &Self) -> bool {
+        self.code == other.code && self.message == other.message
+    }
+}
+
+impl Eq for Error {}
+
+macro_rules! constructors {
+    ($($(#[$doc:meta])* $name:ident => $code:ident,)*) => {
+        impl Error {
+            $(
+                $(#[$doc])*
+                pub fn $name(message: impl Into<String>) -> Self {
+                    Error::new(ErrorCode::$code, message)
+                }
+            )*
+        }
+    };
+}
+
+constructors! {
+    /// A `not_found` error.
+    not_found => NotFound,
+    /// A `forbidden` error.
+    forbidden => Forbidden,
+    /// A `not_friends` error.
+    not_friends => NotFriends,
+    /// An `invalid` error.
+    invalid => Invalid,
+    /// A `conflict` error.
+    conflict => Conflict,
+    /// A `rate_limited` error.
+    rate_limited => RateLimited,
+    /// An `unavailable` error.
+    unavailable => Unavailable,
+    /// An `unauthenticated` error.
+    unauthenticated => Unauthenticated,
+    /// An `internal` error.
+    internal => Internal,
 }
 
 impl Error {
-    /// The portable kind of this error.
-    pub fn code(&self) -> ErrorCode {
-        match self {
-            Error::NotFound(_) => ErrorCode::NotFound,
-            Error::Forbidden(_) => ErrorCode::Forbidden,
-            Error::NotFriends(_) => ErrorCode::NotFriends,
-            Error::Invalid(_) => ErrorCode::Invalid,
-            Error::TooLarge(_) => ErrorCode::TooLarge,
-            Error::Conflict(_) => ErrorCode::Conflict,
-            Error::RateLimited(_) => ErrorCode::RateLimited,
-            Error::Unavailable(_) => ErrorCode::Unavailable,
-            Error::Unauthenticated(_) => ErrorCode::Unauthenticated,
-            Error::Internal(_) => ErrorCode::Internal,
+    /// Builds an error of the given kind with a message.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Error {
+            code,
+            message: message.into(),
+            source: None,
         }
     }
 
-    /// Builds an error of the given kind with a message.
-    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        let m = message.into();
-        match code {
-            ErrorCode::NotFound => Error::NotFound(m),
-            ErrorCode::Forbidden => Error::Forbidden(m),
-            ErrorCode::NotFriends => Error::NotFriends(m),
-            ErrorCode::Invalid => Error::Invalid(m),
-            ErrorCode::TooLarge => Error::TooLarge(m),
-            ErrorCode::Conflict => Error::Conflict(m),
-            ErrorCode::RateLimited => Error::RateLimited(m),
-            ErrorCode::Unavailable => Error::Unavailable(m),
-            ErrorCode::Unauthenticated => Error::Unauthenticated(m),
-            ErrorCode::Internal => Error::Internal(m),
-        }
+    /// The same error, caused by `source` (kept for logs, never shown to clients).
+    #[must_use]
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Arc::new(source));
+        self
+    }
+
+    /// The portable kind of this error.
+    pub fn code(&self) -> ErrorCode {
+        self.code
+    }
+
+    /// The human message, without the code's label.
+    pub fn message(&self) -> &str {
+        &self.message
     }
 
     /// A `too_large` error naming what was too large, its size and the maximum.
     pub fn too_large(what: &str, size: usize, max: usize) -> Self {
-        Error::TooLarge(format!("{what} is {size} bytes, the maximum is {max}"))
-    }
-
-    /// Shorthand for a `not_found` error.
-    pub fn not_found(what: impl Into<String>) -> Self {
-        Error::NotFound(what.into())
+        Error::new(
+            ErrorCode::TooLarge,
+            format!("{what} is {size} bytes, the maximum is {max}"),
+        )
     }
 }
 
@@ -172,5 +215,23 @@ impl From<&Error> for ErrorBody {
             code: e.code(),
             message: e.to_string(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cause_survives_and_the_text_keeps_its_code() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let e = Error::unavailable("the store is unreachable").with_source(io);
+        assert_eq!(e.code(), ErrorCode::Unavailable);
+        assert_eq!(e.to_string(), "unavailable: the store is unreachable");
+        let cause = std::error::Error::source(&e).expect("the cause is kept");
+        assert_eq!(cause.to_string(), "refused");
+        assert_eq!(ErrorBody::from(&e).message, e.to_string());
+        // Equality ignores the cause.
+        assert_eq!(e, Error::unavailable("the store is unreachable"));
     }
 }

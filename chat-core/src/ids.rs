@@ -30,13 +30,13 @@ impl UserId {
     pub fn new(id: impl Into<String>) -> Result<Self> {
         let id = id.into();
         if id.is_empty() || id.len() > MAX_USER_ID_BYTES {
-            return Err(Error::Invalid(format!(
+            return Err(Error::invalid(format!(
                 "a user id has 1 to {MAX_USER_ID_BYTES} bytes"
             )));
         }
         if id.trim() != id || id.chars().any(char::is_control) {
-            return Err(Error::Invalid(
-                "a user id has no control characters and no surrounding spaces".into(),
+            return Err(Error::invalid(
+                "a user id has no control characters and no surrounding spaces",
             ));
         }
         Ok(UserId(id))
@@ -86,7 +86,7 @@ macro_rules! uuid_id {
             fn from_str(s: &str) -> Result<Self> {
                 Uuid::parse_str(s)
                     .map($name)
-                    .map_err(|_| Error::Invalid(format!("{s:?} is not a valid id")))
+                    .map_err(|_| Error::invalid(format!("{s:?} is not a valid id")))
             }
         }
     };

@@ -68,10 +68,10 @@ impl Appender {
         self.jobs
             .send(Job { message, reply })
             .await
-            .map_err(|_| CoreError::Unavailable("the append writer has stopped".into()))?;
-        answer.await.map_err(|_| {
-            CoreError::Unavailable("the append writer stopped before answering".into())
-        })?
+            .map_err(|_| CoreError::unavailable("the append writer has stopped"))?;
+        answer
+            .await
+            .map_err(|_| CoreError::unavailable("the append writer stopped before answering"))?
     }
 }
 
@@ -140,18 +140,18 @@ async fn write(pool: &Pool, jobs: Vec<Job>) {
 }
 
 fn unreachable_append_err() -> CoreError {
-    CoreError::Internal("append batch returned no answer".into())
+    CoreError::internal("append batch returned no answer")
 }
 
 fn is_unavailable(e: &CoreError) -> bool {
-    matches!(e, CoreError::Unavailable(_))
+    e.code() == chat_core::ErrorCode::Unavailable
 }
 
 /// What PostgreSQL cannot store in `text`.
 fn valid(m: &NewMessage) -> CoreResult<()> {
     if m.body.contains('\0') || m.client_id.as_deref().is_some_and(|c| c.contains('\0')) {
-        return Err(CoreError::Invalid(
-            "a message body or client id must not contain NUL".into(),
+        return Err(CoreError::invalid(
+            "a message body or client id must not contain NUL",
         ));
     }
     Ok(())
@@ -366,7 +366,7 @@ async fn transaction(
                 message,
                 duplicate: true,
             }),
-            Slot::Missing => Err(CoreError::NotFound(format!(
+            Slot::Missing => Err(CoreError::not_found(format!(
                 "conversation {}",
                 messages[i].conversation
             ))),

@@ -1,7 +1,7 @@
 //! Errors: the typed errors of [`PgStore::open`](crate::PgStore::open), and the mapping
 //! of driver errors into chat-core's portable kinds.
 
-use chat_core::Error as CoreError;
+use chat_core::{Error as CoreError, ErrorCode};
 use tokio_postgres::error::SqlState;
 
 /// Result with this crate's [`Error`].
@@ -64,13 +64,14 @@ impl Error {
 
 impl From<Error> for CoreError {
     fn from(e: Error) -> Self {
-        match e {
-            Error::InvalidConfig(_) => CoreError::Invalid(e.to_string()),
+        let code = match e {
+            Error::InvalidConfig(_) => ErrorCode::Invalid,
             Error::Unreachable(_) | Error::DatabaseMissing(_) | Error::Authentication(_) => {
-                CoreError::Unavailable(e.to_string())
+                ErrorCode::Unavailable
             }
-            Error::SchemaTooNew { .. } | Error::Database(_) => CoreError::Internal(e.to_string()),
-        }
+            Error::SchemaTooNew { .. } | Error::Database(_) => ErrorCode::Internal,
+        };
+        CoreError::new(code, e.to_string()).with_source(e)
     }
 }
 
@@ -103,34 +104,37 @@ pub(crate) fn map_pg(e: tokio_postgres::Error) -> CoreError {
         let code = db.code();
         let c = code.code();
         let msg = format!("{} (SQLSTATE {c})", db.message());
-        return if *code == SqlState::UNIQUE_VIOLATION {
-            CoreError::Conflict(msg)
+        let kind = if *code == SqlState::UNIQUE_VIOLATION {
+            ErrorCode::Conflict
         } else if *code == SqlState::FOREIGN_KEY_VIOLATION {
-            CoreError::NotFound(msg)
+            ErrorCode::NotFound
         } else if is_unavailable_state(code) {
-            CoreError::Unavailable(msg)
+            ErrorCode::Unavailable
         } else if c.starts_with("22") || c.starts_with("23") {
-            CoreError::Invalid(msg)
+            ErrorCode::Invalid
         } else {
-            CoreError::Internal(msg)
+            ErrorCode::Internal
         };
+        return CoreError::new(kind, msg).with_source(e);
     }
     // No SQLSTATE: the connection broke (closed, I/O error, time-out, refused), or a value
     // did not convert. tokio-postgres keeps its error kinds private; a conversion error is
     // the only kind that does not involve the connection, and says "serializing" or
     // "deserializing".
     let text = describe(&e);
-    if text.contains("serializing") {
-        CoreError::Internal(text)
+    let kind = if text.contains("serializing") {
+        ErrorCode::Internal
     } else {
-        CoreError::Unavailable(text)
-    }
+        ErrorCode::Unavailable
+    };
+    CoreError::new(kind, text).with_source(e)
 }
 
 /// Maps a pool error into chat-core's portable kinds.
 pub(crate) fn map_pool(e: deadpool_postgres::PoolError) -> CoreError {
     match e {
         deadpool_postgres::PoolError::Backend(e) => map_pg(e),
-        other => CoreError::Unavailable(format!("PostgreSQL pool: {}", describe(&other))),
+        other => CoreError::unavailable(format!("PostgreSQL pool: {}", describe(&other)))
+            .with_source(other),
     }
 }

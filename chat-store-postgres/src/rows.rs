@@ -27,16 +27,16 @@ pub(crate) const FRIENDSHIP_COLS: &str =
 
 fn get<'a, T: FromSql<'a>>(row: &'a Row, i: usize) -> Result<T> {
     row.try_get(i)
-        .map_err(|e| Error::Internal(format!("reading column {i}: {e}")))
+        .map_err(|e| Error::internal(format!("reading column {i}: {e}")))
 }
 
 fn user(s: String) -> Result<UserId> {
-    UserId::new(s).map_err(|e| Error::Internal(format!("stored user id: {e}")))
+    UserId::new(s).map_err(|e| Error::internal(format!("stored user id: {e}")))
 }
 
 /// A stored `bigint` seq as a [`Seq`].
 pub(crate) fn seq(v: i64) -> Result<Seq> {
-    Seq::try_from(v).map_err(|_| Error::Internal(format!("negative seq {v}")))
+    Seq::try_from(v).map_err(|_| Error::internal(format!("negative seq {v}")))
 }
 
 /// A [`Seq`] as a `bigint` parameter (seqs past `i64::MAX` clamp; none exist).
@@ -72,7 +72,7 @@ pub(crate) fn message_at(row: &Row, at: usize) -> Result<Option<Message>> {
 
 /// Reads a message selected with [`MESSAGE_COLS`].
 pub(crate) fn message(row: &Row) -> Result<Message> {
-    message_at(row, 0)?.ok_or_else(|| Error::Internal("message without id".into()))
+    message_at(row, 0)?.ok_or_else(|| Error::internal("message without id"))
 }
 
 /// Reads a conversation from the 9 columns starting at `at`.
@@ -81,20 +81,20 @@ pub(crate) fn conversation_at(row: &Row, at: usize) -> Result<Conversation> {
     let kind = match kind {
         "room" => ConversationKind::Room {
             name: get::<Option<String>>(row, at + 2)?
-                .ok_or_else(|| Error::Internal("room without name".into()))?,
+                .ok_or_else(|| Error::internal("room without name"))?,
             visibility: Visibility::parse(get::<Option<&str>>(row, at + 3)?.unwrap_or("public"))?,
         },
         "direct" => ConversationKind::Direct {
             a: user(
                 get::<Option<String>>(row, at + 4)?
-                    .ok_or_else(|| Error::Internal("direct without a".into()))?,
+                    .ok_or_else(|| Error::internal("direct without a"))?,
             )?,
             b: user(
                 get::<Option<String>>(row, at + 5)?
-                    .ok_or_else(|| Error::Internal("direct without b".into()))?,
+                    .ok_or_else(|| Error::internal("direct without b"))?,
             )?,
         },
-        other => return Err(Error::Internal(format!("conversation kind {other:?}"))),
+        other => return Err(Error::internal(format!("conversation kind {other:?}"))),
     };
     Ok(Conversation {
         id: ConversationId(get(row, at)?),
@@ -128,10 +128,10 @@ pub(crate) fn friendship(row: &Row) -> Result<Friendship> {
         "pending" => FriendState::Pending {
             from: user(
                 get::<Option<String>>(row, 3)?
-                    .ok_or_else(|| Error::Internal("pending without from".into()))?,
+                    .ok_or_else(|| Error::internal("pending without from"))?,
             )?,
         },
-        other => return Err(Error::Internal(format!("friend state {other:?}"))),
+        other => return Err(Error::internal(format!("friend state {other:?}"))),
     };
     Ok(Friendship {
         a: user(get(row, 0)?)?,

@@ -101,7 +101,7 @@ impl PgStore {
         append::commit(&self.pool, &[&message])
             .await?
             .pop()
-            .unwrap_or_else(|| Err(CoreError::Internal("no answer".into())))
+            .unwrap_or_else(|| Err(CoreError::internal("no answer")))
     }
 
     async fn client(&self) -> CoreResult<Object> {
@@ -167,7 +167,7 @@ impl Drop for PgStore {
 }
 
 fn missing(id: ConversationId) -> CoreError {
-    CoreError::NotFound(format!("conversation {id}"))
+    CoreError::not_found(format!("conversation {id}"))
 }
 
 fn limit_param(limit: u32) -> i64 {
@@ -246,10 +246,11 @@ impl Store for PgStore {
         )
         .await
         .map_err(|e| match map_pg(e) {
-            CoreError::Conflict(m) => CoreError::Conflict(format!(
-                "a room named {:?} or conversation {} exists ({m})",
+            e if e.code() == chat_core::ErrorCode::Conflict => CoreError::conflict(format!(
+                "a room named {:?} or conversation {} exists",
                 room.name, room.id
-            )),
+            ))
+            .with_source(e),
             other => other,
         })?;
         Ok(Conversation {
@@ -331,9 +332,7 @@ impl Store for PgStore {
             .await
             .map_err(map_pg)?
             .ok_or_else(|| {
-                chat_core::Error::Conflict(
-                    "the direct conversation changed meanwhile; retry".into(),
-                )
+                chat_core::Error::conflict("the direct conversation changed meanwhile; retry")
             })?;
         Ok((rows::conversation_at(&row, 0)?, false))
     }
@@ -427,7 +426,7 @@ impl Store for PgStore {
             .try_get(0)
             .map_err(map_pg)?;
         if n >= i64::from(max_members) {
-            return Err(CoreError::Conflict(format!(
+            return Err(CoreError::conflict(format!(
                 "the conversation has the maximum of {max_members} members"
             )));
         }
@@ -647,9 +646,7 @@ impl Store for PgStore {
         at: DateTime<Utc>,
     ) -> CoreResult<Message> {
         if body.contains('\0') {
-            return Err(CoreError::Invalid(
-                "a message body must not contain NUL".into(),
-            ));
+            return Err(CoreError::invalid("a message body must not contain NUL"));
         }
         let c = self.client().await?;
         let stmt = c
@@ -668,10 +665,8 @@ impl Store for PgStore {
             return rows::message(&row);
         }
         match self.message(conversation, seq).await? {
-            Some(_) => Err(CoreError::Conflict(
-                "a deleted message cannot be edited".into(),
-            )),
-            None => Err(CoreError::NotFound(format!("message {seq}"))),
+            Some(_) => Err(CoreError::conflict("a deleted message cannot be edited")),
+            None => Err(CoreError::not_found(format!("message {seq}"))),
         }
     }
 
@@ -700,7 +695,7 @@ impl Store for PgStore {
         // Already a tombstone (returned unchanged), or missing.
         self.message(conversation, seq)
             .await?
-            .ok_or_else(|| CoreError::NotFound(format!("message {seq}")))
+            .ok_or_else(|| CoreError::not_found(format!("message {seq}")))
     }
 
     async fn advance_watermarks(
@@ -737,7 +732,7 @@ impl Store for PgStore {
             )
             .await
             .map_err(map_pg)?
-            .ok_or_else(|| CoreError::NotFound("not a member".into()))?;
+            .ok_or_else(|| CoreError::not_found("not a member"))?;
         Ok(Watermarks {
             delivered_seq: rows::seq(row.try_get(0).map_err(map_pg)?)?,
             read_seq: rows::seq(row.try_get(1).map_err(map_pg)?)?,
@@ -759,7 +754,7 @@ impl Store for PgStore {
             .query_opt(&stmt, &[&conversation.0, &user.as_str()])
             .await
             .map_err(map_pg)?
-            .ok_or_else(|| CoreError::NotFound("not a member".into()))?;
+            .ok_or_else(|| CoreError::not_found("not a member"))?;
         rows::seq(row.try_get(0).map_err(map_pg)?)
     }
 

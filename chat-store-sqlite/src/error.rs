@@ -71,13 +71,14 @@ impl Error {
 
 impl From<Error> for chat_core::Error {
     fn from(e: Error) -> Self {
-        match &e {
-            Error::Config(_) => chat_core::Error::Invalid(e.to_string()),
+        let code = match &e {
+            Error::Config(_) => chat_core::ErrorCode::Invalid,
             Error::MissingDirectory { .. } | Error::ReadOnly { .. } => {
-                chat_core::Error::Unavailable(e.to_string())
+                chat_core::ErrorCode::Unavailable
             }
-            _ => chat_core::Error::Internal(e.to_string()),
-        }
+            _ => chat_core::ErrorCode::Internal,
+        };
+        chat_core::Error::new(code, e.to_string()).with_source(e)
     }
 }
 
@@ -92,7 +93,7 @@ pub(crate) fn map(e: rusqlite::Error) -> chat_core::Error {
                 if f.extended_code == ffi::SQLITE_CONSTRAINT_UNIQUE
                     || f.extended_code == ffi::SQLITE_CONSTRAINT_PRIMARYKEY =>
             {
-                return chat_core::Error::Conflict(e.to_string());
+                return chat_core::Error::conflict(e.to_string()).with_source(e);
             }
             C::DatabaseBusy
             | C::DatabaseLocked
@@ -101,12 +102,12 @@ pub(crate) fn map(e: rusqlite::Error) -> chat_core::Error {
             | C::CannotOpen
             | C::OutOfMemory
             | C::FileLockingProtocolFailed => {
-                return chat_core::Error::Unavailable(format!("sqlite: {e}"));
+                return chat_core::Error::unavailable(format!("sqlite: {e}")).with_source(e);
             }
             _ => {}
         }
     }
-    chat_core::Error::Internal(format!("sqlite: {e}"))
+    chat_core::Error::internal(format!("sqlite: {e}")).with_source(e)
 }
 
 /// True for SQLite's "file is not a database".

@@ -35,7 +35,7 @@ impl ReadPool {
             .permits
             .acquire()
             .await
-            .map_err(|_| Error::Unavailable("the store is closed".into()))?;
+            .map_err(|_| Error::unavailable("the store is closed"))?;
         let pool = Arc::clone(self);
         tokio::task::spawn_blocking(move || {
             let conn = match pool.take() {
@@ -47,7 +47,7 @@ impl ReadPool {
             out
         })
         .await
-        .map_err(|e| Error::Internal(format!("a read task failed: {e}")))?
+        .map_err(|e| Error::internal(format!("a read task failed: {e}")))?
     }
 
     fn take(&self) -> Option<Connection> {

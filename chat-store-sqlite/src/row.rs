@@ -19,7 +19,7 @@ pub(crate) fn seq_sql(s: Seq) -> i64 {
 }
 
 fn bad(what: &str) -> Error {
-    Error::Internal(format!("stored {what} cannot be read back"))
+    Error::internal(format!("stored {what} cannot be read back"))
 }
 
 /// A stored row could not be decoded: a rusqlite error for use inside row closures.

@@ -95,9 +95,9 @@ impl SqliteStore {
         self.writes
             .send(writer::job(f, tx))
             .await
-            .map_err(|_| CoreError::Unavailable("the sqlite writer has stopped".into()))?;
+            .map_err(|_| CoreError::unavailable("the sqlite writer has stopped"))?;
         rx.await
-            .map_err(|_| CoreError::Unavailable("the sqlite writer has stopped".into()))?
+            .map_err(|_| CoreError::unavailable("the sqlite writer has stopped"))?
     }
 
     async fn read<T: Send + 'static>(
@@ -257,7 +257,7 @@ fn trunc(t: DateTime<Utc>) -> DateTime<Utc> {
 }
 
 fn missing(id: ConversationId) -> CoreError {
-    CoreError::NotFound(format!("conversation {id}"))
+    CoreError::not_found(format!("conversation {id}"))
 }
 
 fn exists(conn: &Connection, id: ConversationId) -> CoreResult<()> {
@@ -422,13 +422,13 @@ impl Store for SqliteStore {
                     })
                     .map_err(map_err);
                 match inserted {
-                    Err(CoreError::Conflict(_)) => {
+                    Err(e) if e.code() == chat_core::ErrorCode::Conflict => {
                         let taken = ctx
                             .conn
                             .prepare_cached(sql::ROOM_BY_NAME)
                             .and_then(|mut s| s.exists([room.name.as_str()]))
                             .map_err(map_err)?;
-                        return Err(CoreError::Conflict(if taken {
+                        return Err(CoreError::conflict(if taken {
                             format!("a room named {:?} exists", room.name)
                         } else {
                             format!("conversation {} exists", room.id)
@@ -557,7 +557,7 @@ impl Store for SqliteStore {
                 .and_then(|mut s| s.query_row([conversation.0.as_bytes()], |r| r.get(0)))
                 .map_err(map_err)?;
             if n >= i64::from(max_members) {
-                return Err(CoreError::Conflict(format!(
+                return Err(CoreError::conflict(format!(
                     "the conversation has the maximum of {max_members} members"
                 )));
             }
@@ -628,7 +628,7 @@ impl Store for SqliteStore {
                 .map(|b| {
                     uuid::Uuid::from_slice(b)
                         .map(ConversationId)
-                        .map_err(|_| CoreError::Internal("stored id cannot be read".into()))
+                        .map_err(|_| CoreError::internal("stored id cannot be read"))
                 })
                 .collect()
         })
@@ -654,7 +654,7 @@ impl Store for SqliteStore {
                     .map_err(map_err)?;
                 let mut out = Vec::with_capacity(mine.len());
                 for (conversation, role, delivered, read) in mine {
-                    let bad = || CoreError::Internal("stored watermark cannot be read".into());
+                    let bad = || CoreError::internal("stored watermark cannot be read");
                     let watermarks = Watermarks {
                         delivered_seq: Seq::try_from(delivered).map_err(|_| bad())?,
                         read_seq: Seq::try_from(read).map_err(|_| bad())?,
@@ -781,11 +781,9 @@ impl Store for SqliteStore {
         let body = body.to_owned();
         self.write(move |ctx| {
             let mut m = load_message(ctx.conn, conversation, seq)?
-                .ok_or_else(|| CoreError::NotFound(format!("message {seq}")))?;
+                .ok_or_else(|| CoreError::not_found(format!("message {seq}")))?;
             if m.is_deleted() {
-                return Err(CoreError::Conflict(
-                    "a deleted message cannot be edited".into(),
-                ));
+                return Err(CoreError::conflict("a deleted message cannot be edited"));
             }
             ctx.conn
                 .prepare_cached(sql::EDIT_MESSAGE)
@@ -813,7 +811,7 @@ impl Store for SqliteStore {
     ) -> CoreResult<Message> {
         self.write(move |ctx| {
             let mut m = load_message(ctx.conn, conversation, seq)?
-                .ok_or_else(|| CoreError::NotFound(format!("message {seq}")))?;
+                .ok_or_else(|| CoreError::not_found(format!("message {seq}")))?;
             if m.is_deleted() {
                 return Ok(m);
             }
@@ -850,8 +848,8 @@ impl Store for SqliteStore {
                     .optional()
                 })
                 .map_err(map_err)?;
-            let (d, r) = current.ok_or_else(|| CoreError::NotFound("not a member".into()))?;
-            let bad = || CoreError::Internal("stored watermark cannot be read".into());
+            let (d, r) = current.ok_or_else(|| CoreError::not_found("not a member"))?;
+            let bad = || CoreError::internal("stored watermark cannot be read");
             let now = Watermarks {
                 delivered_seq: Seq::try_from(d).map_err(|_| bad())?,
                 read_seq: Seq::try_from(r).map_err(|_| bad())?,
@@ -880,7 +878,7 @@ impl Store for SqliteStore {
         self.read(move |conn| {
             snapshot(conn, |conn| {
                 let m = load_member(conn, conversation, &user)?
-                    .ok_or_else(|| CoreError::NotFound("not a member".into()))?;
+                    .ok_or_else(|| CoreError::not_found("not a member"))?;
                 count_unread(conn, conversation, &user, m.watermarks.read_seq)
             })
         })

@@ -55,8 +55,8 @@ impl Ctx<'_> {
             .prepare_cached(crate::sql::LAST_SEQ)
             .and_then(|mut st| st.query_row([id.0.as_bytes()], |r| r.get(0)).optional())
             .map_err(map_err)?;
-        let s = s.ok_or_else(|| Error::NotFound(format!("conversation {id}")))?;
-        let s = Seq::try_from(s).map_err(|_| Error::Internal("negative last_seq".into()))?;
+        let s = s.ok_or_else(|| Error::not_found(format!("conversation {id}")))?;
+        let s = Seq::try_from(s).map_err(|_| Error::internal("negative last_seq"))?;
         self.seqs.last.insert(id, s);
         Ok(s)
     }
@@ -116,7 +116,7 @@ pub(crate) fn job<T: Send + 'static>(
 ) -> Job {
     Box::new(move |ctx: &mut Ctx<'_>| -> Reply {
         let out = if ctx.broken {
-            Err(Error::Unavailable("the batch transaction failed".into()))
+            Err(Error::unavailable("the batch transaction failed"))
         } else {
             let out = f(ctx);
             if out.is_err() && ctx.conn.is_autocommit() {
@@ -187,9 +187,7 @@ fn run_batch(
     let broken = ctx.broken;
     begun?;
     let result = if broken {
-        Err(Error::Unavailable(
-            "the write transaction was rolled back".into(),
-        ))
+        Err(Error::unavailable("the write transaction was rolled back"))
     } else {
         finish(conn, &dirty)
     };

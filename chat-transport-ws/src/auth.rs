@@ -59,7 +59,7 @@ impl JwtAuthenticator {
     /// `invalid` when the PEM is not an RSA public key.
     pub fn rs256_pem(public_key_pem: &[u8]) -> Result<Self, Error> {
         let key = DecodingKey::from_rsa_pem(public_key_pem)
-            .map_err(|e| Error::Invalid(format!("RSA public key: {e}")))?;
+            .map_err(|e| Error::invalid(format!("RSA public key: {e}")))?;
         Ok(Self::with_key(key, Algorithm::RS256))
     }
 
@@ -86,9 +86,9 @@ impl JwtAuthenticator {
 impl Authenticator for JwtAuthenticator {
     async fn authenticate(&self, token: &str) -> chat_core::Result<Identity> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
-            .map_err(|e| Error::Unauthenticated(format!("invalid token: {e}")))?;
+            .map_err(|e| Error::unauthenticated(format!("invalid token: {e}")))?;
         let user = UserId::new(data.claims.sub)
-            .map_err(|_| Error::Unauthenticated("invalid token: bad `sub`".into()))?;
+            .map_err(|_| Error::unauthenticated("invalid token: bad `sub`"))?;
         Ok(Identity {
             user,
             display_name: data.claims.name.filter(|n| !n.trim().is_empty()),
@@ -242,7 +242,7 @@ impl TokenSigner {
     /// `invalid` when the PEM is not an RSA private key.
     pub fn rs256_pem(private_key_pem: &[u8]) -> Result<Self, Error> {
         let key = jsonwebtoken::EncodingKey::from_rsa_pem(private_key_pem)
-            .map_err(|e| Error::Invalid(format!("RSA private key: {e}")))?;
+            .map_err(|e| Error::invalid(format!("RSA private key: {e}")))?;
         Ok(TokenSigner {
             key,
             alg: Algorithm::RS256,
@@ -271,6 +271,6 @@ impl TokenSigner {
             exp: now.saturating_add(ttl.as_secs()),
         };
         jsonwebtoken::encode(&jsonwebtoken::Header::new(self.alg), &claims, &self.key)
-            .map_err(|e| Error::Invalid(format!("signing a token: {e}")))
+            .map_err(|e| Error::invalid(format!("signing a token: {e}")))
     }
 }

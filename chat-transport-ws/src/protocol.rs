@@ -62,26 +62,26 @@ impl ClientFrame {
     pub fn parse(text: &str) -> Result<ClientFrame, FrameError> {
         let value: Value = serde_json::from_str(text).map_err(|e| FrameError {
             id: None,
-            error: Error::Invalid(format!("not JSON: {e}")),
+            error: Error::invalid(format!("not JSON: {e}")),
         })?;
         let Value::Object(mut map) = value else {
             return Err(FrameError {
                 id: None,
-                error: Error::Invalid("a frame is a JSON object".into()),
+                error: Error::invalid("a frame is a JSON object"),
             });
         };
         let id = match map.remove("id") {
             None | Some(Value::Null) => None,
             Some(v) => Some(RequestId::from_value(v).ok_or_else(|| FrameError {
                 id: None,
-                error: Error::Invalid(format!(
+                error: Error::invalid(format!(
                     "`id` is a string of at most {MAX_REQUEST_ID_BYTES} bytes or an integer"
                 )),
             })?),
         };
         let command = serde_json::from_value(Value::Object(map)).map_err(|e| FrameError {
             id: id.clone(),
-            error: Error::Invalid(format!("bad command: {e}")),
+            error: Error::invalid(format!("bad command: {e}")),
         })?;
         Ok(ClientFrame { id, command })
     }

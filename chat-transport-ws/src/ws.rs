@@ -330,7 +330,7 @@ impl Reader<'_> {
             },
             _ => self.queue(protocol::error_frame(
                 None,
-                &Error::Invalid("binary frames are not part of protocol v1; send text".into()),
+                &Error::invalid("binary frames are not part of protocol v1; send text"),
             )),
         }
     }

@@ -315,7 +315,7 @@ impl Engine {
     ) -> Result<Session> {
         let inner = &self.inner;
         if inner.shutting_down.load(Ordering::Acquire) {
-            return Err(Error::Unavailable("the engine is shutting down".into()));
+            return Err(Error::unavailable("the engine is shutting down"));
         }
         if identity.display_name.is_some() {
             inner
@@ -351,7 +351,7 @@ impl Engine {
             entry.closed.store(true, Ordering::Release);
             entry.transport.close(CloseReason::Shutdown);
             inner.detach_session(&entry).await;
-            return Err(Error::Unavailable("the engine is shutting down".into()));
+            return Err(Error::unavailable("the engine is shutting down"));
         }
         inner.came_online(&identity.user).await;
         Ok(Session::new(self.clone(), entry, identity))
@@ -389,7 +389,7 @@ impl Engine {
         let inner = &self.inner;
         validate_body(body, inner.limits.max_body_bytes)?;
         if inner.store.conversation(conversation).await?.is_none() {
-            return Err(Error::NotFound(format!("conversation {conversation}")));
+            return Err(Error::not_found(format!("conversation {conversation}")));
         }
         let appended = inner
             .append(NewMessage {

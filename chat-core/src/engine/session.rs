@@ -74,7 +74,7 @@ impl Session {
     /// An error changes nothing.
     pub async fn execute(&self, command: Command) -> Result<Reply> {
         if !self.rate.lock().try_take(self.engine.inner.clock.now()) {
-            return Err(Error::RateLimited("too many commands; slow down".into()));
+            return Err(Error::rate_limited("too many commands; slow down"));
         }
         let ctx = Ctx {
             engine: &self.engine,

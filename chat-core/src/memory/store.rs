@@ -71,7 +71,7 @@ impl MemoryStore {
 }
 
 fn missing_conversation(id: ConversationId) -> Error {
-    Error::NotFound(format!("conversation {id}"))
+    Error::not_found(format!("conversation {id}"))
 }
 
 impl State {
@@ -142,13 +142,13 @@ impl Store for MemoryStore {
     async fn create_room(&self, room: NewRoom) -> Result<Conversation> {
         let mut s = self.state.lock();
         if s.room_names.contains_key(&room.name) {
-            return Err(Error::Conflict(format!(
+            return Err(Error::conflict(format!(
                 "a room named {:?} exists",
                 room.name
             )));
         }
         if s.convs.contains_key(&room.id) {
-            return Err(Error::Conflict(format!("conversation {} exists", room.id)));
+            return Err(Error::conflict(format!("conversation {} exists", room.id)));
         }
         let conv = Conversation {
             id: room.id,
@@ -242,7 +242,7 @@ impl Store for MemoryStore {
             return Ok((m.clone(), false));
         }
         if c.members.len() >= max_members as usize {
-            return Err(Error::Conflict(format!(
+            return Err(Error::conflict(format!(
                 "the conversation has the maximum of {max_members} members"
             )));
         }
@@ -330,7 +330,7 @@ impl Store for MemoryStore {
             .failing_appends
             .load(std::sync::atomic::Ordering::SeqCst)
         {
-            return Err(Error::Unavailable("appends are switched off".into()));
+            return Err(Error::unavailable("appends are switched off"));
         }
         let mut s = self.state.lock();
         if let Some(cid) = &msg.client_id {
@@ -340,7 +340,7 @@ impl Store for MemoryStore {
                     .messages
                     .get((*seq - 1) as usize)
                     .cloned()
-                    .ok_or_else(|| Error::Internal("client id points nowhere".into()))?;
+                    .ok_or_else(|| Error::internal("client id points nowhere"))?;
                 return Ok(Appended {
                     message: original,
                     duplicate: true,
@@ -419,9 +419,9 @@ impl Store for MemoryStore {
         let m = seq
             .checked_sub(1)
             .and_then(|i| c.messages.get_mut(i as usize))
-            .ok_or_else(|| Error::NotFound(format!("message {seq}")))?;
+            .ok_or_else(|| Error::not_found(format!("message {seq}")))?;
         if m.is_deleted() {
-            return Err(Error::Conflict("a deleted message cannot be edited".into()));
+            return Err(Error::conflict("a deleted message cannot be edited"));
         }
         m.body = body.to_owned();
         m.edited_at = Some(at);
@@ -439,7 +439,7 @@ impl Store for MemoryStore {
         let m = seq
             .checked_sub(1)
             .and_then(|i| c.messages.get_mut(i as usize))
-            .ok_or_else(|| Error::NotFound(format!("message {seq}")))?;
+            .ok_or_else(|| Error::not_found(format!("message {seq}")))?;
         if !m.is_deleted() {
             m.body.clear();
             m.deleted_at = Some(at);
@@ -460,7 +460,7 @@ impl Store for MemoryStore {
         let m = c
             .members
             .get_mut(user)
-            .ok_or_else(|| Error::NotFound("not a member".into()))?;
+            .ok_or_else(|| Error::not_found("not a member"))?;
         m.watermarks = m.watermarks.advance(delivered, read, last);
         Ok(m.watermarks)
     }
@@ -469,7 +469,7 @@ impl Store for MemoryStore {
         let s = self.state.lock();
         let c = s.conv(conversation)?;
         if !c.members.contains_key(user) {
-            return Err(Error::NotFound("not a member".into()));
+            return Err(Error::not_found("not a member"));
         }
         Ok(c.unread(user))
     }

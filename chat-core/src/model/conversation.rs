@@ -35,7 +35,7 @@ impl Visibility {
         match s {
             "public" => Ok(Visibility::Public),
             "private" => Ok(Visibility::Private),
-            other => Err(Error::Invalid(format!("unknown visibility {other:?}"))),
+            other => Err(Error::invalid(format!("unknown visibility {other:?}"))),
         }
     }
 }
@@ -103,8 +103,8 @@ pub fn direct_pair(x: &UserId, y: &UserId) -> Result<(UserId, UserId)> {
     match x.cmp(y) {
         std::cmp::Ordering::Less => Ok((x.clone(), y.clone())),
         std::cmp::Ordering::Greater => Ok((y.clone(), x.clone())),
-        std::cmp::Ordering::Equal => Err(Error::Invalid(
-            "a direct conversation needs two different users".into(),
+        std::cmp::Ordering::Equal => Err(Error::invalid(
+            "a direct conversation needs two different users",
         )),
     }
 }
@@ -136,7 +136,7 @@ impl Role {
         match s {
             "owner" => Ok(Role::Owner),
             "member" => Ok(Role::Member),
-            other => Err(Error::Invalid(format!("unknown role {other:?}"))),
+            other => Err(Error::invalid(format!("unknown role {other:?}"))),
         }
     }
 }
@@ -195,27 +195,25 @@ pub const MAX_ROOM_NAME_BYTES: usize = 64;
 /// `invalid` naming the rule broken.
 pub fn validate_room_name(name: &str) -> Result<()> {
     if name.is_empty() || name.len() > MAX_ROOM_NAME_BYTES {
-        return Err(Error::Invalid(format!(
+        return Err(Error::invalid(format!(
             "a room name has 1 to {MAX_ROOM_NAME_BYTES} bytes"
         )));
     }
     if name.trim() != name {
-        return Err(Error::Invalid(
-            "a room name has no leading or trailing spaces".into(),
+        return Err(Error::invalid(
+            "a room name has no leading or trailing spaces",
         ));
     }
     if !name
         .chars()
         .all(|c| c.is_alphanumeric() || matches!(c, ' ' | '-' | '_' | '.' | '#'))
     {
-        return Err(Error::Invalid(
-            "a room name holds letters, digits, spaces and - _ . # only".into(),
+        return Err(Error::invalid(
+            "a room name holds letters, digits, spaces and - _ . # only",
         ));
     }
     if uuid::Uuid::parse_str(name).is_ok() {
-        return Err(Error::Invalid(
-            "a room name must not look like an id".into(),
-        ));
+        return Err(Error::invalid("a room name must not look like an id"));
     }
     Ok(())
 }

@@ -138,7 +138,7 @@ impl Friendship {
     ///   removing a friendship that does not exist, unblocking without a block.
     pub fn apply(&self, actor: &UserId, action: FriendAction, now: DateTime<Utc>) -> Result<Self> {
         if actor != &self.a && actor != &self.b {
-            return Err(Error::Invalid("the actor is not part of this pair".into()));
+            return Err(Error::invalid("the actor is not part of this pair"));
         }
         let other = self.other(actor).clone();
         let mut next = self.clone();
@@ -146,14 +146,14 @@ impl Friendship {
         match action {
             FriendAction::Request => {
                 if self.is_blocked() {
-                    return Err(Error::Forbidden("cannot befriend this user".into()));
+                    return Err(Error::forbidden("cannot befriend this user"));
                 }
                 match &self.state {
                     FriendState::Accepted => {
-                        return Err(Error::Conflict("already friends".into()));
+                        return Err(Error::conflict("already friends"));
                     }
                     FriendState::Pending { from } if from == actor => {
-                        return Err(Error::Conflict("request already sent".into()));
+                        return Err(Error::conflict("request already sent"));
                     }
                     FriendState::Pending { .. } => next.state = FriendState::Accepted,
                     FriendState::None => {
@@ -171,15 +171,15 @@ impl Friendship {
                         FriendState::None
                     };
                 }
-                _ => return Err(Error::NotFound("no friend request from this user".into())),
+                _ => return Err(Error::not_found("no friend request from this user")),
             },
             FriendAction::Cancel => match &self.state {
                 FriendState::Pending { from } if from == actor => next.state = FriendState::None,
-                _ => return Err(Error::NotFound("no friend request to this user".into())),
+                _ => return Err(Error::not_found("no friend request to this user")),
             },
             FriendAction::Remove => {
                 if self.state != FriendState::Accepted {
-                    return Err(Error::NotFound("not friends with this user".into()));
+                    return Err(Error::not_found("not friends with this user"));
                 }
                 next.state = FriendState::None;
             }
@@ -189,7 +189,7 @@ impl Friendship {
             }
             FriendAction::Unblock => {
                 if !self.blocks(actor) {
-                    return Err(Error::NotFound("this user is not blocked".into()));
+                    return Err(Error::not_found("this user is not blocked"));
                 }
                 next.set_block(actor, false);
             }

@@ -33,7 +33,7 @@ impl MessageKind {
         match s {
             "user" => Ok(MessageKind::User),
             "system" => Ok(MessageKind::System),
-            other => Err(Error::Invalid(format!("unknown message kind {other:?}"))),
+            other => Err(Error::invalid(format!("unknown message kind {other:?}"))),
         }
     }
 }
@@ -122,7 +122,7 @@ pub const MAX_CLIENT_ID_BYTES: usize = 64;
 /// `invalid` when it breaks a rule.
 pub fn validate_client_id(id: &str) -> Result<()> {
     if id.is_empty() || id.len() > MAX_CLIENT_ID_BYTES || id.chars().any(char::is_control) {
-        return Err(Error::Invalid(format!(
+        return Err(Error::invalid(format!(
             "a client id has 1 to {MAX_CLIENT_ID_BYTES} bytes and no control characters"
         )));
     }
@@ -138,11 +138,11 @@ pub fn validate_body(body: &str, max_bytes: usize) -> Result<()> {
         return Err(Error::too_large("the message body", body.len(), max_bytes));
     }
     if body.trim().is_empty() {
-        return Err(Error::Invalid("a message body must not be empty".into()));
+        return Err(Error::invalid("a message body must not be empty"));
     }
     if body.contains('\0') {
-        return Err(Error::Invalid(
-            "a message body must not contain NUL characters".into(),
+        return Err(Error::invalid(
+            "a message body must not contain NUL characters",
         ));
     }
     Ok(())

@@ -64,6 +64,6 @@ impl Authenticator for StaticTokens {
         self.tokens
             .get(token)
             .cloned()
-            .ok_or_else(|| Error::Unauthenticated("unknown token".into()))
+            .ok_or_else(|| Error::unauthenticated("unknown token"))
     }
 }

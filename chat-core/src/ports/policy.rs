@@ -54,8 +54,8 @@ impl Policy for DefaultPolicy {
         let blocked = friendship.is_some_and(Friendship::is_blocked);
         let friends = friendship.is_some_and(Friendship::is_friends);
         if blocked || (self.require_friendship && !friends) {
-            return Err(Error::NotFriends(
-                "direct messages need an accepted friendship".into(),
+            return Err(Error::not_friends(
+                "direct messages need an accepted friendship",
             ));
         }
         Ok(())
@@ -67,12 +67,10 @@ impl Policy for DefaultPolicy {
                 visibility: Visibility::Public,
                 ..
             } => Ok(()),
-            ConversationKind::Room { .. } => {
-                Err(Error::Forbidden("this room is invitation only".into()))
+            ConversationKind::Room { .. } => Err(Error::forbidden("this room is invitation only")),
+            ConversationKind::Direct { .. } => {
+                Err(Error::forbidden("a direct conversation cannot be joined"))
             }
-            ConversationKind::Direct { .. } => Err(Error::Forbidden(
-                "a direct conversation cannot be joined".into(),
-            )),
         }
     }
 }

@@ -37,7 +37,7 @@ impl Encoder for JsonEncoder {
     fn encode(&self, event: &Event) -> Result<Bytes> {
         serde_json::to_vec(event)
             .map(Bytes::from)
-            .map_err(|e| crate::Error::Internal(format!("encoding an event: {e}")))
+            .map_err(|e| crate::Error::internal(format!("encoding an event: {e}")))
     }
 }
 

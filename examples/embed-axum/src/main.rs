@@ -28,11 +28,11 @@ impl Authenticator for Sessions {
         let sessions = self
             .0
             .lock()
-            .map_err(|_| Error::Internal("session table poisoned".into()))?;
+            .map_err(|_| Error::internal("session table poisoned"))?;
         sessions
             .get(token)
             .map(|user| Identity::new(user.clone()))
-            .ok_or_else(|| Error::Unauthenticated("no such session".into()))
+            .ok_or_else(|| Error::unauthenticated("no such session"))
     }
 }
 

@@ -18,11 +18,9 @@ pub(crate) async fn own_message(
         .store
         .message(conversation, seq)
         .await?
-        .ok_or_else(|| Error::NotFound(format!("message {seq}")))?;
+        .ok_or_else(|| Error::not_found(format!("message {seq}")))?;
     if &message.sender != ctx.user || message.kind != MessageKind::User {
-        return Err(Error::Forbidden(
-            "only the sender may change a message".into(),
-        ));
+        return Err(Error::forbidden("only the sender may change a message"));
     }
     Ok(message)
 }

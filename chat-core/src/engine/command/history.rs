@@ -18,9 +18,7 @@ pub(crate) async fn run(
     let inner = &ctx.engine.inner;
     let limit = Ctx::page(limit, 50, inner.limits.max_history_page)?;
     let page = match (before, after) {
-        (Some(_), Some(_)) => {
-            return Err(Error::Invalid("give `before` or `after`, not both".into()))
-        }
+        (Some(_), Some(_)) => return Err(Error::invalid("give `before` or `after`, not both")),
         (None, Some(a)) => HistoryPage::After(a),
         (b, None) => HistoryPage::Before(b),
     };

@@ -15,8 +15,8 @@ pub(crate) async fn run(
     let inner = &ctx.engine.inner;
     match &conv.kind {
         ConversationKind::Direct { .. } => {
-            return Err(Error::Invalid(
-                "nobody can be invited to a direct conversation".into(),
+            return Err(Error::invalid(
+                "nobody can be invited to a direct conversation",
             ))
         }
         ConversationKind::Room {
@@ -25,18 +25,14 @@ pub(crate) async fn run(
         } => {
             let me = inner.store.member(conversation, ctx.user).await?;
             if me.map(|m| m.role) != Some(Role::Owner) {
-                return Err(Error::Forbidden(
-                    "only owners invite to a private room".into(),
-                ));
+                return Err(Error::forbidden("only owners invite to a private room"));
             }
         }
         ConversationKind::Room { .. } => {}
     }
     if let Some(f) = inner.store.friendship(ctx.user, &user).await? {
         if f.blocks(&user) {
-            return Err(Error::Forbidden(
-                "this user cannot be invited by you".into(),
-            ));
+            return Err(Error::forbidden("this user cannot be invited by you"));
         }
     }
     let (member, added) = inner
@@ -50,7 +46,7 @@ pub(crate) async fn run(
         )
         .await?;
     if !added {
-        return Err(Error::Conflict(format!("{user} is already a member")));
+        return Err(Error::conflict(format!("{user} is already a member")));
     }
     inner.subscribe_user(&user, conversation).await;
     ctx.publish(

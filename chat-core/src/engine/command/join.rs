@@ -37,12 +37,12 @@ pub(crate) async fn run(ctx: &Ctx<'_>, room: RoomRef, create: bool) -> Result<Re
                     .store
                     .room_by_name(name)
                     .await?
-                    .ok_or_else(|| Error::NotFound(format!("room {name:?}")))?,
+                    .ok_or_else(|| Error::not_found(format!("room {name:?}")))?,
                 Err(e) => return Err(e),
             }
         }
-        (None, RoomRef::Name(name)) => return Err(Error::NotFound(format!("room {name:?}"))),
-        (None, RoomRef::Id(id)) => return Err(Error::NotFound(format!("conversation {id}"))),
+        (None, RoomRef::Name(name)) => return Err(Error::not_found(format!("room {name:?}"))),
+        (None, RoomRef::Id(id)) => return Err(Error::not_found(format!("conversation {id}"))),
     };
     if inner
         .store
@@ -61,7 +61,7 @@ pub(crate) async fn run(ctx: &Ctx<'_>, room: RoomRef, create: bool) -> Result<Re
         return Err(match denied.code() {
             crate::ErrorCode::Forbidden if !conversation.is_room() => denied,
             crate::ErrorCode::Forbidden => {
-                Error::NotFound(format!("conversation {}", conversation.id))
+                Error::not_found(format!("conversation {}", conversation.id))
             }
             _ => denied,
         });

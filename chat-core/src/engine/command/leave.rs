@@ -7,9 +7,7 @@ use crate::ids::ConversationId;
 pub(crate) async fn run(ctx: &Ctx<'_>, conversation: ConversationId) -> Result<Reply> {
     let conv = ctx.member_of(conversation).await?;
     if !conv.is_room() {
-        return Err(Error::Invalid(
-            "a direct conversation cannot be left".into(),
-        ));
+        return Err(Error::invalid("a direct conversation cannot be left"));
     }
     let inner = &ctx.engine.inner;
     if !inner.store.remove_member(conversation, ctx.user).await? {

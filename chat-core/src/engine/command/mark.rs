@@ -17,7 +17,7 @@ pub(crate) async fn run(
         .store
         .member(conversation, ctx.user)
         .await?
-        .ok_or_else(|| Error::NotFound(format!("conversation {conversation}")))?
+        .ok_or_else(|| Error::not_found(format!("conversation {conversation}")))?
         .watermarks;
     let after = inner
         .store

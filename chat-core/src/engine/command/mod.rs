@@ -389,7 +389,7 @@ impl Ctx<'_> {
             .store
             .conversation(id)
             .await?
-            .ok_or_else(|| Error::NotFound(format!("conversation {id}")))?;
+            .ok_or_else(|| Error::not_found(format!("conversation {id}")))?;
         inner.remember_kind(id, &conv.kind);
         if inner.knows_member(self.user, id) {
             return Ok(conv);
@@ -418,8 +418,8 @@ impl Ctx<'_> {
     pub(crate) fn page(limit: Option<u32>, default: u32, max: u32) -> Result<u32> {
         match limit {
             None => Ok(default.min(max)),
-            Some(0) => Err(Error::Invalid("limit must be at least 1".into())),
-            Some(n) if n > max => Err(Error::Invalid(format!("limit must be at most {max}"))),
+            Some(0) => Err(Error::invalid("limit must be at least 1")),
+            Some(n) if n > max => Err(Error::invalid(format!("limit must be at most {max}"))),
             Some(n) => Ok(n),
         }
     }
@@ -430,8 +430,8 @@ pub(crate) fn not_member(conv: &Conversation) -> Error {
         ConversationKind::Room {
             visibility: Visibility::Public,
             ..
-        } => Error::Forbidden("you are not a member of this room".into()),
-        _ => Error::NotFound(format!("conversation {}", conv.id)),
+        } => Error::forbidden("you are not a member of this room"),
+        _ => Error::not_found(format!("conversation {}", conv.id)),
     }
 }
 

@@ -8,9 +8,7 @@ use crate::model::NewDirect;
 
 pub(crate) async fn run(ctx: &Ctx<'_>, peer: UserId) -> Result<Reply> {
     if &peer == ctx.user {
-        return Err(Error::Invalid(
-            "a direct conversation needs another user".into(),
-        ));
+        return Err(Error::invalid("a direct conversation needs another user"));
     }
     let inner = &ctx.engine.inner;
     let friendship = inner.store.friendship(ctx.user, &peer).await?;

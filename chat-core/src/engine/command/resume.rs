@@ -46,7 +46,7 @@ pub(crate) async fn run(ctx: &Ctx<'_>, points: Vec<ResumePoint>) -> Result<Reply
     let inner = &ctx.engine.inner;
     let max = inner.limits.max_resume_conversations;
     if points.len() > max {
-        return Err(Error::Invalid(format!(
+        return Err(Error::invalid(format!(
             "resume at most {max} conversations at once"
         )));
     }

@@ -40,8 +40,8 @@ pub(crate) async fn run(
         })
         .await?;
     if appended.duplicate && appended.message.conversation != conversation {
-        return Err(Error::Conflict(
-            "this client id was already used for a message in another conversation".into(),
+        return Err(Error::conflict(
+            "this client id was already used for a message in another conversation",
         ));
     }
     if !appended.duplicate {
