@@ -25,6 +25,25 @@
 //! | `conformance` | no | `chat_core::conformance`, one `pub async fn` per store behaviour, and the `conformance_tests!` macro |
 #![doc = include_str!("../README.md")]
 
+/// Gives a `type`-tagged enum its one list of wire kinds: `KINDS` and `kind()` come from
+/// the same table, and the `match` in `kind()` is exhaustive, so a new variant that is not
+/// named here does not compile.
+macro_rules! wire_kinds {
+    ($ty:ident { $($variant:ident => $name:literal),* $(,)? }) => {
+        impl $ty {
+            /// Every `type` tag, in declaration order: the only list of this enum's wire kinds.
+            pub const KINDS: &'static [&'static str] = &[$($name),*];
+
+            /// This value's `type` tag.
+            pub fn kind(&self) -> &'static str {
+                match self {
+                    $($ty::$variant { .. } => $name,)*
+                }
+            }
+        }
+    };
+}
+
 pub mod engine;
 pub mod error;
 pub mod ids;

@@ -90,24 +90,21 @@ impl Event {
     pub fn is_durable(&self) -> bool {
         !matches!(self, Event::Typing { .. } | Event::Presence { .. })
     }
-
-    /// The event's `type` tag.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Event::Message { .. } => "message",
-            Event::MessageEdited { .. } => "message_edited",
-            Event::MessageDeleted { .. } => "message_deleted",
-            Event::Receipt { .. } => "receipt",
-            Event::Typing { .. } => "typing",
-            Event::MemberJoined { .. } => "member_joined",
-            Event::MemberLeft { .. } => "member_left",
-            Event::ConversationAdded { .. } => "conversation_added",
-            Event::ConversationRemoved { .. } => "conversation_removed",
-            Event::Presence { .. } => "presence",
-            Event::Friend { .. } => "friend",
-        }
-    }
 }
+
+wire_kinds!(Event {
+    Message => "message",
+    MessageEdited => "message_edited",
+    MessageDeleted => "message_deleted",
+    Receipt => "receipt",
+    Typing => "typing",
+    MemberJoined => "member_joined",
+    MemberLeft => "member_left",
+    ConversationAdded => "conversation_added",
+    ConversationRemoved => "conversation_removed",
+    Presence => "presence",
+    Friend => "friend",
+});
 
 /// Who receives a delivery.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

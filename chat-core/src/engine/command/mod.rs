@@ -204,38 +204,33 @@ pub enum Command {
     },
 }
 
-impl Command {
-    /// The command's `type` tag.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Command::CreateRoom { .. } => "create_room",
-            Command::Join { .. } => "join",
-            Command::Leave { .. } => "leave",
-            Command::Invite { .. } => "invite",
-            Command::OpenDirect { .. } => "open_direct",
-            Command::Send { .. } => "send",
-            Command::Edit { .. } => "edit",
-            Command::Delete { .. } => "delete",
-            Command::History { .. } => "history",
-            Command::MarkDelivered { .. } => "mark_delivered",
-            Command::MarkRead { .. } => "mark_read",
-            Command::Typing { .. } => "typing",
-            Command::ListConversations { .. } => "list_conversations",
-            Command::Members { .. } => "members",
-            Command::UnreadTotal {} => "unread_total",
-            Command::OnlineFriends {} => "online_friends",
-            Command::FriendRequest { .. } => "friend_request",
-            Command::FriendAccept { .. } => "friend_accept",
-            Command::FriendDecline { .. } => "friend_decline",
-            Command::FriendCancel { .. } => "friend_cancel",
-            Command::FriendRemove { .. } => "friend_remove",
-            Command::Block { .. } => "block",
-            Command::Unblock { .. } => "unblock",
-            Command::ListFriends {} => "list_friends",
-            Command::Resume { .. } => "resume",
-        }
-    }
-}
+wire_kinds!(Command {
+    CreateRoom => "create_room",
+    Join => "join",
+    Leave => "leave",
+    Invite => "invite",
+    OpenDirect => "open_direct",
+    Send => "send",
+    Edit => "edit",
+    Delete => "delete",
+    History => "history",
+    MarkDelivered => "mark_delivered",
+    MarkRead => "mark_read",
+    Typing => "typing",
+    ListConversations => "list_conversations",
+    Members => "members",
+    UnreadTotal => "unread_total",
+    OnlineFriends => "online_friends",
+    FriendRequest => "friend_request",
+    FriendAccept => "friend_accept",
+    FriendDecline => "friend_decline",
+    FriendCancel => "friend_cancel",
+    FriendRemove => "friend_remove",
+    Block => "block",
+    Unblock => "unblock",
+    ListFriends => "list_friends",
+    Resume => "resume",
+});
 
 /// A message with its status as seen by its sender (when the engine derived it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -347,6 +342,23 @@ pub enum Reply {
     /// Done; nothing to report.
     Ok,
 }
+
+wire_kinds!(Reply {
+    Room => "room",
+    Direct => "direct",
+    Sent => "sent",
+    Message => "message",
+    History => "history",
+    Marks => "marks",
+    Conversations => "conversations",
+    Members => "members",
+    Unread => "unread",
+    Online => "online",
+    Friend => "friend",
+    Friends => "friends",
+    Resumed => "resumed",
+    Ok => "ok",
+});
 
 /// Who runs a command, from where.
 pub(crate) struct Ctx<'a> {
