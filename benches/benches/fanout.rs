@@ -34,10 +34,8 @@ struct Setup {
 }
 
 async fn setup(rooms: usize, members: usize) -> Setup {
-    let limits = Limits {
-        commands_per_second: 0,
-        ..Limits::default()
-    };
+    let mut limits = Limits::default();
+    limits.commands_per_second = 0;
     let engine = Engine::builder(Arc::new(MemoryStore::new()))
         .limits(limits)
         .maintenance(None)

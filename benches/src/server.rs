@@ -95,11 +95,10 @@ pub fn transport_config(opts: &ServerOptions) -> Config {
 
 /// The engine's limits for load: no per-session command rate.
 pub fn limits() -> Limits {
-    Limits {
-        commands_per_second: 0,
-        max_resume_gap: 10_000,
-        ..Limits::default()
-    }
+    let mut limits = Limits::default();
+    limits.commands_per_second = 0;
+    limits.max_resume_gap = 10_000;
+    limits
 }
 
 /// Opens the store, builds the engine and serves on `listener` until [`BenchServer::stop`].

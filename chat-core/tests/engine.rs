@@ -969,9 +969,10 @@ async fn unread_counts_exclude_own_and_deleted_messages() {
 
 #[tokio::test]
 async fn typing_is_a_lease_told_once_and_ended_by_time_or_a_message() {
-    let w = World::with_limits(Limits {
-        typing_ttl_ms: 5000,
-        ..Limits::default()
+    let w = World::with_limits({
+        let mut l = Limits::default();
+        l.typing_ttl_ms = 5000;
+        l
     })
     .await;
     let mut alice = w.connect("alice").await;
@@ -1084,9 +1085,10 @@ async fn presence_follows_the_last_connection_and_reaches_friends_and_co_members
 
 #[tokio::test]
 async fn resume_replays_exactly_what_was_missed_or_says_too_far_behind() {
-    let w = World::with_limits(Limits {
-        max_resume_gap: 5,
-        ..Limits::default()
+    let w = World::with_limits({
+        let mut l = Limits::default();
+        l.max_resume_gap = 5;
+        l
     })
     .await;
     let alice = w.connect("alice").await;
@@ -1402,10 +1404,11 @@ async fn two_nodes_share_a_store_and_a_bus() {
 
 #[tokio::test]
 async fn commands_are_rate_limited_per_session() {
-    let w = World::with_limits(Limits {
-        commands_per_second: 1,
-        command_burst: 2,
-        ..Limits::default()
+    let w = World::with_limits({
+        let mut l = Limits::default();
+        l.commands_per_second = 1;
+        l.command_burst = 2;
+        l
     })
     .await;
     let alice = w.connect("alice").await;

@@ -172,12 +172,10 @@ impl Keys {
 async fn serve(opts: Options) -> Result<(), String> {
     let keys = Keys::from_options(&opts, true)?;
     let store = store::open(&opts.store, &opts.pg_schema).await?;
-    let limits = Limits {
-        max_body_bytes: opts.max_body_bytes,
-        max_history_page: opts.max_history_page,
-        commands_per_second: opts.commands_per_second,
-        ..Limits::default()
-    };
+    let mut limits = Limits::default();
+    limits.max_body_bytes = opts.max_body_bytes;
+    limits.max_history_page = opts.max_history_page;
+    limits.commands_per_second = opts.commands_per_second;
     let engine = Engine::builder(store)
         .limits(limits)
         .build()

@@ -521,15 +521,16 @@ impl Store for PgStore {
         Ok(found)
     }
 
-    async fn conversations_of(&self, user: &UserId) -> CoreResult<Vec<ConversationId>> {
+    async fn conversations_of(&self, user: &UserId, limit: u32) -> CoreResult<Vec<ConversationId>> {
         let c = self.client().await?;
         let stmt = c
             .prepare_cached(
-                "SELECT conversation FROM members WHERE user_id = $1 ORDER BY conversation",
+                "SELECT conversation FROM members WHERE user_id = $1 \
+                 ORDER BY conversation LIMIT $2",
             )
             .await
             .map_err(map_pg)?;
-        c.query(&stmt, &[&user.as_str()])
+        c.query(&stmt, &[&user.as_str(), &limit_param(limit)])
             .await
             .map_err(map_pg)?
             .iter()
@@ -873,21 +874,27 @@ impl Store for PgStore {
         })
     }
 
-    async fn friendships(&self, user: &UserId, limit: u32) -> CoreResult<Vec<Friendship>> {
+    async fn friendships(
+        &self,
+        user: &UserId,
+        after: Option<&UserId>,
+        limit: u32,
+    ) -> CoreResult<Vec<Friendship>> {
         let c = self.client().await?;
         // Two index walks (a, b) and (b, a), merged by the other user's id.
         let stmt = c
             .prepare_cached(&format!(
-                "(SELECT {FRIENDSHIP_COLS}, b AS other FROM friendships WHERE a = $1
+                "(SELECT {FRIENDSHIP_COLS}, b AS other FROM friendships WHERE a = $1 AND b > $3
                    ORDER BY b LIMIT $2)
                  UNION ALL
-                 (SELECT {FRIENDSHIP_COLS}, a AS other FROM friendships WHERE b = $1
+                 (SELECT {FRIENDSHIP_COLS}, a AS other FROM friendships WHERE b = $1 AND a > $3
                    ORDER BY a LIMIT $2)
                  ORDER BY other LIMIT $2"
             ))
             .await
             .map_err(map_pg)?;
-        c.query(&stmt, &[&user.as_str(), &limit_param(limit)])
+        let after = after.map_or("", |a| a.as_str());
+        c.query(&stmt, &[&user.as_str(), &limit_param(limit), &after])
             .await
             .map_err(map_pg)?
             .iter()

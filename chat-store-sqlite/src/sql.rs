@@ -72,7 +72,8 @@ pub(crate) const MEMBERS_PAGE: &str = concat!(
     member_cols!(),
     " FROM members WHERE conversation = ?1 AND user > ?2 ORDER BY user LIMIT ?3"
 );
-pub(crate) const CONVERSATIONS_OF: &str = "SELECT conversation FROM members WHERE user = ?1";
+pub(crate) const CONVERSATIONS_OF: &str =
+    "SELECT conversation FROM members WHERE user = ?1 ORDER BY conversation LIMIT ?2";
 pub(crate) const MY_CONVERSATIONS: &str = concat!(
     "SELECT ",
     conversation_cols!(),
@@ -136,8 +137,8 @@ pub(crate) const DELETE_FRIENDSHIP: &str = "DELETE FROM friendships WHERE a = ?1
 pub(crate) const FRIENDSHIPS_OF: &str = concat!(
     "SELECT ",
     friendship_cols!(),
-    " FROM friendships WHERE a = ?1 OR b = ?1 \
-     ORDER BY CASE WHEN a = ?1 THEN b ELSE a END LIMIT ?2"
+    " FROM friendships WHERE (a = ?1 AND b > ?2) OR (b = ?1 AND a > ?2) \
+     ORDER BY CASE WHEN a = ?1 THEN b ELSE a END LIMIT ?3"
 );
 
 /// Every statement, named, for the query-plan test.

@@ -617,12 +617,15 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn conversations_of(&self, user: &UserId) -> CoreResult<Vec<ConversationId>> {
+    async fn conversations_of(&self, user: &UserId, limit: u32) -> CoreResult<Vec<ConversationId>> {
         let user = user.clone();
         self.read(move |conn| {
             let ids: Vec<Vec<u8>> = conn
                 .prepare_cached(sql::CONVERSATIONS_OF)
-                .and_then(|mut s| s.query_map([user.as_str()], |r| r.get(0))?.collect())
+                .and_then(|mut s| {
+                    s.query_map(params![user.as_str(), i64::from(limit)], |r| r.get(0))?
+                        .collect()
+                })
                 .map_err(map_err)?;
             ids.iter()
                 .map(|b| {
@@ -945,13 +948,19 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn friendships(&self, user: &UserId, limit: u32) -> CoreResult<Vec<Friendship>> {
+    async fn friendships(
+        &self,
+        user: &UserId,
+        after: Option<&UserId>,
+        limit: u32,
+    ) -> CoreResult<Vec<Friendship>> {
         let user = user.clone();
+        let after = after.map(|a| a.as_str().to_owned()).unwrap_or_default();
         self.read(move |conn| {
             conn.prepare_cached(sql::FRIENDSHIPS_OF)
                 .and_then(|mut s| {
-                    s.query_map(params![user.as_str(), i64::from(limit)], row::friendship)?
-                        .collect()
+                    let p = params![user.as_str(), after, i64::from(limit)];
+                    s.query_map(p, row::friendship)?.collect()
                 })
                 .map_err(map_err)
         })

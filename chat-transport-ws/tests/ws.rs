@@ -327,11 +327,9 @@ async fn an_oversized_frame_closes_with_1009() {
 
 #[tokio::test]
 async fn the_core_rate_limits_and_a_flood_closes_with_4029() {
-    let limits = Limits {
-        commands_per_second: 1,
-        command_burst: 3,
-        ..Limits::default()
-    };
+    let mut limits = Limits::default();
+    limits.commands_per_second = 1;
+    limits.command_burst = 3;
     let config = Config::default().flood_limit(20, Duration::from_secs(30));
     let server = Server::with(config, limits).await;
     let mut c = server.connect("alice").await;

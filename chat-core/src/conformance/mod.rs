@@ -767,13 +767,17 @@ pub async fn rooms_and_members(store: Arc<dyn Store>) {
         err.map(|_| ()).map_err(|e| e.code()),
         Err(ErrorCode::NotFound)
     );
-    let mut of_owner = store.conversations_of(&owner).await.unwrap_or_default();
-    of_owner.sort();
+    let of_owner = store
+        .conversations_of(&owner, 1_000)
+        .await
+        .unwrap_or_default();
     let mut expected = vec![r.id, private.id];
     expected.sort();
-    assert_eq!(of_owner, expected);
+    assert_eq!(of_owner, expected, "ordered by id");
+    let first = store.conversations_of(&owner, 1).await.unwrap_or_default();
+    assert_eq!(first, expected[..1], "at most `limit`, from the first id");
     assert!(store
-        .conversations_of(&user("cat"))
+        .conversations_of(&user("cat"), 1_000)
         .await
         .unwrap_or_default()
         .is_empty());
@@ -982,16 +986,39 @@ pub async fn friendship_transitions(store: Arc<dyn Store>) {
     apply(&cid_, &ann, Request)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let list = store.friendships(&ann, 10).await.unwrap_or_default();
+    let list = store.friendships(&ann, None, 10).await.unwrap_or_default();
     let others: Vec<&UserId> = list.iter().map(|f| f.other(&ann)).collect();
     assert_eq!(others, vec![&ben, &cid_], "ordered by the other user");
     assert_eq!(
-        store.friendships(&ann, 1).await.unwrap_or_default().len(),
+        store
+            .friendships(&ann, None, 1)
+            .await
+            .unwrap_or_default()
+            .len(),
         1
     );
     assert_eq!(
-        store.friendships(&ben, 10).await.unwrap_or_default().len(),
+        store
+            .friendships(&ben, None, 10)
+            .await
+            .unwrap_or_default()
+            .len(),
         1
+    );
+    // Paging: only records whose other user sorts after `after`, from either side.
+    let rest = store
+        .friendships(&ann, Some(&ben), 10)
+        .await
+        .unwrap_or_default();
+    let rest: Vec<&UserId> = rest.iter().map(|f| f.other(&ann)).collect();
+    assert_eq!(rest, vec![&cid_], "the page after ben");
+    assert!(
+        store
+            .friendships(&cid_, Some(&ann), 10)
+            .await
+            .unwrap_or_default()
+            .is_empty(),
+        "nothing after the last"
     );
 }
 
@@ -1066,7 +1093,7 @@ pub async fn delete_conversation_removes_everything(store: Arc<dyn Store>) {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(store.conversation(r).await.unwrap_or_default(), None);
     assert!(store
-        .conversations_of(&alice)
+        .conversations_of(&alice, 1_000)
         .await
         .unwrap_or_default()
         .is_empty());

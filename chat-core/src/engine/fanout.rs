@@ -15,10 +15,6 @@ use super::{Audience, Delivery, Event, Inner, SessionEntry, Skip};
 use crate::ids::SessionId;
 use crate::ports::{CloseReason, Encoder, SendError};
 
-/// Rooms with more live sessions on this node than this get no presence fan-out (a
-/// presence change in a crowd is noise that costs O(members)); friends are still told.
-pub(crate) const PRESENCE_ROOM_LIMIT: usize = 500;
-
 /// Encodes an event lazily, once per format.
 struct EncodeCache<'a> {
     event: &'a Event,
@@ -120,7 +116,7 @@ impl Inner {
                 let mut seen: HashSet<SessionId> = HashSet::new();
                 for conv in conversations {
                     if let Some(subs) = self.conv_subs.get(conv) {
-                        if subs.len() > PRESENCE_ROOM_LIMIT {
+                        if subs.len() > self.limits.presence_room_limit {
                             continue;
                         }
                         for s in subs.iter() {

@@ -239,7 +239,7 @@ pub(crate) struct Inner {
     pub(crate) typing: Mutex<TypingLeases>,
     pub(crate) counters: Counters,
     /// Conversation kinds seen (they never change), so that a known member's send needs
-    /// no store read. Bounded: cleared when it grows past [`KIND_CACHE_MAX`].
+    /// no store read. Bounded: cleared when it grows past `limits.kind_cache_max`.
     pub(crate) kinds: DashMap<ConversationId, Arc<crate::model::ConversationKind>>,
     /// Topics this node is subscribed to on the bus; held while changing them.
     bus_topics: tokio::sync::Mutex<HashSet<Topic>>,
@@ -249,9 +249,6 @@ pub(crate) struct Inner {
 }
 
 const PRESENCE_LOCKS: usize = 64;
-
-/// Conversation kinds the engine remembers before it starts over.
-const KIND_CACHE_MAX: usize = 100_000;
 
 /// One open session, as the fan-out sees it.
 pub(crate) struct SessionEntry {
@@ -336,7 +333,11 @@ impl Engine {
             let state = inner.users.entry(identity.user.clone()).or_default();
             state.lock().sessions.push(entry.clone());
         }
-        let conversations = match inner.store.conversations_of(&identity.user).await {
+        let conversations = match inner
+            .store
+            .conversations_of(&identity.user, inner.limits.max_live_conversations)
+            .await
+        {
             Ok(c) => c,
             Err(e) => {
                 inner.detach_session(&entry).await;
@@ -526,7 +527,7 @@ impl Engine {
 
 impl Inner {
     pub(crate) fn remember_kind(&self, id: ConversationId, kind: &crate::model::ConversationKind) {
-        if self.kinds.len() >= KIND_CACHE_MAX {
+        if self.kinds.len() >= self.limits.kind_cache_max {
             self.kinds.clear();
         }
         self.kinds
@@ -820,28 +821,29 @@ impl Inner {
     /// Tells friends and co-members about a presence change.
     pub(crate) async fn announce_presence(&self, presence: Presence) {
         let user = presence.user.clone();
-        let conversations = match self.store.conversations_of(&user).await {
+        let conversations = match self
+            .store
+            .conversations_of(&user, self.limits.max_live_conversations)
+            .await
+        {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(error = %e, "loading conversations for presence");
                 Vec::new()
             }
         };
-        let friends = match self
-            .store
-            .friendships(&user, self.limits.max_list_page)
-            .await
-        {
-            Ok(f) => f
-                .into_iter()
-                .filter(|f| f.is_friends())
-                .map(|f| f.other(&user).clone())
-                .collect(),
-            Err(e) => {
-                tracing::warn!(error = %e, "loading friends for presence");
-                Vec::new()
-            }
-        };
+        let friends =
+            match command::all_friendships(&self.store, &user, self.limits.max_list_page).await {
+                Ok(f) => f
+                    .into_iter()
+                    .filter(|f| f.is_friends())
+                    .map(|f| f.other(&user).clone())
+                    .collect(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "loading friends for presence");
+                    Vec::new()
+                }
+            };
         self.publish(Delivery {
             audience: Audience::Presence {
                 subject: user.clone(),

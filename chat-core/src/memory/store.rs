@@ -285,12 +285,16 @@ impl Store for MemoryStore {
         Ok(iter.take(limit as usize).cloned().collect())
     }
 
-    async fn conversations_of(&self, user: &UserId) -> Result<Vec<ConversationId>> {
+    async fn conversations_of(&self, user: &UserId, limit: u32) -> Result<Vec<ConversationId>> {
         let s = self.state.lock();
-        Ok(s.user_convs
+        let mut ids: Vec<ConversationId> = s
+            .user_convs
             .get(user)
             .map(|set| set.iter().copied().collect())
-            .unwrap_or_default())
+            .unwrap_or_default();
+        ids.sort_unstable();
+        ids.truncate(limit as usize);
+        Ok(ids)
     }
 
     async fn list_conversations(
@@ -512,12 +516,18 @@ impl Store for MemoryStore {
         Ok(next)
     }
 
-    async fn friendships(&self, user: &UserId, limit: u32) -> Result<Vec<Friendship>> {
+    async fn friendships(
+        &self,
+        user: &UserId,
+        after: Option<&UserId>,
+        limit: u32,
+    ) -> Result<Vec<Friendship>> {
         let s = self.state.lock();
         let mut out: Vec<Friendship> = s
             .friendships
             .values()
             .filter(|f| &f.a == user || &f.b == user)
+            .filter(|f| after.is_none_or(|after| f.other(user) > after))
             .cloned()
             .collect();
         out.sort_by(|x, y| x.other(user).cmp(y.other(user)));

@@ -4,7 +4,11 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// Limits the engine enforces. Every input has a maximum size; every list a maximum page.
+///
+/// Start from [`Limits::default`] and set the fields you change; the struct is
+/// `#[non_exhaustive]` so that new limits are not breaking changes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Limits {
     /// Maximum bytes in a message body (default 4096).
     pub max_body_bytes: usize,
@@ -25,6 +29,22 @@ pub struct Limits {
     pub commands_per_second: u32,
     /// Commands a session may burst above the rate (default 100).
     pub command_burst: u32,
+    /// Conversations per user whose events a session receives live (default 10,000). A
+    /// user in more gets live events for this many (ordered by id) plus every one joined
+    /// while connected; the others are read with `history` and `resume`.
+    pub max_live_conversations: u32,
+    /// Rooms with more members than this get no per-message status and no member
+    /// watermarks in `history` replies (default 100); clients derive status from receipts.
+    pub status_member_limit: u32,
+    /// Rooms with more live sessions on one node than this get no presence fan-out there
+    /// (default 500): a presence change in a crowd is noise that costs O(members).
+    /// Friends are still told.
+    pub presence_room_limit: usize,
+    /// Conversation kinds a node remembers so that a known member's send reads nothing
+    /// from the store (default 100,000); the cache starts over when full.
+    pub kind_cache_max: usize,
+    /// Messages read from the store per page while replaying a resume (default 1,000).
+    pub resume_page: u32,
 }
 
 impl Default for Limits {
@@ -39,6 +59,11 @@ impl Default for Limits {
             typing_ttl_ms: 5_000,
             commands_per_second: 50,
             command_burst: 100,
+            max_live_conversations: 10_000,
+            status_member_limit: 100,
+            presence_room_limit: 500,
+            kind_cache_max: 100_000,
+            resume_page: 1_000,
         }
     }
 }

@@ -120,8 +120,11 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<Member>>;
 
-    /// The ids of every conversation the user is a member of.
-    async fn conversations_of(&self, user: &UserId) -> Result<Vec<ConversationId>>;
+    /// The ids of the conversations the user is a member of, ordered by id, at most
+    /// `limit` (the engine follows at most [`Limits::max_live_conversations`] live).
+    ///
+    /// [`Limits::max_live_conversations`]: crate::model::Limits::max_live_conversations
+    async fn conversations_of(&self, user: &UserId, limit: u32) -> Result<Vec<ConversationId>>;
 
     /// The user's conversations, most recently active first, at most `limit`.
     async fn list_conversations(
@@ -203,6 +206,13 @@ pub trait Store: Send + Sync + 'static {
         at: DateTime<Utc>,
     ) -> Result<Friendship>;
 
-    /// Every non-empty record involving `user`, at most `limit`, ordered by the other id.
-    async fn friendships(&self, user: &UserId, limit: u32) -> Result<Vec<Friendship>>;
+    /// The non-empty records involving `user` whose other user's id sorts after `after`
+    /// (from the first when `None`), ordered by the other id, at most `limit`: a caller
+    /// pages through every record by passing the last other id it got.
+    async fn friendships(
+        &self,
+        user: &UserId,
+        after: Option<&UserId>,
+        limit: u32,
+    ) -> Result<Vec<Friendship>>;
 }

@@ -6,9 +6,7 @@ use crate::model::FriendStatus;
 
 pub(crate) async fn run(ctx: &Ctx<'_>) -> Result<Reply> {
     let inner = &ctx.engine.inner;
-    let friends = inner
-        .store
-        .friendships(ctx.user, inner.limits.max_list_page)
+    let friends = super::all_friendships(&inner.store, ctx.user, inner.limits.max_list_page)
         .await?
         .iter()
         .map(|f| f.view_for(ctx.user))

@@ -5,9 +5,6 @@ use crate::error::{Error, Result};
 use crate::ids::{ConversationId, Seq};
 use crate::model::{derive_status, HistoryPage};
 
-/// Rooms with more members than this get no per-message status in history pages.
-const STATUS_MEMBER_LIMIT: u32 = 100;
-
 pub(crate) async fn run(
     ctx: &Ctx<'_>,
     conversation: ConversationId,
@@ -23,12 +20,13 @@ pub(crate) async fn run(
         (b, None) => HistoryPage::Before(b),
     };
     let conv = ctx.member_of(conversation).await?;
+    let status_limit = inner.limits.status_member_limit;
     let messages = inner.store.history(conversation, page, limit).await?;
     let members = inner
         .store
-        .members(conversation, None, STATUS_MEMBER_LIMIT + 1)
+        .members(conversation, None, status_limit.saturating_add(1))
         .await?;
-    let members: Vec<MemberMarks> = if members.len() as u32 > STATUS_MEMBER_LIMIT {
+    let members: Vec<MemberMarks> = if members.len() as u64 > u64::from(status_limit) {
         Vec::new()
     } else {
         members

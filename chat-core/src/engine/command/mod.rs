@@ -437,6 +437,25 @@ impl Ctx<'_> {
     }
 }
 
+/// Every friendship record of `user`, read from the store `page` at a time.
+pub(crate) async fn all_friendships(
+    store: &Arc<dyn crate::ports::Store>,
+    user: &UserId,
+    page: u32,
+) -> Result<Vec<crate::model::Friendship>> {
+    let page = page.max(1);
+    let mut all: Vec<crate::model::Friendship> = Vec::new();
+    loop {
+        let after = all.last().map(|f| f.other(user).clone());
+        let chunk = store.friendships(user, after.as_ref(), page).await?;
+        let full = chunk.len() as u64 == u64::from(page);
+        all.extend(chunk);
+        if !full {
+            return Ok(all);
+        }
+    }
+}
+
 pub(crate) fn not_member(conv: &Conversation) -> Error {
     match &conv.kind {
         ConversationKind::Room {

@@ -5,14 +5,13 @@ use crate::error::Result;
 
 pub(crate) async fn run(ctx: &Ctx<'_>) -> Result<Reply> {
     let inner = &ctx.engine.inner;
-    let friends: Vec<_> = inner
-        .store
-        .friendships(ctx.user, inner.limits.max_list_page)
-        .await?
-        .into_iter()
-        .filter(|f| f.is_friends())
-        .map(|f| f.other(ctx.user).clone())
-        .collect();
+    let friends: Vec<_> =
+        super::all_friendships(&inner.store, ctx.user, inner.limits.max_list_page)
+            .await?
+            .into_iter()
+            .filter(|f| f.is_friends())
+            .map(|f| f.other(ctx.user).clone())
+            .collect();
     Ok(Reply::Online {
         users: inner.bus.online(&friends).await?,
     })

@@ -84,7 +84,11 @@ pub(crate) async fn run(ctx: &Ctx<'_>, points: Vec<ResumePoint>) -> Result<Reply
         while after < conv.last_seq {
             let chunk = inner
                 .store
-                .history(conv.id, HistoryPage::After(after), page.min(1000))
+                .history(
+                    conv.id,
+                    HistoryPage::After(after),
+                    page.min(inner.limits.resume_page.max(1)),
+                )
                 .await?;
             let Some(last) = chunk.last() else { break };
             after = last.seq;
