@@ -8,6 +8,9 @@
 //!
 //! - [`model`]: plain data and pure functions (no async, no I/O): ids, conversations,
 //!   messages, watermarks and derived status, friendships, presence, typing, limits.
+//! - [`event`]: what the engine emits ([`Event`]) and to whom ([`event::Audience`],
+//!   [`event::Delivery`]); below the ports, so the graph runs one way:
+//!   model ← event ← ports ← engine.
 //! - [`engine`]: the async orchestration. [`Engine`] is a cheap-to-clone handle; a
 //!   transport opens a [`Session`] per authenticated connection; one file per command
 //!   under `engine/command/`.
@@ -46,6 +49,7 @@ macro_rules! wire_kinds {
 
 pub mod engine;
 pub mod error;
+pub mod event;
 pub mod ids;
 pub mod memory;
 pub mod model;

@@ -11,8 +11,10 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::{Audience, Delivery, Event, Inner, SessionEntry, Skip};
-use crate::ids::SessionId;
+use super::session::SessionEntry;
+use super::Inner;
+use crate::event::{Audience, Delivery, Event, Skip};
+use crate::ids::{NodeId, SessionId};
 use crate::ports::{CloseReason, Encoder, SendError};
 
 /// Encodes an event lazily, once per format.
@@ -47,7 +49,7 @@ impl<'a> EncodeCache<'a> {
 }
 
 struct Fanout<'a> {
-    inner: &'a Inner,
+    node: NodeId,
     cache: EncodeCache<'a>,
     skip: &'a Skip,
     durable: bool,
@@ -60,7 +62,7 @@ impl Fanout<'_> {
     fn skipped(&self, s: &SessionEntry) -> bool {
         match self.skip {
             Skip::Nobody => false,
-            Skip::Session { node, session } => *node == self.inner.node && *session == s.id,
+            Skip::Session { node, session } => *node == self.node && *session == s.id,
             Skip::User { user } => &s.user == user,
         }
     }
@@ -85,7 +87,7 @@ impl Inner {
     /// Queues a delivery on every matching session of this node.
     pub(crate) fn deliver_local(&self, delivery: &Delivery) {
         let mut f = Fanout {
-            inner: self,
+            node: self.node,
             cache: EncodeCache::new(&delivery.event),
             skip: &delivery.skip,
             durable: delivery.event.is_durable(),
@@ -93,42 +95,38 @@ impl Inner {
             dropped: 0,
             slow: Vec::new(),
         };
-        match &delivery.audience {
-            Audience::Conversation { conversation } => {
-                if let Some(subs) = self.conv_subs.get(conversation) {
-                    for s in subs.iter() {
+        {
+            let registry = self.registry.read();
+            match &delivery.audience {
+                Audience::Conversation { conversation } => {
+                    for s in registry.followers(conversation) {
                         f.offer(s);
                     }
                 }
-            }
-            Audience::User { user } => {
-                if let Some(state) = self.users.get(user) {
-                    for s in state.lock().sessions.iter() {
+                Audience::User { user } => {
+                    for s in registry.sessions(user) {
                         f.offer(s);
                     }
                 }
-            }
-            Audience::Presence {
-                subject,
-                conversations,
-                users,
-            } => {
-                let mut seen: HashSet<SessionId> = HashSet::new();
-                for conv in conversations {
-                    if let Some(subs) = self.conv_subs.get(conv) {
-                        if subs.len() > self.limits.presence_room_limit {
+                Audience::Presence {
+                    subject,
+                    conversations,
+                    users,
+                } => {
+                    let mut seen: HashSet<SessionId> = HashSet::new();
+                    for conv in conversations {
+                        let followers = registry.followers(conv);
+                        if followers.len() > self.limits.presence_room_limit {
                             continue;
                         }
-                        for s in subs.iter() {
+                        for s in followers {
                             if &s.user != subject && seen.insert(s.id) {
                                 f.offer(s);
                             }
                         }
                     }
-                }
-                for user in users {
-                    if let Some(state) = self.users.get(user) {
-                        for s in state.lock().sessions.iter() {
+                    for user in users {
+                        for s in registry.sessions(user) {
                             if seen.insert(s.id) {
                                 f.offer(s);
                             }
@@ -137,33 +135,24 @@ impl Inner {
                 }
             }
         }
-        let c = &self.counters;
-        c.deliveries.fetch_add(f.delivered, Ordering::Relaxed);
-        if f.dropped > 0 {
-            c.volatile_dropped.fetch_add(f.dropped, Ordering::Relaxed);
-        }
+        self.counters.delivered(f.delivered, f.dropped);
         for s in f.slow {
-            self.cut_off(s);
+            self.cut_off(&s);
         }
     }
 
-    /// Closes a slow consumer and removes it from every fan-out list. Its presence
-    /// bookkeeping finishes in the background.
-    fn cut_off(&self, s: Arc<SessionEntry>) {
+    /// Closes a slow consumer and stops fanning out to it at once. It stays registered
+    /// (its user stays online) until its transport closes the session.
+    fn cut_off(&self, s: &Arc<SessionEntry>) {
+        if s.closed.swap(true, Ordering::AcqRel) {
+            return; // already cut off by a concurrent fan-out
+        }
         tracing::info!(session = %s.id, user = %s.user, "slow consumer cut off");
-        self.counters
-            .slow_consumer_disconnects
-            .fetch_add(1, Ordering::Relaxed);
-        s.closed.store(true, Ordering::Release);
+        self.counters.slow_consumer();
         s.transport.close(CloseReason::SlowConsumer);
-        // Stop fanning out to it right away, synchronously.
-        if let Some(state) = self.users.get(&s.user).map(|st| st.value().clone()) {
-            let st = state.lock();
-            for conv in &st.conversations {
-                if let Some(mut subs) = self.conv_subs.get_mut(conv) {
-                    subs.retain(|x| x.id != s.id);
-                }
-            }
+        let topics = self.registry.write().mute(&s.user, s.id);
+        if let Some(me) = self.me.upgrade() {
+            me.spawn_reconcile(topics);
         }
     }
 }

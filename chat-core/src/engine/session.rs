@@ -1,16 +1,119 @@
-//! A session: one authenticated connection's view of the engine.
+//! A session: one authenticated connection's view of the engine, from open to close.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
 
 use super::command::{self, Command, Ctx, Reply};
-use super::{Engine, SessionEntry};
+use super::registry::Follower;
+use super::{Engine, Inner};
 use crate::error::{Error, Result};
 use crate::ids::{SessionId, UserId};
 use crate::model::RateLimiter;
-use crate::ports::Identity;
+use crate::ports::{CloseReason, Identity, Transport};
+
+/// One open session, as the registry and the fan-out see it.
+pub(crate) struct SessionEntry {
+    pub(crate) id: SessionId,
+    pub(crate) user: UserId,
+    pub(crate) transport: Arc<dyn Transport>,
+    /// Set once the session left the registry.
+    pub(crate) detached: AtomicBool,
+    /// Set when the engine closed the transport (slow consumer, shutdown).
+    pub(crate) closed: AtomicBool,
+}
+
+impl std::fmt::Debug for SessionEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionEntry")
+            .field("id", &self.id)
+            .field("user", &self.user)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Follower for Arc<SessionEntry> {
+    fn session(&self) -> SessionId {
+        self.id
+    }
+    fn user(&self) -> &UserId {
+        &self.user
+    }
+}
+
+impl Engine {
+    /// Opens a session for an authenticated user on a connection.
+    ///
+    /// The user comes online (friends and co-members are told) when this is their first
+    /// connection anywhere; events for them start flowing into `transport` at once.
+    ///
+    /// # Errors
+    /// `unavailable` when the store cannot be reached or the engine is shutting down.
+    pub async fn open_session(
+        &self,
+        identity: Identity,
+        transport: Arc<dyn Transport>,
+    ) -> Result<Session> {
+        let inner = &self.inner;
+        if inner.is_shutting_down() {
+            return Err(Error::unavailable("the engine is shutting down"));
+        }
+        if identity.display_name.is_some() {
+            inner
+                .store
+                .upsert_user(&identity.user, identity.display_name.as_deref())
+                .await?;
+        }
+        let entry = Arc::new(SessionEntry {
+            id: inner.next_session_id(),
+            user: identity.user.clone(),
+            transport,
+            detached: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+        });
+        // Register first, then load: a join that lands meanwhile finds the user here and
+        // makes this session follow it too.
+        let mut topics = inner.registry.write().add_session(entry.clone());
+        let loaded = inner
+            .store
+            .conversations_of(&identity.user, inner.limits.max_live_conversations)
+            .await;
+        let conversations = match loaded {
+            Ok(c) => c,
+            Err(e) => {
+                inner.detach_session(&entry).await;
+                return Err(e);
+            }
+        };
+        topics.extend(inner.registry.write().attach(&entry, conversations));
+        inner.reconcile(topics).await;
+        if inner.is_shutting_down() {
+            // Shutdown began while this session opened and did not see it.
+            entry.closed.store(true, Ordering::Release);
+            entry.transport.close(CloseReason::Shutdown);
+            inner.detach_session(&entry).await;
+            return Err(Error::unavailable("the engine is shutting down"));
+        }
+        inner.came_online(&identity.user).await;
+        Ok(Session::new(self.clone(), entry, identity))
+    }
+}
+
+impl Inner {
+    /// Removes a session from the registry; when it was the user's last here, the user
+    /// goes offline unless another node still holds them.
+    pub(crate) async fn detach_session(&self, entry: &Arc<SessionEntry>) {
+        if entry.detached.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let removed = self.registry.write().remove_session(&entry.user, entry.id);
+        self.reconcile(removed.topics).await;
+        if removed.last {
+            self.went_offline_here(&entry.user).await;
+        }
+    }
+}
 
 /// One open connection of one user. Commands go in through [`Session::execute`]; events
 /// go out through the connection's transport.
@@ -76,11 +179,7 @@ impl Session {
         if !self.rate.lock().try_take(self.engine.inner.clock.now()) {
             return Err(Error::rate_limited("too many commands; slow down"));
         }
-        let ctx = Ctx {
-            engine: &self.engine,
-            user: &self.entry.user,
-            session: Some(self.entry.id),
-        };
+        let ctx = Ctx::new(&self.engine.inner, &self.entry.user, Some(self.entry.id));
         // Boxed: the largest command's state would otherwise sit inline in every
         // connection's task, idle or not (about 3 KiB each).
         Box::pin(command::run(&ctx, command)).await

@@ -6,8 +6,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
 
-use crate::engine::Delivery;
 use crate::error::Result;
+use crate::event::Delivery;
 use crate::ids::{NodeId, UserId};
 use crate::ports::{Bus, BusSink, Clock, Topic};
 

@@ -4,7 +4,7 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, Notify};
 
-use crate::engine::Event;
+use crate::event::Event;
 use crate::ports::{CloseReason, Encoder, JsonEncoder, SendError, Transport};
 
 /// A [`Transport`] whose frames go to a bounded in-process queue, read through the

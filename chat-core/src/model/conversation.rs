@@ -81,10 +81,13 @@ impl Conversation {
     pub fn is_room(&self) -> bool {
         matches!(self.kind, ConversationKind::Room { .. })
     }
+}
 
-    /// For a direct conversation, the other user than `me`.
+impl ConversationKind {
+    /// For a direct conversation, the other user than `me` (`None` for a room, or when
+    /// `me` is not one of the pair).
     pub fn peer_of(&self, me: &UserId) -> Option<&UserId> {
-        match &self.kind {
+        match self {
             ConversationKind::Direct { a, b } if a == me => Some(b),
             ConversationKind::Direct { a, b } if b == me => Some(a),
             _ => None,

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::engine::{Audience, Delivery};
 use crate::error::Result;
+use crate::event::{Audience, Delivery};
 use crate::ids::{ConversationId, NodeId, UserId};
 
 /// What a node subscribes to.

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::engine::Event;
 use crate::error::Result;
+use crate::event::Event;
 
 /// Turns events into frames of one wire format.
 ///

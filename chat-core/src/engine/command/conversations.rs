@@ -4,9 +4,8 @@ use super::{Ctx, Reply};
 use crate::error::Result;
 
 pub(crate) async fn run(ctx: &Ctx<'_>, limit: Option<u32>) -> Result<Reply> {
-    let inner = &ctx.engine.inner;
-    let limit = Ctx::page(limit, 50, inner.limits.max_list_page)?;
+    let limit = Ctx::page(limit, 50, ctx.limits().max_list_page)?;
     Ok(Reply::Conversations {
-        conversations: inner.store.list_conversations(ctx.user, limit).await?,
+        conversations: ctx.store().list_conversations(ctx.user, limit).await?,
     })
 }

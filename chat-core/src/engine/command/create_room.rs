@@ -6,18 +6,17 @@ use crate::model::{validate_room_name, NewRoom, Visibility};
 
 pub(crate) async fn run(ctx: &Ctx<'_>, name: String, visibility: Visibility) -> Result<Reply> {
     validate_room_name(&name)?;
-    let inner = &ctx.engine.inner;
-    let conversation = inner
-        .store
+    let conversation = ctx
+        .store()
         .create_room(NewRoom {
-            id: inner.ids.conversation_id(),
+            id: ctx.new_conversation_id(),
             name,
             visibility,
             created_by: ctx.user.clone(),
-            created_at: inner.clock.now(),
+            created_at: ctx.now(),
         })
         .await?;
-    inner.subscribe_user(ctx.user, conversation.id).await;
+    ctx.follow(ctx.user, conversation.id).await;
     ctx.publish(
         super::Audience::User {
             user: ctx.user.clone(),

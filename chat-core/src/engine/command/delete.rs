@@ -7,10 +7,9 @@ use crate::ids::{ConversationId, Seq};
 
 pub(crate) async fn run(ctx: &Ctx<'_>, conversation: ConversationId, seq: Seq) -> Result<Reply> {
     let original = own_message(ctx, conversation, seq).await?;
-    let inner = &ctx.engine.inner;
-    let message = inner
-        .store
-        .delete_message(conversation, seq, inner.clock.now())
+    let message = ctx
+        .store()
+        .delete_message(conversation, seq, ctx.now())
         .await?;
     if !original.is_deleted() {
         ctx.publish(

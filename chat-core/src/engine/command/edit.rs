@@ -13,9 +13,7 @@ pub(crate) async fn own_message(
 ) -> Result<Message> {
     ctx.member_of(conversation).await?;
     let message = ctx
-        .engine
-        .inner
-        .store
+        .store()
         .message(conversation, seq)
         .await?
         .ok_or_else(|| Error::not_found(format!("message {seq}")))?;
@@ -31,12 +29,11 @@ pub(crate) async fn run(
     seq: Seq,
     body: String,
 ) -> Result<Reply> {
-    let inner = &ctx.engine.inner;
-    validate_body(&body, inner.limits.max_body_bytes)?;
+    validate_body(&body, ctx.limits().max_body_bytes)?;
     own_message(ctx, conversation, seq).await?;
-    let message = inner
-        .store
-        .edit_message(conversation, seq, &body, inner.clock.now())
+    let message = ctx
+        .store()
+        .edit_message(conversation, seq, &body, ctx.now())
         .await?;
     ctx.publish(
         Audience::Conversation { conversation },

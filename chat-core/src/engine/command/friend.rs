@@ -9,10 +9,9 @@ use crate::ids::UserId;
 use crate::model::{FriendAction, Presence};
 
 pub(crate) async fn run(ctx: &Ctx<'_>, other: UserId, action: FriendAction) -> Result<Reply> {
-    let inner = &ctx.engine.inner;
-    let friendship = inner
-        .store
-        .apply_friendship(ctx.user, &other, action, inner.clock.now())
+    let friendship = ctx
+        .store()
+        .apply_friendship(ctx.user, &other, action, ctx.now())
         .await?;
     let mine = friendship.view_for(ctx.user);
     let theirs = friendship.view_for(&other);
@@ -36,8 +35,7 @@ pub(crate) async fn run(ctx: &Ctx<'_>, other: UserId, action: FriendAction) -> R
     .await;
     if friendship.is_friends() {
         // New friends learn whether the other is online right away.
-        let online = inner
-            .bus
+        let online = ctx
             .online(&[ctx.user.clone(), other.clone()])
             .await
             .unwrap_or_default();

@@ -5,8 +5,8 @@ use crate::error::Result;
 use crate::model::FriendStatus;
 
 pub(crate) async fn run(ctx: &Ctx<'_>) -> Result<Reply> {
-    let inner = &ctx.engine.inner;
-    let friends = super::all_friendships(&inner.store, ctx.user, inner.limits.max_list_page)
+    let friends = ctx
+        .friendships()
         .await?
         .iter()
         .map(|f| f.view_for(ctx.user))

@@ -12,18 +12,17 @@ pub(crate) async fn run(
     after: Option<Seq>,
     limit: Option<u32>,
 ) -> Result<Reply> {
-    let inner = &ctx.engine.inner;
-    let limit = Ctx::page(limit, 50, inner.limits.max_history_page)?;
+    let limit = Ctx::page(limit, 50, ctx.limits().max_history_page)?;
     let page = match (before, after) {
         (Some(_), Some(_)) => return Err(Error::invalid("give `before` or `after`, not both")),
         (None, Some(a)) => HistoryPage::After(a),
         (b, None) => HistoryPage::Before(b),
     };
     let conv = ctx.member_of(conversation).await?;
-    let status_limit = inner.limits.status_member_limit;
-    let messages = inner.store.history(conversation, page, limit).await?;
-    let members = inner
-        .store
+    let status_limit = ctx.limits().status_member_limit;
+    let messages = ctx.store().history(conversation, page, limit).await?;
+    let members = ctx
+        .store()
         .members(conversation, None, status_limit.saturating_add(1))
         .await?;
     let members: Vec<MemberMarks> = if members.len() as u64 > u64::from(status_limit) {

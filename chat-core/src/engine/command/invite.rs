@@ -1,7 +1,7 @@
 //! `invite`: add a user to a room. Any member may invite to a public room; only owners
 //! to a private one.
 
-use super::{Audience, Ctx, Event, Reply};
+use super::{Audience, Ctx, Event, Reply, Skip};
 use crate::error::{Error, Result};
 use crate::ids::{ConversationId, UserId};
 use crate::model::{ConversationKind, Role, Visibility};
@@ -12,7 +12,6 @@ pub(crate) async fn run(
     user: UserId,
 ) -> Result<Reply> {
     let conv = ctx.member_of(conversation).await?;
-    let inner = &ctx.engine.inner;
     match &conv.kind {
         ConversationKind::Direct { .. } => {
             return Err(Error::invalid(
@@ -23,35 +22,35 @@ pub(crate) async fn run(
             visibility: Visibility::Private,
             ..
         } => {
-            let me = inner.store.member(conversation, ctx.user).await?;
+            let me = ctx.store().member(conversation, ctx.user).await?;
             if me.map(|m| m.role) != Some(Role::Owner) {
                 return Err(Error::forbidden("only owners invite to a private room"));
             }
         }
         ConversationKind::Room { .. } => {}
     }
-    if let Some(f) = inner.store.friendship(ctx.user, &user).await? {
+    if let Some(f) = ctx.store().friendship(ctx.user, &user).await? {
         if f.blocks(&user) {
             return Err(Error::forbidden("this user cannot be invited by you"));
         }
     }
-    let (member, added) = inner
-        .store
+    let (member, added) = ctx
+        .store()
         .add_member(
             conversation,
             &user,
             Role::Member,
-            inner.clock.now(),
-            inner.limits.max_room_members,
+            ctx.now(),
+            ctx.limits().max_room_members,
         )
         .await?;
     if !added {
         return Err(Error::conflict(format!("{user} is already a member")));
     }
-    inner.subscribe_user(&user, conversation).await;
+    ctx.follow(&user, conversation).await;
     ctx.publish(
         Audience::User { user: user.clone() },
-        crate::engine::Skip::Nobody,
+        Skip::Nobody,
         Event::ConversationAdded {
             conversation: conv.clone(),
         },

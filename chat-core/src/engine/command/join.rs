@@ -5,36 +5,35 @@ use crate::error::{Error, Result};
 use crate::model::{validate_room_name, NewRoom, Role, RoomRef, Visibility};
 
 pub(crate) async fn run(ctx: &Ctx<'_>, room: RoomRef, create: bool) -> Result<Reply> {
-    let inner = &ctx.engine.inner;
     let found = match &room {
-        RoomRef::Id(id) => inner.store.conversation(*id).await?,
-        RoomRef::Name(name) => inner.store.room_by_name(name).await?,
+        RoomRef::Id(id) => ctx.store().conversation(*id).await?,
+        RoomRef::Name(name) => ctx.store().room_by_name(name).await?,
     };
     let conversation = match (found, &room) {
         (Some(c), _) => c,
         (None, RoomRef::Name(name)) if create => {
             validate_room_name(name)?;
-            let created = inner
-                .store
+            let created = ctx
+                .store()
                 .create_room(NewRoom {
-                    id: inner.ids.conversation_id(),
+                    id: ctx.new_conversation_id(),
                     name: name.clone(),
                     visibility: Visibility::Public,
                     created_by: ctx.user.clone(),
-                    created_at: inner.clock.now(),
+                    created_at: ctx.now(),
                 })
                 .await;
             match created {
                 Ok(c) => {
-                    inner.subscribe_user(ctx.user, c.id).await;
+                    ctx.follow(ctx.user, c.id).await;
                     return Ok(Reply::Room {
                         conversation: c,
                         joined: true,
                     });
                 }
                 // Someone created it first: join theirs.
-                Err(e) if e.code() == crate::ErrorCode::Conflict => inner
-                    .store
+                Err(e) if e.code() == crate::ErrorCode::Conflict => ctx
+                    .store()
                     .room_by_name(name)
                     .await?
                     .ok_or_else(|| Error::not_found(format!("room {name:?}")))?,
@@ -44,19 +43,19 @@ pub(crate) async fn run(ctx: &Ctx<'_>, room: RoomRef, create: bool) -> Result<Re
         (None, RoomRef::Name(name)) => return Err(Error::not_found(format!("room {name:?}"))),
         (None, RoomRef::Id(id)) => return Err(Error::not_found(format!("conversation {id}"))),
     };
-    if inner
-        .store
+    if ctx
+        .store()
         .member(conversation.id, ctx.user)
         .await?
         .is_some()
     {
-        inner.subscribe_user(ctx.user, conversation.id).await;
+        ctx.follow(ctx.user, conversation.id).await;
         return Ok(Reply::Room {
             conversation,
             joined: false,
         });
     }
-    if let Err(denied) = inner.policy.may_join(ctx.user, &conversation) {
+    if let Err(denied) = ctx.policy().may_join(ctx.user, &conversation) {
         // A private room the caller cannot join does not reveal itself.
         return Err(match denied.code() {
             crate::ErrorCode::Forbidden if !conversation.is_room() => denied,
@@ -66,17 +65,17 @@ pub(crate) async fn run(ctx: &Ctx<'_>, room: RoomRef, create: bool) -> Result<Re
             _ => denied,
         });
     }
-    let (member, added) = inner
-        .store
+    let (member, added) = ctx
+        .store()
         .add_member(
             conversation.id,
             ctx.user,
             Role::Member,
-            inner.clock.now(),
-            inner.limits.max_room_members,
+            ctx.now(),
+            ctx.limits().max_room_members,
         )
         .await?;
-    inner.subscribe_user(ctx.user, conversation.id).await;
+    ctx.follow(ctx.user, conversation.id).await;
     if added {
         ctx.publish(
             Audience::User {

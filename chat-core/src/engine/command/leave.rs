@@ -9,15 +9,11 @@ pub(crate) async fn run(ctx: &Ctx<'_>, conversation: ConversationId) -> Result<R
     if !conv.is_room() {
         return Err(Error::invalid("a direct conversation cannot be left"));
     }
-    let inner = &ctx.engine.inner;
-    if !inner.store.remove_member(conversation, ctx.user).await? {
+    if !ctx.store().remove_member(conversation, ctx.user).await? {
         return Err(super::not_member(&conv));
     }
-    inner.unsubscribe_user(ctx.user, conversation).await;
-    let _ = inner
-        .typing
-        .lock()
-        .stop(conversation, ctx.user, inner.clock.now());
+    ctx.unfollow(ctx.user, conversation).await;
+    ctx.set_typing(conversation, false);
     ctx.publish(
         Audience::Conversation { conversation },
         ctx.skip_me(),

@@ -11,16 +11,15 @@ pub(crate) async fn run(
     delivered: Option<Seq>,
     read: Option<Seq>,
 ) -> Result<Reply> {
-    let inner = &ctx.engine.inner;
     ctx.member_of(conversation).await?;
-    let before = inner
-        .store
+    let before = ctx
+        .store()
         .member(conversation, ctx.user)
         .await?
         .ok_or_else(|| Error::not_found(format!("conversation {conversation}")))?
         .watermarks;
-    let after = inner
-        .store
+    let after = ctx
+        .store()
         .advance_watermarks(conversation, ctx.user, delivered, read)
         .await?;
     if after != before {

@@ -10,12 +10,11 @@ pub(crate) async fn run(
     after: Option<UserId>,
     limit: Option<u32>,
 ) -> Result<Reply> {
-    let inner = &ctx.engine.inner;
-    let limit = Ctx::page(limit, 100, inner.limits.max_list_page)?;
+    let limit = Ctx::page(limit, 100, ctx.limits().max_list_page)?;
     ctx.member_of(conversation).await?;
     Ok(Reply::Members {
-        members: inner
-            .store
+        members: ctx
+            .store()
             .members(conversation, after.as_ref(), limit)
             .await?,
     })

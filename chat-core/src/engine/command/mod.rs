@@ -4,6 +4,7 @@
 //! which session. Rules about who may do what live in these handlers and the
 //! [`Policy`](crate::ports::Policy) (invariant 9).
 
+mod context;
 mod conversations;
 mod create_room;
 mod delete;
@@ -23,18 +24,18 @@ mod send;
 mod typing;
 mod unread;
 
-use std::sync::Arc;
-
 use serde::{Deserialize, Serialize};
 
-use super::{Audience, Delivery, Engine, Event, Skip};
-use crate::error::{Error, Result};
-use crate::ids::{ConversationId, Seq, SessionId, UserId};
+use crate::error::Result;
+use crate::event::{Audience, Event, Skip};
+use crate::ids::{ConversationId, Seq, UserId};
 use crate::model::{
-    Conversation, ConversationKind, FriendAction, FriendView, Member, Message, MessageStatus,
-    RoomRef, Visibility, Watermarks,
+    Conversation, FriendAction, FriendView, Member, Message, MessageStatus, RoomRef, Visibility,
+    Watermarks,
 };
 use crate::ports::ConversationSummary;
+
+pub(crate) use context::{all_friendships, not_member, Ctx};
 
 pub use resume::{ResumeOutcome, ResumePoint, ResumeResult};
 
@@ -359,112 +360,6 @@ wire_kinds!(Reply {
     Resumed => "resumed",
     Ok => "ok",
 });
-
-/// Who runs a command, from where.
-pub(crate) struct Ctx<'a> {
-    pub(crate) engine: &'a Engine,
-    pub(crate) user: &'a UserId,
-    pub(crate) session: Option<SessionId>,
-}
-
-impl Ctx<'_> {
-    /// Skip the acting session (it gets the reply instead).
-    pub(crate) fn skip_me(&self) -> Skip {
-        match self.session {
-            Some(session) => Skip::Session {
-                node: self.engine.inner.node,
-                session,
-            },
-            None => Skip::Nobody,
-        }
-    }
-
-    pub(crate) async fn publish(&self, audience: Audience, skip: Skip, event: Event) {
-        self.engine
-            .inner
-            .publish(Delivery {
-                audience,
-                skip,
-                event,
-            })
-            .await;
-    }
-
-    /// Loads a conversation the actor belongs to.
-    ///
-    /// A missing conversation is `not_found`. A non-member gets `forbidden` for a public
-    /// room (it is discoverable) and `not_found` otherwise, so direct conversations and
-    /// private rooms do not reveal that they exist.
-    pub(crate) async fn member_of(&self, id: ConversationId) -> Result<Conversation> {
-        let inner = &self.engine.inner;
-        let conv = inner
-            .store
-            .conversation(id)
-            .await?
-            .ok_or_else(|| Error::not_found(format!("conversation {id}")))?;
-        inner.remember_kind(id, &conv.kind);
-        if inner.knows_member(self.user, id) {
-            return Ok(conv);
-        }
-        if inner.store.member(id, self.user).await?.is_some() {
-            return Ok(conv);
-        }
-        Err(not_member(&conv))
-    }
-
-    /// The kind of a conversation the actor belongs to, without asking the store when
-    /// this node already knows both (the hot path of `send`, `typing` and marks). The
-    /// same answers as [`Ctx::member_of`] otherwise.
-    pub(crate) async fn member_kind(&self, id: ConversationId) -> Result<Arc<ConversationKind>> {
-        let inner = &self.engine.inner;
-        if inner.knows_member(self.user, id) {
-            if let Some(kind) = inner.kinds.get(&id) {
-                return Ok(kind.clone());
-            }
-        }
-        let conv = self.member_of(id).await?;
-        Ok(Arc::new(conv.kind))
-    }
-
-    /// A page size: the default when absent; `invalid` when 0 or above `max`.
-    pub(crate) fn page(limit: Option<u32>, default: u32, max: u32) -> Result<u32> {
-        match limit {
-            None => Ok(default.min(max)),
-            Some(0) => Err(Error::invalid("limit must be at least 1")),
-            Some(n) if n > max => Err(Error::invalid(format!("limit must be at most {max}"))),
-            Some(n) => Ok(n),
-        }
-    }
-}
-
-/// Every friendship record of `user`, read from the store `page` at a time.
-pub(crate) async fn all_friendships(
-    store: &Arc<dyn crate::ports::Store>,
-    user: &UserId,
-    page: u32,
-) -> Result<Vec<crate::model::Friendship>> {
-    let page = page.max(1);
-    let mut all: Vec<crate::model::Friendship> = Vec::new();
-    loop {
-        let after = all.last().map(|f| f.other(user).clone());
-        let chunk = store.friendships(user, after.as_ref(), page).await?;
-        let full = chunk.len() as u64 == u64::from(page);
-        all.extend(chunk);
-        if !full {
-            return Ok(all);
-        }
-    }
-}
-
-pub(crate) fn not_member(conv: &Conversation) -> Error {
-    match &conv.kind {
-        ConversationKind::Room {
-            visibility: Visibility::Public,
-            ..
-        } => Error::forbidden("you are not a member of this room"),
-        _ => Error::not_found(format!("conversation {}", conv.id)),
-    }
-}
 
 /// Runs one command.
 pub(crate) async fn run(ctx: &Ctx<'_>, command: Command) -> Result<Reply> {

@@ -1,7 +1,7 @@
 //! `open_direct`: the direct conversation with a user, created on first use. Needs what
 //! the policy asks (by default an accepted friendship and no block).
 
-use super::{Audience, Ctx, Event, Reply};
+use super::{Audience, Ctx, Event, Reply, Skip};
 use crate::error::{Error, Result};
 use crate::ids::UserId;
 use crate::model::NewDirect;
@@ -10,27 +10,22 @@ pub(crate) async fn run(ctx: &Ctx<'_>, peer: UserId) -> Result<Reply> {
     if &peer == ctx.user {
         return Err(Error::invalid("a direct conversation needs another user"));
     }
-    let inner = &ctx.engine.inner;
-    let friendship = inner.store.friendship(ctx.user, &peer).await?;
-    inner
-        .policy
+    let friendship = ctx.store().friendship(ctx.user, &peer).await?;
+    ctx.policy()
         .may_message_directly(ctx.user, &peer, friendship.as_ref())?;
-    let (conversation, created) = inner
-        .store
+    let (conversation, created) = ctx
+        .store()
         .open_direct(NewDirect {
-            id: inner.ids.conversation_id(),
+            id: ctx.new_conversation_id(),
             user: ctx.user.clone(),
             peer: peer.clone(),
-            created_at: inner.clock.now(),
+            created_at: ctx.now(),
         })
         .await?;
-    inner.subscribe_user(ctx.user, conversation.id).await;
-    inner.subscribe_user(&peer, conversation.id).await;
+    ctx.follow(ctx.user, conversation.id).await;
+    ctx.follow(&peer, conversation.id).await;
     if created {
-        for (user, skip) in [
-            (peer, crate::engine::Skip::Nobody),
-            (ctx.user.clone(), ctx.skip_me()),
-        ] {
+        for (user, skip) in [(peer, Skip::Nobody), (ctx.user.clone(), ctx.skip_me())] {
             ctx.publish(
                 Audience::User { user },
                 skip,

@@ -43,14 +43,13 @@ pub struct ResumeResult {
 }
 
 pub(crate) async fn run(ctx: &Ctx<'_>, points: Vec<ResumePoint>) -> Result<Reply> {
-    let inner = &ctx.engine.inner;
-    let max = inner.limits.max_resume_conversations;
+    let max = ctx.limits().max_resume_conversations;
     if points.len() > max {
         return Err(Error::invalid(format!(
             "resume at most {max} conversations at once"
         )));
     }
-    let gap_limit = inner.limits.max_resume_gap;
+    let gap_limit = ctx.limits().max_resume_gap;
     let page = u32::try_from(gap_limit).unwrap_or(u32::MAX);
     let mut out = Vec::with_capacity(points.len());
     for p in points {
@@ -82,12 +81,12 @@ pub(crate) async fn run(ctx: &Ctx<'_>, points: Vec<ResumePoint>) -> Result<Reply
         // Everything up to the seq seen when loading, in pages; appends that land
         // meanwhile arrive as live events (clients de-duplicate by seq).
         while after < conv.last_seq {
-            let chunk = inner
-                .store
+            let chunk = ctx
+                .store()
                 .history(
                     conv.id,
                     HistoryPage::After(after),
-                    page.min(inner.limits.resume_page.max(1)),
+                    page.min(ctx.limits().resume_page.max(1)),
                 )
                 .await?;
             let Some(last) = chunk.last() else { break };

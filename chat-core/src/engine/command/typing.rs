@@ -10,17 +10,8 @@ pub(crate) async fn run(
     conversation: ConversationId,
     typing: bool,
 ) -> Result<Reply> {
-    let inner = &ctx.engine.inner;
     ctx.member_kind(conversation).await?;
-    let now = inner.clock.now();
-    let change = {
-        let mut leases = inner.typing.lock();
-        if typing {
-            leases.start(conversation, ctx.user, now)
-        } else {
-            leases.stop(conversation, ctx.user, now)
-        }
-    };
+    let change = ctx.set_typing(conversation, typing);
     if matches!(change, TypingChange::Started | TypingChange::Stopped) {
         ctx.publish(
             Audience::Conversation { conversation },

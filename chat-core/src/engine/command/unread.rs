@@ -5,6 +5,6 @@ use crate::error::Result;
 
 pub(crate) async fn run(ctx: &Ctx<'_>) -> Result<Reply> {
     Ok(Reply::Unread {
-        unread: ctx.engine.inner.store.unread_total(ctx.user).await?,
+        unread: ctx.store().unread_total(ctx.user).await?,
     })
 }

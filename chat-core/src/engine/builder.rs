@@ -1,0 +1,163 @@
+//! [`EngineBuilder`]: the ports and settings an [`Engine`] is made of.
+//!
+//! Every port has a default good for one process: an in-memory bus, the default policy
+//! (direct messages between friends only), the system clock and random ids. Only the
+//! store has none.
+
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::{Mutex, RwLock};
+
+use super::bus::BusReceiver;
+use super::{Engine, Inner};
+use crate::error::Result;
+use crate::ids::NodeId;
+use crate::memory::MemoryBus;
+use crate::model::{Limits, TypingLeases};
+use crate::ports::{Bus, Clock, DefaultPolicy, IdGen, Policy, RandomIds, Store, SystemClock};
+
+/// Builds an [`Engine`]. Only the store is required.
+pub struct EngineBuilder {
+    store: Arc<dyn Store>,
+    bus: Option<Arc<dyn Bus>>,
+    policy: Arc<dyn Policy>,
+    clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdGen>,
+    limits: Limits,
+    node: Option<NodeId>,
+    presence_ttl: Duration,
+    maintenance: Option<Duration>,
+}
+
+impl std::fmt::Debug for EngineBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineBuilder")
+            .field("limits", &self.limits)
+            .field("node", &self.node)
+            .field("presence_ttl", &self.presence_ttl)
+            .field("maintenance", &self.maintenance)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EngineBuilder {
+    /// Starts a builder with the defaults: an in-memory bus (one node, its leases timed
+    /// by the builder's clock), the default policy, the system clock, random ids, default
+    /// limits, a 30 s presence lease, and maintenance (typing expiry, presence renewal)
+    /// every second.
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        EngineBuilder {
+            store,
+            bus: None,
+            policy: Arc::new(DefaultPolicy::default()),
+            clock: Arc::new(SystemClock),
+            ids: Arc::new(RandomIds),
+            limits: Limits::default(),
+            node: None,
+            presence_ttl: Duration::from_secs(30),
+            maintenance: Some(Duration::from_secs(1)),
+        }
+    }
+
+    /// The bus shared with other nodes.
+    pub fn bus(mut self, bus: Arc<dyn Bus>) -> Self {
+        self.bus = Some(bus);
+        self
+    }
+
+    /// The embedder's policy.
+    pub fn policy(mut self, policy: Arc<dyn Policy>) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// The clock (inject a [`ManualClock`](crate::ports::ManualClock) in tests).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The id generator.
+    pub fn ids(mut self, ids: Arc<dyn IdGen>) -> Self {
+        self.ids = ids;
+        self
+    }
+
+    /// The limits.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// This node's id (random by default).
+    pub fn node(mut self, node: NodeId) -> Self {
+        self.node = Some(node);
+        self
+    }
+
+    /// How long a node's presence lease lasts without renewal (default 30 s).
+    pub fn presence_ttl(mut self, ttl: Duration) -> Self {
+        self.presence_ttl = ttl;
+        self
+    }
+
+    /// How often the background task expires typing leases and renews presence; `None`
+    /// runs no background task (call [`Engine::tick`] yourself, as deterministic tests do).
+    pub fn maintenance(mut self, every: Option<Duration>) -> Self {
+        self.maintenance = every;
+        self
+    }
+
+    /// Builds the engine and attaches it to the bus. Must run inside a tokio runtime
+    /// when maintenance is on.
+    ///
+    /// # Errors
+    /// `unavailable` when the bus refuses the node.
+    pub async fn build(self) -> Result<Engine> {
+        let clock = self.clock;
+        let bus = self
+            .bus
+            .unwrap_or_else(|| Arc::new(MemoryBus::new(clock.clone())));
+        let node = self.node.unwrap_or_else(|| NodeId(uuid::Uuid::now_v7()));
+        let typing_ttl = chrono::Duration::milliseconds(
+            i64::try_from(self.limits.typing_ttl_ms).unwrap_or(i64::MAX),
+        );
+        let inner = Arc::new_cyclic(|me| Inner {
+            me: me.clone(),
+            node,
+            store: self.store,
+            bus: bus.clone(),
+            policy: self.policy,
+            clock,
+            ids: self.ids,
+            limits: self.limits,
+            presence_ttl: self.presence_ttl,
+            next_session: AtomicU64::new(1),
+            registry: RwLock::default(),
+            topics: Default::default(),
+            presence_turns: Default::default(),
+            typing: Mutex::new(TypingLeases::new(typing_ttl)),
+            kinds: Default::default(),
+            counters: Default::default(),
+            shutting_down: AtomicBool::new(false),
+        });
+        bus.attach(node, Arc::new(BusReceiver(Arc::downgrade(&inner))))
+            .await?;
+        let engine = Engine { inner };
+        if let Some(every) = self.maintenance {
+            let weak = Arc::downgrade(&engine.inner);
+            tokio::spawn(async move {
+                let mut interval = tokio::time::interval(every);
+                interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    interval.tick().await;
+                    let Some(inner) = weak.upgrade() else { break };
+                    Engine { inner }.tick().await;
+                }
+            });
+        }
+        Ok(engine)
+    }
+}

@@ -1,0 +1,117 @@
+//! Presence: a user is online while at least one of their connections is open on any
+//! node. Coming online, going offline, and telling friends and co-members.
+//!
+//! A user's transitions on this node run one at a time under that user's own lock (other
+//! users never wait), and each decides from the state at that moment, so a reconnect
+//! racing a disconnect leaves the user online.
+
+use std::slice;
+
+use super::command::all_friendships;
+use super::Inner;
+use crate::event::{Audience, Delivery, Event, Skip};
+use crate::ids::UserId;
+use crate::model::Presence;
+
+impl Inner {
+    /// After a session opened: the user comes online unless they already were.
+    pub(crate) async fn came_online(&self, user: &UserId) {
+        let _turn = self.presence_turns.lock(user).await;
+        if !self.registry.read().is_online(user) {
+            return; // closed again meanwhile
+        }
+        let was_online = self.online_anywhere(user).await;
+        if let Err(e) = self
+            .bus
+            .renew_presence(self.node, slice::from_ref(user), self.presence_ttl)
+            .await
+        {
+            self.bus_error(&e);
+        }
+        if !was_online {
+            self.announce_presence(Presence {
+                user: user.clone(),
+                online: true,
+                last_seen: None,
+            })
+            .await;
+        }
+    }
+
+    /// After a user's last session here closed: they go offline unless a new session
+    /// opened meanwhile or another node still holds them; their last-seen is recorded.
+    pub(crate) async fn went_offline_here(&self, user: &UserId) {
+        let _turn = self.presence_turns.lock(user).await;
+        if self.registry.read().is_online(user) {
+            return; // a new session opened meanwhile: still online here
+        }
+        if let Err(e) = self.bus.drop_presence(self.node, user).await {
+            self.bus_error(&e);
+        }
+        if self.online_anywhere(user).await {
+            return;
+        }
+        let now = self.clock.now();
+        if let Err(e) = self.store.set_last_seen(user, now).await {
+            tracing::warn!(error = &e as &dyn std::error::Error, %user, "recording last seen");
+        }
+        self.announce_presence(Presence {
+            user: user.clone(),
+            online: false,
+            last_seen: Some(now),
+        })
+        .await;
+    }
+
+    async fn online_anywhere(&self, user: &UserId) -> bool {
+        !self
+            .bus
+            .online(slice::from_ref(user))
+            .await
+            .unwrap_or_default()
+            .is_empty()
+    }
+
+    /// Tells friends and co-members about a presence change.
+    pub(crate) async fn announce_presence(&self, presence: Presence) {
+        let user = presence.user.clone();
+        let conversations = match self
+            .store
+            .conversations_of(&user, self.limits.max_live_conversations)
+            .await
+        {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(
+                    error = &e as &dyn std::error::Error,
+                    "loading conversations for presence"
+                );
+                Vec::new()
+            }
+        };
+        let friends = match all_friendships(&self.store, &user, self.limits.max_list_page).await {
+            Ok(f) => f
+                .into_iter()
+                .filter(|f| f.is_friends())
+                .map(|f| f.other(&user).clone())
+                .collect(),
+            Err(e) => {
+                tracing::warn!(
+                    error = &e as &dyn std::error::Error,
+                    "loading friends for presence"
+                );
+                Vec::new()
+            }
+        };
+        self.publish(Delivery {
+            audience: Audience::Presence {
+                subject: user.clone(),
+                conversations,
+                users: friends,
+            },
+            skip: Skip::User { user },
+            event: Event::Presence { presence },
+        })
+        .await;
+    }
+}

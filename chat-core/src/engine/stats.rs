@@ -1,0 +1,140 @@
+//! What the engine counts: traffic counters, a store-latency histogram, and the
+//! [`Stats`] snapshot that `chat-server` turns into metrics.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::NodeId;
+
+/// Counters since the engine started. Every method is lock-free.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    messages_sent: AtomicU64,
+    deliveries: AtomicU64,
+    volatile_dropped: AtomicU64,
+    slow_consumer_disconnects: AtomicU64,
+    bus_errors: AtomicU64,
+    append_latency: Histogram,
+}
+
+impl Counters {
+    pub(crate) fn message_sent(&self) {
+        self.messages_sent.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn delivered(&self, delivered: u64, dropped: u64) {
+        self.deliveries.fetch_add(delivered, Ordering::Relaxed);
+        if dropped > 0 {
+            self.volatile_dropped.fetch_add(dropped, Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn slow_consumer(&self) {
+        self.slow_consumer_disconnects
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn bus_error(&self) {
+        self.bus_errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn append_took(&self, d: Duration) {
+        self.append_latency.record(d);
+    }
+
+    /// A snapshot, with the node's live counts filled in by the caller.
+    pub(crate) fn snapshot(&self, node: NodeId, live: (usize, usize, usize)) -> Stats {
+        let (connections, online_users, live_conversations) = live;
+        Stats {
+            node,
+            connections: connections as u64,
+            online_users: online_users as u64,
+            live_conversations: live_conversations as u64,
+            messages_sent: self.messages_sent.load(Ordering::Relaxed),
+            deliveries: self.deliveries.load(Ordering::Relaxed),
+            volatile_dropped: self.volatile_dropped.load(Ordering::Relaxed),
+            slow_consumer_disconnects: self.slow_consumer_disconnects.load(Ordering::Relaxed),
+            bus_errors: self.bus_errors.load(Ordering::Relaxed),
+            append_latency: self.append_latency.snapshot(),
+        }
+    }
+}
+
+/// A snapshot of the engine's state and counters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stats {
+    /// This node.
+    pub node: NodeId,
+    /// Open sessions (connections) on this node.
+    pub connections: u64,
+    /// Users with at least one open session on this node.
+    pub online_users: u64,
+    /// Conversations with at least one live session on this node.
+    pub live_conversations: u64,
+    /// Messages appended through this node.
+    pub messages_sent: u64,
+    /// Frames queued to sessions.
+    pub deliveries: u64,
+    /// Volatile events (typing, presence) dropped because a queue was full.
+    pub volatile_dropped: u64,
+    /// Sessions cut off because a durable event did not fit their queue.
+    pub slow_consumer_disconnects: u64,
+    /// Failed publishes to the bus.
+    pub bus_errors: u64,
+    /// How long store appends took, as the engine saw them.
+    pub append_latency: LatencySnapshot,
+}
+
+/// Upper bounds of the buckets, in microseconds (the last bucket is unbounded).
+pub const BUCKETS_MICROS: [u64; 12] = [
+    100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 1_000_000,
+];
+
+/// A lock-free latency histogram with fixed buckets.
+#[derive(Debug, Default)]
+pub(crate) struct Histogram {
+    buckets: [AtomicU64; BUCKETS_MICROS.len() + 1],
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    pub(crate) fn record(&self, d: Duration) {
+        let micros = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        let i = BUCKETS_MICROS
+            .iter()
+            .position(|b| micros <= *b)
+            .unwrap_or(BUCKETS_MICROS.len());
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        self.sum_micros.fetch_add(micros, Ordering::Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self) -> LatencySnapshot {
+        LatencySnapshot {
+            counts: self
+                .buckets
+                .iter()
+                .map(|b| b.load(Ordering::Relaxed))
+                .collect(),
+            sum_micros: self.sum_micros.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// A snapshot of a latency histogram.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LatencySnapshot {
+    /// Observations per bucket: `counts[i]` fell at or under `BUCKETS_MICROS[i]` (and
+    /// above the bucket before); the last entry counts those above every bound.
+    pub counts: Vec<u64>,
+    /// The sum of every observation, in microseconds.
+    pub sum_micros: u64,
+}
+
+impl LatencySnapshot {
+    /// Observations in all.
+    pub fn count(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+}
