@@ -12,6 +12,10 @@ use common::*;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
+/// A table row: a request (method, path, body) that must fail, with the status and the error
+/// code it must answer (`None`: the status alone is checked).
+type Row<'a> = (Method, &'a str, Option<Value>, u16, Option<&'a str>);
+
 struct Api {
     app: axum::Router,
     engine: chat_core::Engine,
@@ -84,6 +88,24 @@ impl Api {
         )
     }
 
+    /// Runs `rows` in order as `user`, each checked as `deny` checks, and names the row that
+    /// fails.
+    async fn denials(&self, user: &str, rows: Vec<Row<'_>>) {
+        for (i, (method, path, body, status, code)) in rows.into_iter().enumerate() {
+            let row = format!("row {i}, {method} {path} as {user}");
+            let (got, v) = self.call(method, path, Some(user), body).await;
+            assert!(!got.is_success(), "{row} should fail: {v}");
+            assert!(v["message"].is_string(), "{row}: {v}");
+            let got_code = v["code"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{row}: code: {v}"));
+            assert_eq!(got.as_u16(), status, "{row}: {v}");
+            if let Some(code) = code {
+                assert_eq!(got_code, code, "{row}: {v}");
+            }
+        }
+    }
+
     async fn befriend(&self, a: &str, b: &str) {
         self.ok(Method::POST, &format!("/friends/{b}/request"), a, None)
             .await;
@@ -130,27 +152,14 @@ async fn rooms_messages_history_and_unread() {
         .await;
     assert_eq!(room["type"], "room");
     let id = room["conversation"]["id"].as_str().expect("id").to_owned();
-    assert_eq!(
-        api.deny(
-            Method::POST,
-            "/rooms",
-            Some("bob"),
-            Some(json!({"name":"general"}))
-        )
-        .await,
-        (409, "conflict".into())
-    );
-    // Bob is not a member of the public room yet: forbidden.
-    assert_eq!(
-        api.deny(
-            Method::POST,
-            &format!("/conversations/{id}/messages"),
-            Some("bob"),
-            Some(json!({"body":"hi"}))
-        )
-        .await,
-        (403, "forbidden".into())
-    );
+    let msgs = format!("/conversations/{id}/messages");
+    #[rustfmt::skip]
+    let rows: Vec<Row<'_>> = vec![
+        (Method::POST, "/rooms", Some(json!({"name":"general"})), 409, Some("conflict")),
+        // Bob is not a member of the public room yet: forbidden.
+        (Method::POST, &msgs, Some(json!({"body":"hi"})), 403, Some("forbidden")),
+    ];
+    api.denials("bob", rows).await;
     let j = api
         .ok(Method::POST, "/rooms/general/join", "bob", None)
         .await;
@@ -237,26 +246,13 @@ async fn rooms_messages_history_and_unread() {
         )
         .await;
     assert_eq!(h["messages"].as_array().expect("msgs").len(), 2);
-    assert_eq!(
-        api.deny(
-            Method::GET,
-            &format!("/conversations/{id}/messages?limit=101"),
-            Some("bob"),
-            None
-        )
-        .await,
-        (400, "invalid".into())
-    );
-    assert_eq!(
-        api.deny(
-            Method::GET,
-            &format!("/conversations/{id}/messages?limit=abc"),
-            Some("bob"),
-            None
-        )
-        .await,
-        (400, "invalid".into())
-    );
+    let (limit_101, limit_abc) = (format!("{msgs}?limit=101"), format!("{msgs}?limit=abc"));
+    #[rustfmt::skip]
+    let rows: Vec<Row<'_>> = vec![
+        (Method::GET, &limit_101, None, 400, Some("invalid")),
+        (Method::GET, &limit_abc, None, 400, Some("invalid")),
+    ];
+    api.denials("bob", rows).await;
 
     let u = api.ok(Method::GET, "/unread", "bob", None).await;
     assert_eq!(u["unread"], 3);
@@ -305,27 +301,13 @@ async fn rooms_messages_history_and_unread() {
     assert_eq!(e["message"]["body"], "THREE");
     assert!(e["message"]["edited_at"].is_string());
     // Sender only.
-    assert_eq!(
-        api.deny(
-            Method::DELETE,
-            &format!("/conversations/{id}/messages/3"),
-            Some("bob"),
-            None
-        )
-        .await,
-        (403, "forbidden".into())
-    );
-    assert_eq!(
-        api.deny(
-            Method::PATCH,
-            &format!("/conversations/{id}/messages/3"),
-            Some("bob"),
-            Some(json!({"body":"x"}))
-        )
-        .await
-        .0,
-        403
-    );
+    let third = format!("{msgs}/3");
+    #[rustfmt::skip]
+    let rows: Vec<Row<'_>> = vec![
+        (Method::DELETE, &third, None, 403, Some("forbidden")),
+        (Method::PATCH, &third, Some(json!({"body":"x"})), 403, None),
+    ];
+    api.denials("bob", rows).await;
     let d = api
         .ok(
             Method::DELETE,
@@ -364,48 +346,25 @@ async fn denials_map_to_their_statuses() {
         .ok(Method::POST, "/rooms", "alice", Some(json!({"name":"r"})))
         .await;
     let id = room["conversation"]["id"].as_str().expect("id").to_owned();
-    let missing = "00000000-0000-0000-0000-00000000beef";
-    assert_eq!(
-        api.deny(
-            Method::GET,
-            &format!("/conversations/{missing}/messages"),
-            Some("alice"),
-            None
-        )
-        .await,
-        (404, "not_found".into())
-    );
-    assert_eq!(
-        api.deny(
-            Method::GET,
-            "/conversations/not-a-uuid/messages",
-            Some("alice"),
-            None
-        )
-        .await,
-        (400, "invalid".into())
-    );
-    assert_eq!(
-        api.deny(
-            Method::POST,
-            &format!("/conversations/{id}/messages"),
-            Some("alice"),
-            Some(json!({"body":"x".repeat(5000)}))
-        )
-        .await,
-        (413, "too_large".into())
-    );
-    assert_eq!(
-        api.deny(
-            Method::POST,
-            "/rooms",
-            Some("alice"),
-            Some(json!({"name":"bad name!"}))
-        )
-        .await,
-        (400, "invalid".into())
-    );
-    // Bodies that do not parse: 422 with our JSON body.
+    let missing = "/conversations/00000000-0000-0000-0000-00000000beef/messages";
+    let msgs = &format!("/conversations/{id}/messages");
+    let huge = json!({"body": "y".repeat(70 * 1024)});
+    #[rustfmt::skip]
+    let rows: Vec<Row<'_>> = vec![
+        (Method::GET, missing, None, 404, Some("not_found")),
+        (Method::GET, "/conversations/not-a-uuid/messages", None, 400, Some("invalid")),
+        (Method::POST, msgs, Some(json!({"body":"x".repeat(5000)})), 413, Some("too_large")),
+        (Method::POST, "/rooms", Some(json!({"name":"bad name!"})), 400, Some("invalid")),
+        // Bodies that do not parse: 422 with our JSON body (and one that is not JSON, below).
+        (Method::POST, msgs, Some(json!({"text":"hi"})), 422, Some("invalid")),
+        (Method::POST, msgs, Some(json!({"body":"hi","x":1})), 422, Some("invalid")),
+        (Method::POST, msgs, None, 422, Some("invalid")),
+        // A body over the HTTP limit: 413.
+        (Method::POST, msgs, Some(huge), 413, Some("too_large")),
+        (Method::POST, "/friends/bob/befriend", None, 404, Some("not_found")),
+    ];
+    api.denials("alice", rows).await;
+    // A body that is not JSON at all: 422 with our JSON body.
     let req = Request::post(format!("/api/v1/conversations/{id}/messages"))
         .header("authorization", format!("Bearer {}", token("alice")))
         .body(Body::from("{not json"))
@@ -414,53 +373,6 @@ async fn denials_map_to_their_statuses() {
     assert_eq!(
         (status.as_u16(), v["code"].as_str()),
         (422, Some("invalid"))
-    );
-    assert_eq!(
-        api.deny(
-            Method::POST,
-            &format!("/conversations/{id}/messages"),
-            Some("alice"),
-            Some(json!({"text":"hi"}))
-        )
-        .await,
-        (422, "invalid".into())
-    );
-    assert_eq!(
-        api.deny(
-            Method::POST,
-            &format!("/conversations/{id}/messages"),
-            Some("alice"),
-            Some(json!({"body":"hi","x":1}))
-        )
-        .await,
-        (422, "invalid".into())
-    );
-    assert_eq!(
-        api.deny(
-            Method::POST,
-            &format!("/conversations/{id}/messages"),
-            Some("alice"),
-            None
-        )
-        .await,
-        (422, "invalid".into())
-    );
-    // A body over the HTTP limit: 413.
-    let big = json!({"body": "y".repeat(70 * 1024)});
-    assert_eq!(
-        api.deny(
-            Method::POST,
-            &format!("/conversations/{id}/messages"),
-            Some("alice"),
-            Some(big)
-        )
-        .await,
-        (413, "too_large".into())
-    );
-    assert_eq!(
-        api.deny(Method::POST, "/friends/bob/befriend", Some("alice"), None)
-            .await,
-        (404, "not_found".into())
     );
 }
 
