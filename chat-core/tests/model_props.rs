@@ -1,9 +1,8 @@
 //! Property tests for the model's state machines.
 
 use chat_core::model::{
-    count_unread, derive_status, Connections, FriendAction, FriendState, Friendship, Message,
-    MessageKind, MessageStatus, PresenceChange, RateLimiter, TypingChange, TypingLeases,
-    Watermarks,
+    count_unread, derive_status, FriendAction, FriendState, Friendship, Message, MessageKind,
+    MessageStatus, RateLimiter, TypingChange, TypingLeases, Watermarks,
 };
 use chat_core::{ConversationId, MessageId, UserId};
 use chrono::{DateTime, Duration, Utc};
@@ -59,27 +58,6 @@ proptest! {
                 prop_assert!(f.state == FriendState::None);
             }
         }
-    }
-
-    /// A user is online exactly while they have an open connection.
-    #[test]
-    fn presence_tracks_connections(ops in prop::collection::vec((0usize..3, any::<bool>()), 1..80)) {
-        let us = users();
-        let mut c = Connections::default();
-        let mut model = [0usize; 3];
-        for (u, open) in ops {
-            let change = if open { c.open(&us[u]) } else { c.close(&us[u]) };
-            let before = model[u];
-            if open { model[u] += 1 } else if model[u] > 0 { model[u] -= 1 }
-            let expected = match (before, model[u]) {
-                (0, 1) => PresenceChange::CameOnline,
-                (1, 0) => PresenceChange::WentOffline,
-                _ => PresenceChange::Unchanged,
-            };
-            prop_assert_eq!(change, expected);
-            prop_assert_eq!(c.is_online(&us[u]), model[u] > 0);
-        }
-        prop_assert_eq!(c.total(), model.iter().sum::<usize>());
     }
 
     /// A typing lease is live exactly within its ttl after the last renewal, and "started"

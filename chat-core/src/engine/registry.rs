@@ -407,6 +407,38 @@ mod tests {
         assert_eq!(removed.topics, vec![Topic::User(ann)]);
     }
 
+    proptest::proptest! {
+        /// A user is online here exactly while they have an open session, the user's
+        /// topic is wanted exactly then, and only the last close reports `last`.
+        #[test]
+        fn online_exactly_while_a_session_is_open(
+            ops in proptest::collection::vec((0usize..3, proptest::prelude::any::<bool>()), 1..80)
+        ) {
+            let names = ["ann", "bob", "cat"];
+            let mut r = Registry::default();
+            let mut open: [Vec<u64>; 3] = Default::default();
+            let mut next = 1u64;
+            for (u, opening) in ops {
+                let who = user(names[u]);
+                if opening {
+                    let gained = r.add_session(session(next, names[u]));
+                    proptest::prop_assert_eq!(gained.is_empty(), !open[u].is_empty());
+                    open[u].push(next);
+                    next += 1;
+                } else if let Some(id) = open[u].pop() {
+                    let removed = r.remove_session(&who, SessionId(id));
+                    proptest::prop_assert_eq!(removed.last, open[u].is_empty());
+                } else {
+                    proptest::prop_assert_eq!(r.remove_session(&who, SessionId(0)), Removed::default());
+                }
+                proptest::prop_assert_eq!(r.is_online(&who), !open[u].is_empty());
+                proptest::prop_assert_eq!(r.wants(&Topic::User(who.clone())), !open[u].is_empty());
+            }
+            let total: usize = open.iter().map(Vec::len).sum();
+            proptest::prop_assert_eq!(r.counts().0, total);
+        }
+    }
+
     #[test]
     fn broadcast_is_always_wanted() {
         let r: Registry<S> = Registry::default();
