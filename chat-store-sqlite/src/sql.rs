@@ -314,6 +314,19 @@ mod tests {
         assert!(failures.is_empty(), "full scans: {failures:#?}");
     }
 
+    /// `ALL` names every statement of this file, so the plan test misses none.
+    #[test]
+    fn all_lists_every_statement() {
+        let declared: Vec<&str> = include_str!("sql.rs")
+            .lines()
+            .filter_map(|l| l.strip_prefix("pub(crate) const "))
+            .filter_map(|l| l.split_once(": &str"))
+            .map(|(name, _)| name)
+            .collect();
+        let listed: Vec<&str> = ALL.iter().map(|(name, _)| *name).collect();
+        assert_eq!(declared, listed);
+    }
+
     /// Asserts that `sql` selects exactly `expected`: (position, column name) pairs.
     fn assert_columns(conn: &rusqlite::Connection, sql: &str, expected: &[(usize, &str)]) {
         let stmt = conn.prepare(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
