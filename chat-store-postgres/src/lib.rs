@@ -38,6 +38,12 @@
 //!   into chat-core's portable kinds (`unavailable` when the server is gone, `conflict`
 //!   for a unique violation, …).
 //!
+//! # Features
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `test-util` | no | `PgConfig::drop_schema_on_drop`: the store drops its schema when dropped, for tests and benchmarks that give each run a schema of its own. Destructive, so absent from production builds. |
+//!
 //! # Several nodes
 //!
 //! Every node opens the same database and schema. A conversation's `seq` comes from its

@@ -43,6 +43,7 @@ pub struct PgStore {
     appender: Appender,
     schema: String,
     /// Set with [`PgConfig::drop_schema_on_drop`]: how to reach the server to drop it.
+    #[cfg(feature = "test-util")]
     drop_on_drop: Option<tokio_postgres::Config>,
 }
 
@@ -91,6 +92,7 @@ impl PgStore {
             pool,
             appender,
             schema: config.schema.clone(),
+            #[cfg(feature = "test-util")]
             drop_on_drop: config.drop_schema_on_drop.then_some(driver),
         })
     }
@@ -119,6 +121,8 @@ impl PgStore {
     }
 }
 
+/// Drops the schema, with [`PgConfig::drop_schema_on_drop`] (feature `test-util`).
+#[cfg(feature = "test-util")]
 impl Drop for PgStore {
     fn drop(&mut self) {
         let Some(cfg) = self.drop_on_drop.take() else {
