@@ -31,8 +31,7 @@ use tokio_postgres::error::SqlState;
 use uuid::Uuid;
 
 use crate::error::{map_pg, map_pool};
-use crate::rows::{self, MESSAGE_COLS};
-use crate::store::qualified;
+use crate::{rows, sql};
 
 /// How often a batch is retried after a lost race (client id, deadlock, serialization).
 const MAX_ATTEMPTS: usize = 5;
@@ -220,15 +219,7 @@ async fn transaction(
     }
     let mut existing: HashMap<(String, String), Message> = HashMap::new();
     if !senders.is_empty() {
-        let stmt = tx
-            .prepare_cached(&format!(
-                "SELECT {cols} FROM messages m
-                 JOIN unnest($1::text[], $2::text[]) AS k(sender, client_id)
-                   ON m.sender = k.sender AND m.client_id = k.client_id
-                 WHERE m.client_id IS NOT NULL",
-                cols = qualified(MESSAGE_COLS, "m")
-            ))
-            .await?;
+        let stmt = tx.prepare_cached(sql::APPEND_FIND_RETRIES).await?;
         for row in tx.query(&stmt, &[&senders, &client_ids]).await? {
             let m = rows::message(&row).map_err(TxError::Core)?;
             if let Some(c) = m.client_id.clone() {
@@ -241,15 +232,10 @@ async fn transaction(
     let mut conv_ids: Vec<Uuid> = messages.iter().map(|m| m.conversation.0).collect();
     conv_ids.sort_unstable();
     conv_ids.dedup();
-    let stmt = tx
-        .prepare_cached(
-            "SELECT id, last_seq FROM conversations WHERE id = ANY($1)
-             ORDER BY id FOR NO KEY UPDATE",
-        )
-        .await?;
+    let stmt = tx.prepare_cached(sql::APPEND_LOCK_CONVERSATIONS).await?;
     let mut last: HashMap<Uuid, i64> = HashMap::with_capacity(conv_ids.len());
     for row in tx.query(&stmt, &[&conv_ids]).await? {
-        last.insert(row.try_get(0)?, row.try_get(1)?);
+        last.insert(row.try_get("id")?, row.try_get("last_seq")?);
     }
 
     // 3. Assign seqs in arrival order.
@@ -296,14 +282,7 @@ async fn transaction(
 
     if !ins_seq.is_empty() {
         // 4. Insert every new message at once.
-        let stmt = tx
-            .prepare_cached(
-                "INSERT INTO messages
-                   (conversation, seq, id, sender, client_id, kind, body, created_at)
-                 SELECT * FROM unnest($1::uuid[], $2::int8[], $3::uuid[], $4::text[],
-                                      $5::text[], $6::text[], $7::text[], $8::timestamptz[])",
-            )
-            .await?;
+        let stmt = tx.prepare_cached(sql::APPEND_INSERT).await?;
         tx.execute(
             &stmt,
             &[
@@ -320,13 +299,7 @@ async fn transaction(
         .await?;
         // 5. Move each conversation's last seq.
         let (ids, lasts): (Vec<Uuid>, Vec<i64>) = last.iter().map(|(k, v)| (*k, *v)).unzip();
-        let stmt = tx
-            .prepare_cached(
-                "UPDATE conversations c SET last_seq = v.last_seq
-                 FROM unnest($1::uuid[], $2::int8[]) AS v(id, last_seq)
-                 WHERE c.id = v.id AND c.last_seq <> v.last_seq",
-            )
-            .await?;
+        let stmt = tx.prepare_cached(sql::APPEND_SET_LAST_SEQ).await?;
         tx.execute(&stmt, &[&ids, &lasts]).await?;
     }
     tx.commit().await?;

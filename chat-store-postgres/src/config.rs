@@ -29,7 +29,9 @@ pub struct PgConfig {
     /// Time limit to connect, and to wait for a free pooled connection.
     pub connect_timeout: Duration,
     /// Drop the schema with everything in it when the store is dropped. For tests and
-    /// benchmarks that give every run its own schema; never set it in production.
+    /// benchmarks that give every run its own schema; it exists only with the
+    /// `test-util` feature, so a production build cannot set it.
+    #[cfg(feature = "test-util")]
     pub drop_schema_on_drop: bool,
 }
 
@@ -44,6 +46,7 @@ impl PgConfig {
             max_batch: 512,
             append_writers: 1,
             connect_timeout: Duration::from_secs(5),
+            #[cfg(feature = "test-util")]
             drop_schema_on_drop: false,
         }
     }
@@ -78,7 +81,9 @@ impl PgConfig {
         self
     }
 
-    /// Drops the schema when the store is dropped (tests and benchmarks only).
+    /// Drops the schema when the store is dropped (tests and benchmarks only; feature
+    /// `test-util`).
+    #[cfg(feature = "test-util")]
     pub fn drop_schema_on_drop(mut self, yes: bool) -> Self {
         self.drop_schema_on_drop = yes;
         self

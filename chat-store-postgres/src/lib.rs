@@ -23,8 +23,13 @@
 //! # Layout
 //!
 //! - [`config`]: [`PgConfig`]: URL, pool size, schema, batch size, time-outs.
-//! - `store`: [`PgStore`] and its `Store` implementation, one prepared statement per
-//!   query, each an index walk.
+//! - `store`: [`PgStore`] and its `Store` implementation; `store/` has one module per
+//!   section of the `Store` trait (`users`, `conversations`, `members`, `messages`,
+//!   `watermarks`, `friendships`).
+//! - `sql`: every statement, as a named constant, and the position of each column in the
+//!   column lists they share; tests check that each statement can walk an index
+//!   (`EXPLAIN`) and that the positions match the lists.
+//! - `rows`: rows to model types, reading columns by those positions or by name.
 //! - `append`: batched appends (group commit): a writer task drains a channel into one
 //!   transaction of five statements per batch; gap-free seqs with several nodes.
 //! - `migrate` and `migrations/*.sql`: versioned schema, applied on open under an
@@ -32,6 +37,12 @@
 //! - [`error`]: the typed errors of [`PgStore::open`], and the mapping of driver errors
 //!   into chat-core's portable kinds (`unavailable` when the server is gone, `conflict`
 //!   for a unique violation, …).
+//!
+//! # Features
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `test-util` | no | `PgConfig::drop_schema_on_drop`: the store drops its schema when dropped, for tests and benchmarks that give each run a schema of its own. Destructive, so absent from production builds. |
 //!
 //! # Several nodes
 //!
@@ -47,6 +58,7 @@ pub mod error;
 mod append;
 mod migrate;
 mod rows;
+mod sql;
 mod store;
 
 pub use config::PgConfig;

@@ -73,12 +73,12 @@ async fn apply(client: &mut tokio_postgres::Client, schema: &str) -> Result<()> 
         .map_err(db)?;
     let found: i32 = client
         .query_one(
-            &format!("SELECT COALESCE(max(version), 0) FROM {schema}.schema_migrations"),
+            &format!("SELECT COALESCE(max(version), 0) AS version FROM {schema}.schema_migrations"),
             &[],
         )
         .await
         .map_err(db)?
-        .try_get(0)
+        .try_get("version")
         .map_err(db)?;
     if found > SCHEMA_VERSION {
         return Err(Error::SchemaTooNew {

@@ -1,4 +1,7 @@
-//! Rows to model types, and the column lists the queries select.
+//! Rows to model types. Each reader takes the columns of one of `sql.rs`'s column lists
+//! at the positions named there (`sql::message_col`, …), or a single column by its name.
+
+use std::fmt;
 
 use chat_core::ids::{ConversationId, MessageId, Seq, UserId};
 use chat_core::model::{
@@ -8,24 +11,15 @@ use chat_core::model::{
 use chat_core::ports::UserProfile;
 use chat_core::{Error, Result};
 use chrono::{DateTime, Utc};
+use tokio_postgres::row::RowIndex;
 use tokio_postgres::types::FromSql;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-/// Columns of a message, in the order [`message_at`] reads them.
-pub(crate) const MESSAGE_COLS: &str =
-    "id, conversation, seq, sender, client_id, kind, body, created_at, edited_at, deleted_at";
-/// Columns of a conversation, in the order [`conversation_at`] reads them.
-pub(crate) const CONVERSATION_COLS: &str =
-    "id, kind, name, visibility, direct_a, direct_b, created_by, created_at, last_seq";
-/// Columns of a member, in the order [`member`] reads them.
-pub(crate) const MEMBER_COLS: &str =
-    "conversation, user_id, role, delivered_seq, read_seq, joined_at";
-/// Columns of a friendship, in the order [`friendship`] reads them.
-pub(crate) const FRIENDSHIP_COLS: &str =
-    "a, b, state, pending_from, a_blocks_b, b_blocks_a, updated_at";
+use crate::sql::{conversation_col, friendship_col, member_col, message_col};
 
-fn get<'a, T: FromSql<'a>>(row: &'a Row, i: usize) -> Result<T> {
+/// One column, by position (`at + sql::message_col::SEQ`, …) or by name.
+fn get<'a, T: FromSql<'a>>(row: &'a Row, i: impl RowIndex + fmt::Display + Copy) -> Result<T> {
     row.try_get(i)
         .map_err(|e| Error::internal(format!("reading column {i}: {e}")))
 }
@@ -50,97 +44,137 @@ pub(crate) fn pg_time(t: DateTime<Utc>) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t)
 }
 
-/// Reads a message from the 10 columns starting at `at`; `None` when its id is NULL
-/// (an outer join found nothing).
+/// Reads the `message_cols!` block starting at column `at`; `None` when its id is NULL
+/// (an outer join found no message).
 pub(crate) fn message_at(row: &Row, at: usize) -> Result<Option<Message>> {
-    let Some(id) = get::<Option<Uuid>>(row, at)? else {
+    use message_col as col;
+    let Some(id) = get::<Option<Uuid>>(row, at + col::ID)? else {
         return Ok(None);
     };
     Ok(Some(Message {
         id: MessageId(id),
-        conversation: ConversationId(get(row, at + 1)?),
-        seq: seq(get(row, at + 2)?)?,
-        sender: user(get(row, at + 3)?)?,
-        client_id: get(row, at + 4)?,
-        kind: MessageKind::parse(get(row, at + 5)?)?,
-        body: get(row, at + 6)?,
-        created_at: get(row, at + 7)?,
-        edited_at: get(row, at + 8)?,
-        deleted_at: get(row, at + 9)?,
+        conversation: ConversationId(get(row, at + col::CONVERSATION)?),
+        seq: seq(get(row, at + col::SEQ)?)?,
+        sender: user(get(row, at + col::SENDER)?)?,
+        client_id: get(row, at + col::CLIENT_ID)?,
+        kind: MessageKind::parse(get(row, at + col::KIND)?)?,
+        body: get(row, at + col::BODY)?,
+        created_at: get(row, at + col::CREATED_AT)?,
+        edited_at: get(row, at + col::EDITED_AT)?,
+        deleted_at: get(row, at + col::DELETED_AT)?,
     }))
 }
 
-/// Reads a message selected with [`MESSAGE_COLS`].
+/// Reads a row that starts with one `message_cols!` block.
 pub(crate) fn message(row: &Row) -> Result<Message> {
     message_at(row, 0)?.ok_or_else(|| Error::internal("message without id"))
 }
 
-/// Reads a conversation from the 9 columns starting at `at`.
+/// Reads the `conversation_cols!` block starting at column `at`.
 pub(crate) fn conversation_at(row: &Row, at: usize) -> Result<Conversation> {
-    let kind: &str = get(row, at + 1)?;
+    use conversation_col as col;
+    let kind: &str = get(row, at + col::KIND)?;
     let kind = match kind {
         "room" => ConversationKind::Room {
-            name: get::<Option<String>>(row, at + 2)?
+            name: get::<Option<String>>(row, at + col::NAME)?
                 .ok_or_else(|| Error::internal("room without name"))?,
-            visibility: Visibility::parse(get::<Option<&str>>(row, at + 3)?.unwrap_or("public"))?,
+            visibility: Visibility::parse(
+                get::<Option<&str>>(row, at + col::VISIBILITY)?.unwrap_or("public"),
+            )?,
         },
         "direct" => ConversationKind::Direct {
             a: user(
-                get::<Option<String>>(row, at + 4)?
+                get::<Option<String>>(row, at + col::DIRECT_A)?
                     .ok_or_else(|| Error::internal("direct without a"))?,
             )?,
             b: user(
-                get::<Option<String>>(row, at + 5)?
+                get::<Option<String>>(row, at + col::DIRECT_B)?
                     .ok_or_else(|| Error::internal("direct without b"))?,
             )?,
         },
         other => return Err(Error::internal(format!("conversation kind {other:?}"))),
     };
     Ok(Conversation {
-        id: ConversationId(get(row, at)?),
+        id: ConversationId(get(row, at + col::ID)?),
         kind,
-        created_by: user(get(row, at + 6)?)?,
-        created_at: get(row, at + 7)?,
-        last_seq: seq(get(row, at + 8)?)?,
+        created_by: user(get(row, at + col::CREATED_BY)?)?,
+        created_at: get(row, at + col::CREATED_AT)?,
+        last_seq: seq(get(row, at + col::LAST_SEQ)?)?,
     })
 }
 
-/// Reads a member selected with [`MEMBER_COLS`].
-pub(crate) fn member(row: &Row) -> Result<Member> {
+/// Reads a row that is one `conversation_cols!` block.
+pub(crate) fn conversation(row: &Row) -> Result<Conversation> {
+    conversation_at(row, 0)
+}
+
+/// Reads the `member_cols!` block starting at column `at`.
+pub(crate) fn member_at(row: &Row, at: usize) -> Result<Member> {
+    use member_col as col;
     Ok(Member {
-        conversation: ConversationId(get(row, 0)?),
-        user: user(get(row, 1)?)?,
-        role: Role::parse(get(row, 2)?)?,
+        conversation: ConversationId(get(row, at + col::CONVERSATION)?),
+        user: user(get(row, at + col::USER_ID)?)?,
+        role: Role::parse(get(row, at + col::ROLE)?)?,
         watermarks: Watermarks {
-            delivered_seq: seq(get(row, 3)?)?,
-            read_seq: seq(get(row, 4)?)?,
+            delivered_seq: seq(get(row, at + col::DELIVERED_SEQ)?)?,
+            read_seq: seq(get(row, at + col::READ_SEQ)?)?,
         },
-        joined_at: get(row, 5)?,
+        joined_at: get(row, at + col::JOINED_AT)?,
     })
 }
 
-/// Reads a friendship selected with [`FRIENDSHIP_COLS`].
+/// Reads a row that is one `member_cols!` block.
+pub(crate) fn member(row: &Row) -> Result<Member> {
+    member_at(row, 0)
+}
+
+/// Reads a row with `delivered_seq` and `read_seq` columns (by name).
+pub(crate) fn watermarks(row: &Row) -> Result<Watermarks> {
+    Ok(Watermarks {
+        delivered_seq: seq(get(row, "delivered_seq")?)?,
+        read_seq: seq(get(row, "read_seq")?)?,
+    })
+}
+
+/// Reads a row that starts with one `friendship_cols!` block.
 pub(crate) fn friendship(row: &Row) -> Result<Friendship> {
-    let state: &str = get(row, 2)?;
+    use friendship_col as col;
+    let state: &str = get(row, col::STATE)?;
     let state = match state {
         "none" => FriendState::None,
         "accepted" => FriendState::Accepted,
         "pending" => FriendState::Pending {
             from: user(
-                get::<Option<String>>(row, 3)?
+                get::<Option<String>>(row, col::PENDING_FROM)?
                     .ok_or_else(|| Error::internal("pending without from"))?,
             )?,
         },
         other => return Err(Error::internal(format!("friend state {other:?}"))),
     };
     Ok(Friendship {
-        a: user(get(row, 0)?)?,
-        b: user(get(row, 1)?)?,
+        a: user(get(row, col::A)?)?,
+        b: user(get(row, col::B)?)?,
         state,
-        a_blocks_b: get(row, 4)?,
-        b_blocks_a: get(row, 5)?,
-        updated_at: get(row, 6)?,
+        a_blocks_b: get(row, col::A_BLOCKS_B)?,
+        b_blocks_a: get(row, col::B_BLOCKS_A)?,
+        updated_at: get(row, col::UPDATED_AT)?,
     })
+}
+
+/// Reads a `bigint` count selected `AS name`.
+pub(crate) fn count(row: &Row, name: &str) -> Result<u64> {
+    let n: i64 = get(row, name)?;
+    u64::try_from(n).map_err(|_| Error::internal(format!("negative count {n}")))
+}
+
+/// Reads a conversation id selected as `name`.
+pub(crate) fn conversation_id(row: &Row, name: &str) -> Result<ConversationId> {
+    get(row, name).map(ConversationId)
+}
+
+/// A `u32` limit as a `bigint` parameter.
+pub(crate) fn limit_param(limit: u32) -> i64 {
+    i64::from(limit)
 }
 
 /// The stored form of a friend state: (state, pending_from).
@@ -152,11 +186,11 @@ pub(crate) fn friend_state(s: &FriendState) -> (&'static str, Option<&str>) {
     }
 }
 
-/// Reads a profile selected as `id, display_name, last_seen`.
+/// Reads a profile selected as `id, display_name, last_seen` (by name).
 pub(crate) fn profile(row: &Row) -> Result<UserProfile> {
     Ok(UserProfile {
-        user: user(get(row, 0)?)?,
-        display_name: get(row, 1)?,
-        last_seen: get(row, 2)?,
+        user: user(get(row, "id")?)?,
+        display_name: get(row, "display_name")?,
+        last_seen: get(row, "last_seen")?,
     })
 }

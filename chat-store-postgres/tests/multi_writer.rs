@@ -169,14 +169,14 @@ async fn concurrent_appends_are_coalesced_and_acked_after_commit() {
     let row = client
         .query_one(
             &format!(
-                "SELECT count(DISTINCT xmin::text) FROM {}.messages",
+                "SELECT count(DISTINCT xmin::text) AS transactions FROM {}.messages",
                 store.schema()
             ),
             &[],
         )
         .await
         .expect("count xids");
-    let transactions: i64 = row.get(0);
+    let transactions: i64 = row.get("transactions");
     assert!(
         transactions <= 32,
         "256 concurrent appends took {transactions} transactions"

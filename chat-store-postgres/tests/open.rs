@@ -82,7 +82,7 @@ async fn a_newer_schema_is_refused() {
         .await
         .expect("versions")
         .iter()
-        .map(|r| r.get(0))
+        .map(|r| r.get("version"))
         .collect();
     assert_eq!(versions, (1..=SCHEMA_VERSION).collect::<Vec<_>>());
     client
@@ -128,11 +128,11 @@ async fn nodes_opening_at_once_migrate_once() {
     let client = common::raw().await;
     let n: i64 = client
         .query_one(
-            &format!("SELECT count(*) FROM {schema}.schema_migrations"),
+            &format!("SELECT count(*) AS migrations FROM {schema}.schema_migrations"),
             &[],
         )
         .await
         .expect("count")
-        .get(0);
+        .get("migrations");
     assert_eq!(n, i64::from(SCHEMA_VERSION));
 }

@@ -116,14 +116,14 @@ impl Naive {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let dup: Option<i64> = tx
             .prepare_cached("SELECT seq FROM messages WHERE sender = ?1 AND client_id = ?2")?
-            .query_row(params![m.sender.as_str(), m.client_id], |r| r.get(0))
+            .query_row(params![m.sender.as_str(), m.client_id], |r| r.get("seq"))
             .optional()?;
         if let Some(seq) = dup {
             return Ok(seq as u64);
         }
         let last: i64 = tx
             .prepare_cached("SELECT last_seq FROM conversations WHERE id = ?1")?
-            .query_row([m.conversation.0.as_bytes()], |r| r.get(0))?;
+            .query_row([m.conversation.0.as_bytes()], |r| r.get("last_seq"))?;
         let seq = last + 1;
         tx.prepare_cached(
             "INSERT INTO messages (conversation, seq, id, sender, client_id, kind, body, created_at) \

@@ -61,3 +61,14 @@ impl ReadPool {
             .push(conn);
     }
 }
+
+/// Runs a read of several statements in one read transaction, so it sees one snapshot.
+pub(crate) fn snapshot<T>(
+    conn: &Connection,
+    f: impl FnOnce(&Connection) -> Result<T>,
+) -> Result<T> {
+    let tx = conn.unchecked_transaction().map_err(crate::row::map_err)?;
+    let out = f(&tx)?;
+    tx.finish().map_err(crate::row::map_err)?;
+    Ok(out)
+}

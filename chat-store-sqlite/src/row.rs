@@ -1,4 +1,6 @@
-//! Conversions between the model and SQLite values, and the column lists they read.
+//! Conversions between the model and SQLite values. Each reader takes the columns of one
+//! of `sql.rs`'s column lists at the positions named there (`sql::message_col`, …), or
+//! a single column by its name.
 
 use chat_core::model::{
     Conversation, ConversationKind, FriendState, Friendship, Member, Message, MessageKind, Role,
@@ -8,9 +10,16 @@ use chat_core::{ConversationId, Error, MessageId, Result, Seq, UserId};
 use chrono::{DateTime, Utc};
 use rusqlite::Row;
 
+use crate::sql::{conversation_col, friendship_col, member_col, message_col};
+
 /// A time as unix milliseconds.
 pub(crate) fn ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
+}
+
+/// A time as the store gives it back: whole milliseconds.
+pub(crate) fn trunc(t: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms(t)).unwrap_or(t)
 }
 
 /// A seq or a watermark as SQLite's INTEGER (saturating: seqs never get near 2^63).
@@ -47,17 +56,18 @@ fn user(s: String) -> Result<UserId> {
     UserId::new(s).map_err(|_| bad("user id"))
 }
 
-/// Reads `conversation_cols!()` starting at column `at`.
-pub(crate) fn conversation(r: &Row<'_>, at: usize) -> rusqlite::Result<Conversation> {
-    let id: Vec<u8> = r.get(at)?;
-    let kind: String = r.get(at + 1)?;
-    let name: Option<String> = r.get(at + 2)?;
-    let visibility: Option<String> = r.get(at + 3)?;
-    let a: Option<String> = r.get(at + 4)?;
-    let b: Option<String> = r.get(at + 5)?;
-    let created_by: String = r.get(at + 6)?;
-    let created_at: i64 = r.get(at + 7)?;
-    let last_seq: i64 = r.get(at + 8)?;
+/// Reads the `conversation_cols!` block starting at column `at`.
+pub(crate) fn conversation_at(r: &Row<'_>, at: usize) -> rusqlite::Result<Conversation> {
+    use conversation_col as col;
+    let id: Vec<u8> = r.get(at + col::ID)?;
+    let kind: String = r.get(at + col::KIND)?;
+    let name: Option<String> = r.get(at + col::NAME)?;
+    let visibility: Option<String> = r.get(at + col::VISIBILITY)?;
+    let a: Option<String> = r.get(at + col::USER_A)?;
+    let b: Option<String> = r.get(at + col::USER_B)?;
+    let created_by: String = r.get(at + col::CREATED_BY)?;
+    let created_at: i64 = r.get(at + col::CREATED_AT)?;
+    let last_seq: i64 = r.get(at + col::LAST_SEQ)?;
     (|| {
         let kind = match (kind.as_str(), name, visibility, a, b) {
             ("room", Some(name), Some(v), _, _) => ConversationKind::Room {
@@ -81,20 +91,29 @@ pub(crate) fn conversation(r: &Row<'_>, at: usize) -> rusqlite::Result<Conversat
     .map_err(conv_err)
 }
 
-/// Reads `message_cols!()` starting at column 0.
-pub(crate) fn message(r: &Row<'_>) -> rusqlite::Result<Message> {
-    let conversation: Vec<u8> = r.get(0)?;
-    let s: i64 = r.get(1)?;
-    let id: Vec<u8> = r.get(2)?;
-    let sender: String = r.get(3)?;
-    let client_id: Option<String> = r.get(4)?;
-    let kind: String = r.get(5)?;
-    let body: String = r.get(6)?;
-    let created_at: i64 = r.get(7)?;
-    let edited_at: Option<i64> = r.get(8)?;
-    let deleted_at: Option<i64> = r.get(9)?;
+/// Reads a row that is one `conversation_cols!` block.
+pub(crate) fn conversation(r: &Row<'_>) -> rusqlite::Result<Conversation> {
+    conversation_at(r, 0)
+}
+
+/// Reads the `message_cols!` block starting at column `at`; `None` when its id is NULL
+/// (an outer join found no message).
+pub(crate) fn message_at(r: &Row<'_>, at: usize) -> rusqlite::Result<Option<Message>> {
+    use message_col as col;
+    let Some(id): Option<Vec<u8>> = r.get(at + col::ID)? else {
+        return Ok(None);
+    };
+    let conversation: Vec<u8> = r.get(at + col::CONVERSATION)?;
+    let s: i64 = r.get(at + col::SEQ)?;
+    let sender: String = r.get(at + col::SENDER)?;
+    let client_id: Option<String> = r.get(at + col::CLIENT_ID)?;
+    let kind: String = r.get(at + col::KIND)?;
+    let body: String = r.get(at + col::BODY)?;
+    let created_at: i64 = r.get(at + col::CREATED_AT)?;
+    let edited_at: Option<i64> = r.get(at + col::EDITED_AT)?;
+    let deleted_at: Option<i64> = r.get(at + col::DELETED_AT)?;
     (|| {
-        Ok(Message {
+        Ok(Some(Message {
             id: MessageId(uuid(&id)?),
             conversation: ConversationId(uuid(&conversation)?),
             seq: seq(s)?,
@@ -105,43 +124,64 @@ pub(crate) fn message(r: &Row<'_>) -> rusqlite::Result<Message> {
             created_at: time(created_at)?,
             edited_at: opt_time(edited_at)?,
             deleted_at: opt_time(deleted_at)?,
-        })
+        }))
     })()
     .map_err(conv_err)
 }
 
-/// Reads `member_cols!()` starting at column 0.
-pub(crate) fn member(r: &Row<'_>) -> rusqlite::Result<Member> {
-    let conversation: Vec<u8> = r.get(0)?;
-    let u: String = r.get(1)?;
-    let role: String = r.get(2)?;
-    let delivered: i64 = r.get(3)?;
-    let read: i64 = r.get(4)?;
-    let joined_at: i64 = r.get(5)?;
+/// Reads a row that is one `message_cols!` block.
+pub(crate) fn message(r: &Row<'_>) -> rusqlite::Result<Message> {
+    message_at(r, 0)?.ok_or_else(|| conv_err(bad("message id")))
+}
+
+/// Reads the `member_cols!` block starting at column `at`.
+pub(crate) fn member_at(r: &Row<'_>, at: usize) -> rusqlite::Result<Member> {
+    use member_col as col;
+    let conversation: Vec<u8> = r.get(at + col::CONVERSATION)?;
+    let u: String = r.get(at + col::USER)?;
+    let role: String = r.get(at + col::ROLE)?;
+    let delivered: i64 = r.get(at + col::DELIVERED_SEQ)?;
+    let read: i64 = r.get(at + col::READ_SEQ)?;
+    let joined_at: i64 = r.get(at + col::JOINED_AT)?;
     (|| {
         Ok(Member {
             conversation: ConversationId(uuid(&conversation)?),
             user: user(u)?,
             role: Role::parse(&role)?,
-            watermarks: Watermarks {
-                delivered_seq: seq(delivered)?,
-                read_seq: seq(read)?,
-            },
+            watermarks: watermarks(delivered, read)?,
             joined_at: time(joined_at)?,
         })
     })()
     .map_err(conv_err)
 }
 
-/// Reads `friendship_cols!()` starting at column 0.
+/// Reads a row that is one `member_cols!` block.
+pub(crate) fn member(r: &Row<'_>) -> rusqlite::Result<Member> {
+    member_at(r, 0)
+}
+
+/// Reads a row with `delivered_seq` and `read_seq` columns (by name).
+pub(crate) fn watermarks_of(r: &Row<'_>) -> rusqlite::Result<Watermarks> {
+    watermarks(r.get("delivered_seq")?, r.get("read_seq")?).map_err(conv_err)
+}
+
+fn watermarks(delivered: i64, read: i64) -> Result<Watermarks> {
+    Ok(Watermarks {
+        delivered_seq: seq(delivered)?,
+        read_seq: seq(read)?,
+    })
+}
+
+/// Reads a row that is one `friendship_cols!` block.
 pub(crate) fn friendship(r: &Row<'_>) -> rusqlite::Result<Friendship> {
-    let a: String = r.get(0)?;
-    let b: String = r.get(1)?;
-    let state: String = r.get(2)?;
-    let from: Option<String> = r.get(3)?;
-    let a_blocks_b: bool = r.get(4)?;
-    let b_blocks_a: bool = r.get(5)?;
-    let updated_at: i64 = r.get(6)?;
+    use friendship_col as col;
+    let a: String = r.get(col::A)?;
+    let b: String = r.get(col::B)?;
+    let state: String = r.get(col::STATE)?;
+    let from: Option<String> = r.get(col::PENDING_FROM)?;
+    let a_blocks_b: bool = r.get(col::A_BLOCKS_B)?;
+    let b_blocks_a: bool = r.get(col::B_BLOCKS_A)?;
+    let updated_at: i64 = r.get(col::UPDATED_AT)?;
     (|| {
         let state = match (state.as_str(), from) {
             ("none", _) => FriendState::None,
@@ -159,6 +199,18 @@ pub(crate) fn friendship(r: &Row<'_>) -> rusqlite::Result<Friendship> {
         })
     })()
     .map_err(conv_err)
+}
+
+/// Reads a count selected `AS name`, as a `u64`.
+pub(crate) fn count(r: &Row<'_>, name: &str) -> rusqlite::Result<u64> {
+    let n: i64 = r.get(name)?;
+    u64::try_from(n).map_err(|_| conv_err(bad("count")))
+}
+
+/// Reads a conversation id selected as `name`.
+pub(crate) fn conversation_id(r: &Row<'_>, name: &str) -> rusqlite::Result<ConversationId> {
+    let id: Vec<u8> = r.get(name)?;
+    uuid(&id).map(ConversationId).map_err(conv_err)
 }
 
 /// The `state` and `pending_from` columns of a friend state.

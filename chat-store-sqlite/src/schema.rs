@@ -91,7 +91,7 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 /// The database's schema version (`PRAGMA user_version`). Reading it is also the first
 /// touch of the file, so a file that is not a database fails here, before any write.
 pub(crate) fn version(conn: &Connection) -> rusqlite::Result<i64> {
-    conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+    conn.query_row("PRAGMA user_version", [], |r| r.get("user_version"))
 }
 
 /// Applies every migration after `from`, each in its own immediate transaction.

@@ -53,7 +53,10 @@ impl Ctx<'_> {
         let s: Option<i64> = self
             .conn
             .prepare_cached(crate::sql::LAST_SEQ)
-            .and_then(|mut st| st.query_row([id.0.as_bytes()], |r| r.get(0)).optional())
+            .and_then(|mut st| {
+                st.query_row([id.0.as_bytes()], |r| r.get("last_seq"))
+                    .optional()
+            })
             .map_err(map_err)?;
         let s = s.ok_or_else(|| Error::not_found(format!("conversation {id}")))?;
         let s = Seq::try_from(s).map_err(|_| Error::internal("negative last_seq"))?;

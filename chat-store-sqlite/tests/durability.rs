@@ -2,8 +2,9 @@
 //! acknowledged seq; the test kills it mid-stream, reopens the database, and finds every
 //! acknowledged message, with `PRAGMA integrity_check` ok.
 //!
-//! The child is this test binary run again with `CHAT_SQLITE_DURABILITY_CHILD` set to
-//! the database path; it then runs only [`child_appender`], which never returns.
+//! The child is this test binary run again as `--ignored --exact child_appender`, with
+//! `CHAT_SQLITE_DURABILITY_CHILD` set to the database path: [`child_appender`] is an
+//! ignored test, so a normal run never starts it on its own.
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -18,13 +19,18 @@ use chat_store_sqlite::{Config, SqliteStore, Synchronous};
 const CHILD_ENV: &str = "CHAT_SQLITE_DURABILITY_CHILD";
 const ACKS_BEFORE_KILL: usize = 300;
 
-/// In the child: appends forever from 8 tasks and prints `ack <seq> <body>` after each
-/// acknowledged append. In a normal test run: does nothing.
+/// The child process of [`every_acknowledged_append_survives_sigkill`]: appends forever
+/// from 8 tasks and prints `ack <seq> <body>` after each acknowledged append. Not a test
+/// on its own, so ignored; the parent runs it explicitly.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "the child process of every_acknowledged_append_survives_sigkill, which runs it"]
 async fn child_appender() {
-    let Ok(path) = std::env::var(CHILD_ENV) else {
-        return;
-    };
+    let path = std::env::var(CHILD_ENV).unwrap_or_else(|_| {
+        panic!(
+            "{CHILD_ENV} is not set: child_appender is run by \
+             every_acknowledged_append_survives_sigkill, not on its own"
+        )
+    });
     let store = Arc::new(
         SqliteStore::open(Config::path(path).synchronous(Synchronous::Full))
             .await
@@ -74,13 +80,11 @@ async fn child_appender() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_acknowledged_append_survives_sigkill() {
-    if std::env::var(CHILD_ENV).is_ok() {
-        return;
-    }
     let tmp = tempfile::tempdir().expect("temp dir");
     let path = tmp.path().join("durable.db");
     let mut child = Command::new(std::env::current_exe().expect("test binary"))
         .args([
+            "--ignored",
             "--exact",
             "child_appender",
             "--nocapture",
@@ -124,7 +128,7 @@ async fn every_acknowledged_append_survives_sigkill() {
     {
         let conn = rusqlite::Connection::open(&path).expect("open for integrity check");
         let check: String = conn
-            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .query_row("PRAGMA integrity_check", [], |r| r.get("integrity_check"))
             .expect("integrity_check");
         assert_eq!(check, "ok");
     }

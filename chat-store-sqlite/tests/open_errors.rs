@@ -92,7 +92,7 @@ async fn a_database_from_a_newer_version_is_refused_untouched() {
     assert_eq!(bytes(&path), before, "the file is unchanged");
     let conn = rusqlite::Connection::open(&path).expect("reopen");
     let mode: String = conn
-        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .query_row("PRAGMA journal_mode", [], |r| r.get("journal_mode"))
         .expect("mode");
     assert_eq!(mode, "delete", "not even switched to WAL");
 }

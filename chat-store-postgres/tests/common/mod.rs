@@ -83,7 +83,7 @@ pub async fn sweep_stale_schemas() {
         return;
     };
     for row in rows {
-        let name: String = row.get(0);
+        let name: String = row.get("nspname");
         let secs = name
             .split('_')
             .nth(2)
