@@ -63,6 +63,7 @@ impl Default for ServerOptions {
 }
 
 /// A running bench server.
+#[derive(Debug)]
 pub struct BenchServer {
     /// Where it listens.
     pub addr: SocketAddr,

@@ -93,7 +93,7 @@ impl IntoResponse for ApiError {
 /// for bad JSON or a wrong shape, 413 `too_large` over the body limit. The content type
 /// is not checked.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Json<T>(pub T);
+pub(crate) struct Json<T>(pub T);
 
 impl<S, T> FromRequest<S> for Json<T>
 where
@@ -118,7 +118,7 @@ where
 
 /// Query parameters whose failures answer 400 `invalid` with our JSON body.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Query<T>(pub T);
+pub(crate) struct Query<T>(pub T);
 
 impl<S, T> FromRequestParts<S> for Query<T>
 where
@@ -137,7 +137,7 @@ where
 
 /// Path parameters whose failures answer 400 `invalid` with our JSON body.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Path<T>(pub T);
+pub(crate) struct Path<T>(pub T);
 
 impl<S, T> FromRequestParts<S> for Path<T>
 where

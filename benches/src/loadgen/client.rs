@@ -22,6 +22,7 @@ pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 pub const SETUP_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Counters and the latency histogram shared by every client of a run.
+#[allow(missing_debug_implementations)] // counters and a histogram: nothing to read in a dump
 pub struct Shared {
     /// Stamps count nanoseconds from here.
     pub epoch: Instant,
@@ -108,6 +109,7 @@ impl Tracker {
 }
 
 /// A connected client.
+#[allow(missing_debug_implementations)] // holds a socket
 pub struct Client {
     /// Its number (also its user id's suffix).
     pub id: u32,

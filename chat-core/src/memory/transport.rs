@@ -26,6 +26,24 @@ pub struct MemoryConnection {
     shared: Arc<Shared>,
 }
 
+impl std::fmt::Debug for MemoryTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryTransport")
+            .field("format", &self.encoder.format())
+            .field("closed", &*self.shared.closed.lock())
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for MemoryConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryConnection")
+            .field("queued", &self.rx.len())
+            .field("closed", &*self.shared.closed.lock())
+            .finish()
+    }
+}
+
 /// What [`MemoryConnection::recv`] got.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Received {

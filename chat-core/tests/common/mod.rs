@@ -10,31 +10,31 @@ use chat_core::model::{Conversation, Limits, Message};
 use chat_core::ports::{Bus, Clock, Identity, ManualClock, SequentialIds, Store};
 use chat_core::{ConversationId, Engine, ErrorCode, Session, UserId};
 
-pub struct World {
+pub(crate) struct World {
     pub engine: Engine,
     pub clock: Arc<ManualClock>,
     pub store: Arc<MemoryStore>,
     pub bus: Arc<MemoryBus>,
 }
 
-pub fn uid(name: &str) -> UserId {
+pub(crate) fn uid(name: &str) -> UserId {
     UserId::new(name).expect("valid user id")
 }
 
-pub struct Client {
+pub(crate) struct Client {
     pub session: Session,
     pub conn: MemoryConnection,
 }
 
 impl Client {
-    pub async fn run(&self, cmd: Command) -> Reply {
+    pub(crate) async fn run(&self, cmd: Command) -> Reply {
         self.session
             .execute(cmd.clone())
             .await
             .unwrap_or_else(|e| panic!("{} as {}: {e}", cmd.kind(), self.session.user()))
     }
 
-    pub async fn deny(&self, cmd: Command) -> ErrorCode {
+    pub(crate) async fn deny(&self, cmd: Command) -> ErrorCode {
         match self.session.execute(cmd.clone()).await {
             Ok(r) => panic!(
                 "{} as {} should fail, got {r:?}",
@@ -45,11 +45,11 @@ impl Client {
         }
     }
 
-    pub fn events(&mut self) -> Vec<Event> {
+    pub(crate) fn events(&mut self) -> Vec<Event> {
         self.conn.drain()
     }
 
-    pub fn assert_quiet(&mut self) {
+    pub(crate) fn assert_quiet(&mut self) {
         let events = self.events();
         assert!(
             events.is_empty(),
@@ -58,7 +58,7 @@ impl Client {
         );
     }
 
-    pub async fn send(&self, conversation: ConversationId, body: &str) -> Message {
+    pub(crate) async fn send(&self, conversation: ConversationId, body: &str) -> Message {
         match self
             .run(Command::Send {
                 conversation,
@@ -72,7 +72,7 @@ impl Client {
         }
     }
 
-    pub async fn create_room(&self, name: &str, private: bool) -> Conversation {
+    pub(crate) async fn create_room(&self, name: &str, private: bool) -> Conversation {
         let visibility = if private {
             chat_core::model::Visibility::Private
         } else {
@@ -90,7 +90,7 @@ impl Client {
         }
     }
 
-    pub async fn join(&self, id: ConversationId) {
+    pub(crate) async fn join(&self, id: ConversationId) {
         self.run(Command::Join {
             room: id.into(),
             create: false,
@@ -100,11 +100,11 @@ impl Client {
 }
 
 impl World {
-    pub async fn new() -> World {
+    pub(crate) async fn new() -> World {
         Self::with_limits(Limits::default()).await
     }
 
-    pub async fn with_limits(limits: Limits) -> World {
+    pub(crate) async fn with_limits(limits: Limits) -> World {
         let clock = Arc::new(ManualClock::at_epoch());
         let store = Arc::new(MemoryStore::new());
         let bus = Arc::new(MemoryBus::new(clock.clone()));
@@ -118,7 +118,7 @@ impl World {
     }
 
     /// Another engine sharing this world's store and bus: a second node.
-    pub async fn node(
+    pub(crate) async fn node(
         store: &Arc<MemoryStore>,
         bus: &Arc<MemoryBus>,
         clock: &Arc<ManualClock>,
@@ -135,11 +135,11 @@ impl World {
             .expect("engine")
     }
 
-    pub async fn connect(&self, name: &str) -> Client {
+    pub(crate) async fn connect(&self, name: &str) -> Client {
         self.connect_to(&self.engine, name, 1024).await
     }
 
-    pub async fn connect_to(&self, engine: &Engine, name: &str, capacity: usize) -> Client {
+    pub(crate) async fn connect_to(&self, engine: &Engine, name: &str, capacity: usize) -> Client {
         let (transport, conn) = MemoryTransport::new(capacity);
         let session = engine
             .open_session(Identity::new(uid(name)), transport)
@@ -148,12 +148,12 @@ impl World {
         Client { session, conn }
     }
 
-    pub fn advance(&self, ms: u64) {
+    pub(crate) fn advance(&self, ms: u64) {
         self.clock.advance(Duration::from_millis(ms));
     }
 
     /// Makes two users friends through the engine.
-    pub async fn befriend(&self, a: &mut Client, b: &mut Client) {
+    pub(crate) async fn befriend(&self, a: &mut Client, b: &mut Client) {
         a.run(Command::FriendRequest {
             user: b.session.user().clone(),
         })

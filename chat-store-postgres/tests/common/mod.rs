@@ -8,14 +8,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use chat_store_postgres::{PgConfig, PgStore};
 
 /// The server under test: `CHAT_TEST_PG_URL`, else the local default.
-pub fn url() -> String {
+pub(crate) fn url() -> String {
     std::env::var("CHAT_TEST_PG_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
 }
 
 /// A schema name nobody else uses: `chat_test_<unix secs>_<random>`; the time lets
 /// [`sweep_stale_schemas`] find leftovers of crashed runs.
-pub fn fresh_schema() -> String {
+pub(crate) fn fresh_schema() -> String {
     let secs = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -25,7 +25,7 @@ pub fn fresh_schema() -> String {
 }
 
 /// A config for a fresh schema, dropped when the store is.
-pub fn config() -> PgConfig {
+pub(crate) fn config() -> PgConfig {
     PgConfig::new(url())
         .schema(fresh_schema())
         .pool_size(8)
@@ -34,12 +34,12 @@ pub fn config() -> PgConfig {
 
 /// Opens a store in a fresh schema. Panics with a clear message when the server cannot be
 /// reached: PostgreSQL tests never skip silently.
-pub async fn open() -> PgStore {
+pub(crate) async fn open() -> PgStore {
     open_with(config()).await
 }
 
 /// Opens a store with `config`, sweeping stale schemas once per test binary.
-pub async fn open_with(config: PgConfig) -> PgStore {
+pub(crate) async fn open_with(config: PgConfig) -> PgStore {
     sweep_stale_schemas().await;
     PgStore::open(config).await.unwrap_or_else(|e| {
         panic!(
@@ -51,7 +51,7 @@ pub async fn open_with(config: PgConfig) -> PgStore {
 }
 
 /// A plain connection to the server, for checks behind the store's back.
-pub async fn raw() -> tokio_postgres::Client {
+pub(crate) async fn raw() -> tokio_postgres::Client {
     let (client, conn) = tokio_postgres::connect(&url(), tokio_postgres::NoTls)
         .await
         .unwrap_or_else(|e| panic!("cannot connect to PostgreSQL at {}: {e}", url()));
@@ -60,7 +60,7 @@ pub async fn raw() -> tokio_postgres::Client {
 }
 
 /// Drops `chat_test_*` schemas older than an hour (left by runs that crashed).
-pub async fn sweep_stale_schemas() {
+pub(crate) async fn sweep_stale_schemas() {
     static DONE: AtomicBool = AtomicBool::new(false);
     if DONE.swap(true, Ordering::SeqCst) {
         return;
@@ -98,7 +98,7 @@ pub async fn sweep_stale_schemas() {
 }
 
 /// True when a schema exists.
-pub async fn schema_exists(name: &str) -> bool {
+pub(crate) async fn schema_exists(name: &str) -> bool {
     raw()
         .await
         .query_opt("SELECT 1 FROM pg_namespace WHERE nspname = $1", &[&name])
@@ -108,7 +108,7 @@ pub async fn schema_exists(name: &str) -> bool {
 }
 
 /// Drops a schema when dropped (for tests that open several stores on one schema).
-pub struct DropSchema(pub String);
+pub(crate) struct DropSchema(pub String);
 
 impl Drop for DropSchema {
     fn drop(&mut self) {
@@ -130,7 +130,7 @@ impl Drop for DropSchema {
 }
 
 /// A new room in `store`, owned by `owner`.
-pub async fn room(
+pub(crate) async fn room(
     store: &dyn chat_core::ports::Store,
     name: &str,
     owner: &str,
@@ -149,12 +149,12 @@ pub async fn room(
 }
 
 /// A user id.
-pub fn user(name: &str) -> chat_core::UserId {
+pub(crate) fn user(name: &str) -> chat_core::UserId {
     chat_core::UserId::new(name).expect("user id")
 }
 
 /// A new message.
-pub fn msg(
+pub(crate) fn msg(
     conv: chat_core::ConversationId,
     sender: &str,
     body: &str,

@@ -19,14 +19,14 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-pub const SECRET: &[u8] = b"test secret that is long enough";
-pub const WAIT: Duration = Duration::from_secs(5);
+pub(crate) const SECRET: &[u8] = b"test secret that is long enough";
+pub(crate) const WAIT: Duration = Duration::from_secs(5);
 
-pub fn uid(name: &str) -> UserId {
+pub(crate) fn uid(name: &str) -> UserId {
     UserId::new(name).expect("user id")
 }
 
-pub fn now() -> u64 {
+pub(crate) fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock")
@@ -34,11 +34,11 @@ pub fn now() -> u64 {
 }
 
 /// An HS256 token for `user`, valid for an hour.
-pub fn token(user: &str) -> String {
+pub(crate) fn token(user: &str) -> String {
     token_with(json!({"sub": user, "exp": now() + 3600}))
 }
 
-pub fn token_with(claims: Value) -> String {
+pub(crate) fn token_with(claims: Value) -> String {
     jsonwebtoken::encode(
         &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
         &claims,
@@ -47,7 +47,7 @@ pub fn token_with(claims: Value) -> String {
     .expect("encode token")
 }
 
-pub async fn engine(limits: Limits) -> Engine {
+pub(crate) async fn engine(limits: Limits) -> Engine {
     Engine::builder(Arc::new(MemoryStore::new()) as Arc<dyn Store>)
         .limits(limits)
         .maintenance(None)
@@ -56,7 +56,7 @@ pub async fn engine(limits: Limits) -> Engine {
         .expect("engine")
 }
 
-pub struct Server {
+pub(crate) struct Server {
     pub addr: SocketAddr,
     pub engine: Engine,
     pub state: ChatState,
@@ -65,11 +65,11 @@ pub struct Server {
 }
 
 impl Server {
-    pub async fn start() -> Server {
+    pub(crate) async fn start() -> Server {
         Self::with(Config::default(), Limits::default()).await
     }
 
-    pub async fn with(config: Config, limits: Limits) -> Server {
+    pub(crate) async fn with(config: Config, limits: Limits) -> Server {
         let engine = engine(limits).await;
         let state = ChatState::new(
             engine.clone(),
@@ -93,16 +93,16 @@ impl Server {
         }
     }
 
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("ws://{}{}", self.addr, path)
     }
 
     /// Connects `user` to `/ws` with a bearer token and reads the hello.
-    pub async fn connect(&self, user: &str) -> Client {
+    pub(crate) async fn connect(&self, user: &str) -> Client {
         self.connect_path(user, "/ws").await
     }
 
-    pub async fn connect_path(&self, user: &str, path: &str) -> Client {
+    pub(crate) async fn connect_path(&self, user: &str, path: &str) -> Client {
         let mut req = self.url(path).into_client_request().expect("request");
         req.headers_mut().insert(
             "authorization",
@@ -120,7 +120,7 @@ impl Server {
     }
 
     /// Waits (polling) until the engine counts `n` connections.
-    pub async fn wait_connections(&self, n: u64) {
+    pub(crate) async fn wait_connections(&self, n: u64) {
         let engine = self.engine.clone();
         tokio::time::timeout(WAIT, async move {
             while engine.stats().connections != n {
@@ -131,7 +131,7 @@ impl Server {
         .unwrap_or_else(|_| panic!("expected {n} connections"));
     }
 
-    pub async fn stop(&mut self) {
+    pub(crate) async fn stop(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -145,9 +145,9 @@ impl Server {
     }
 }
 
-pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-pub struct Client {
+pub(crate) struct Client {
     pub ws: Ws,
     /// Frames read but not yet consumed.
     pub pending: VecDeque<Value>,
@@ -155,7 +155,7 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn new(ws: Ws) -> Client {
+    pub(crate) fn new(ws: Ws) -> Client {
         Client {
             ws,
             pending: VecDeque::new(),
@@ -163,7 +163,7 @@ impl Client {
         }
     }
 
-    pub async fn send_text(&mut self, text: impl Into<String>) {
+    pub(crate) async fn send_text(&mut self, text: impl Into<String>) {
         tokio::time::timeout(WAIT, self.ws.send(Message::text(text.into())))
             .await
             .expect("send in time")
@@ -171,7 +171,7 @@ impl Client {
     }
 
     /// Reads one text frame from the socket (skipping pings), parsed.
-    pub async fn read(&mut self) -> Value {
+    pub(crate) async fn read(&mut self) -> Value {
         loop {
             let msg = tokio::time::timeout(WAIT, self.ws.next())
                 .await
@@ -187,7 +187,7 @@ impl Client {
     }
 
     /// The next frame, pending first.
-    pub async fn next(&mut self) -> Value {
+    pub(crate) async fn next(&mut self) -> Value {
         match self.pending.pop_front() {
             Some(v) => v,
             None => self.read().await,
@@ -195,7 +195,7 @@ impl Client {
     }
 
     /// Sends a command with a fresh id and returns its reply or error frame.
-    pub async fn request(&mut self, mut command: Value) -> Value {
+    pub(crate) async fn request(&mut self, mut command: Value) -> Value {
         self.next_id += 1;
         let id = format!("r{}", self.next_id);
         command["id"] = json!(id);
@@ -204,21 +204,21 @@ impl Client {
     }
 
     /// The reply to a command, which must succeed.
-    pub async fn ok(&mut self, command: Value) -> Value {
+    pub(crate) async fn ok(&mut self, command: Value) -> Value {
         let frame = self.request(command.clone()).await;
         assert_eq!(frame["type"], "reply", "{command} failed: {frame}");
         frame["reply"].clone()
     }
 
     /// The error code of a command, which must fail.
-    pub async fn deny(&mut self, command: Value) -> String {
+    pub(crate) async fn deny(&mut self, command: Value) -> String {
         let frame = self.request(command.clone()).await;
         assert_eq!(frame["type"], "error", "{command} should fail: {frame}");
         frame["code"].as_str().expect("code").to_owned()
     }
 
     /// The first frame (pending or new) matching `pred`; others stay pending.
-    pub async fn wait_for(&mut self, pred: impl Fn(&Value) -> bool) -> Value {
+    pub(crate) async fn wait_for(&mut self, pred: impl Fn(&Value) -> bool) -> Value {
         if let Some(i) = self.pending.iter().position(&pred) {
             return self.pending.remove(i).expect("index");
         }
@@ -232,12 +232,12 @@ impl Client {
     }
 
     /// The next event of this type.
-    pub async fn event(&mut self, kind: &str) -> Value {
+    pub(crate) async fn event(&mut self, kind: &str) -> Value {
         self.wait_for(|f| f["type"] == kind).await
     }
 
     /// Reads until the server closes; returns the close code (skipping text frames).
-    pub async fn close_code(&mut self) -> Option<u16> {
+    pub(crate) async fn close_code(&mut self) -> Option<u16> {
         loop {
             let msg = tokio::time::timeout(WAIT, self.ws.next())
                 .await
