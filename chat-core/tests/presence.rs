@@ -48,8 +48,8 @@ async fn typing_is_a_lease_told_once_and_ended_by_time_or_a_message() {
     let m = bob.send(room.id, "done typing").await;
     assert_eq!(
         alice.events(),
-        vec![Event::Message { message: m }],
-        "the message itself ends typing"
+        vec![Event::Message { message: m }, ev(false)],
+        "the message ends typing, and the others are told at once"
     );
     w.advance(10_000);
     w.engine.tick().await;

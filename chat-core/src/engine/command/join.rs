@@ -5,6 +5,12 @@ use crate::error::{Error, Result};
 use crate::model::{validate_room_name, NewRoom, Role, RoomRef, Visibility};
 
 pub(crate) async fn run(ctx: &Ctx<'_>, room: RoomRef, create: bool) -> Result<Reply> {
+    // Missing, private and direct conversations all get this one answer, naming only what
+    // the caller gave, so a join reveals nothing the caller may not know.
+    let missing = || match &room {
+        RoomRef::Name(name) => Error::not_found(format!("room {name:?}")),
+        RoomRef::Id(id) => Error::not_found(format!("conversation {id}")),
+    };
     let found = match &room {
         RoomRef::Id(id) => ctx.store().conversation(*id).await?,
         RoomRef::Name(name) => ctx.store().room_by_name(name).await?,
@@ -32,16 +38,13 @@ pub(crate) async fn run(ctx: &Ctx<'_>, room: RoomRef, create: bool) -> Result<Re
                     });
                 }
                 // Someone created it first: join theirs.
-                Err(e) if e.code() == crate::ErrorCode::Conflict => ctx
-                    .store()
-                    .room_by_name(name)
-                    .await?
-                    .ok_or_else(|| Error::not_found(format!("room {name:?}")))?,
+                Err(e) if e.code() == crate::ErrorCode::Conflict => {
+                    ctx.store().room_by_name(name).await?.ok_or_else(missing)?
+                }
                 Err(e) => return Err(e),
             }
         }
-        (None, RoomRef::Name(name)) => return Err(Error::not_found(format!("room {name:?}"))),
-        (None, RoomRef::Id(id)) => return Err(Error::not_found(format!("conversation {id}"))),
+        (None, _) => return Err(missing()),
     };
     if ctx
         .store()
@@ -56,12 +59,10 @@ pub(crate) async fn run(ctx: &Ctx<'_>, room: RoomRef, create: bool) -> Result<Re
         });
     }
     if let Err(denied) = ctx.policy().may_join(ctx.user, &conversation) {
-        // A private room the caller cannot join does not reveal itself.
+        // A private room or a direct conversation the caller cannot join does not
+        // reveal itself: the same answer as a missing one.
         return Err(match denied.code() {
-            crate::ErrorCode::Forbidden if !conversation.is_room() => denied,
-            crate::ErrorCode::Forbidden => {
-                Error::not_found(format!("conversation {}", conversation.id))
-            }
+            crate::ErrorCode::Forbidden => missing(),
             _ => denied,
         });
     }

@@ -1,9 +1,9 @@
 //! `send`: append a message and fan it out after commit.
 
-use super::{Audience, Ctx, Event, Reply};
+use super::{Audience, Ctx, Event, Reply, Skip};
 use crate::error::{Error, Result};
 use crate::ids::ConversationId;
-use crate::model::{validate_body, validate_client_id, MessageKind};
+use crate::model::{validate_body, validate_client_id, MessageKind, TypingChange};
 
 pub(crate) async fn run(
     ctx: &Ctx<'_>,
@@ -28,10 +28,6 @@ pub(crate) async fn run(
             "this client id was already used for a message in another conversation",
         ));
     }
-    if !appended.duplicate {
-        // Sending ends typing; the others learn it from the message itself.
-        ctx.set_typing(conversation, false);
-    }
     // A retry is fanned out again: the first attempt may have committed without its
     // fan-out (the ack was lost with the connection). Clients de-duplicate by seq.
     ctx.publish(
@@ -42,6 +38,21 @@ pub(crate) async fn run(
         },
     )
     .await;
+    // Sending ends typing: the others are told right after the message.
+    if ctx.set_typing(conversation, false) == TypingChange::Stopped {
+        ctx.publish(
+            Audience::Conversation { conversation },
+            Skip::User {
+                user: ctx.user.clone(),
+            },
+            Event::Typing {
+                conversation,
+                user: ctx.user.clone(),
+                typing: false,
+            },
+        )
+        .await;
+    }
     Ok(Reply::Sent {
         message: appended.message,
         duplicate: appended.duplicate,
