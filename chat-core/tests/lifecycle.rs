@@ -339,3 +339,40 @@ async fn sessions_opened_after_shutdown_are_refused() {
     );
     assert_eq!(w.engine.stats().connections, 0);
 }
+
+#[tokio::test]
+async fn an_embedder_can_disconnect_a_user_and_nobody_else() {
+    let w = World::new().await;
+    let mut alice = w.connect("alice").await;
+    let mut alice2 = w.connect("alice").await;
+    let mut bob = w.connect("bob").await;
+    w.befriend(&mut alice, &mut bob).await;
+    alice2.events();
+    bob.events();
+    let closed = w
+        .engine
+        .disconnect_user(&uid("alice"), chat_core::ports::CloseReason::Kicked)
+        .await;
+    assert_eq!(closed, 2, "both of alice's sessions");
+    for c in [&alice, &alice2] {
+        assert!(c.session.is_closed());
+        assert_eq!(
+            c.conn.close_reason(),
+            Some(chat_core::ports::CloseReason::Kicked)
+        );
+    }
+    assert!(!bob.session.is_closed());
+    assert!(
+        bob.events().iter().any(|e| matches!(e,
+            Event::Presence { presence } if presence.user == uid("alice") && !presence.online)),
+        "alice's friend sees her go offline"
+    );
+    assert_eq!(w.engine.stats().connections, 1);
+    // Nobody else is touched, and a user with no session is a no-op.
+    assert_eq!(
+        w.engine
+            .disconnect_user(&uid("nobody"), chat_core::ports::CloseReason::Kicked)
+            .await,
+        0
+    );
+}

@@ -7,6 +7,7 @@ use crate::error::{Error, Result};
 use crate::event::{Audience, Delivery, Event, Skip};
 use crate::ids::{ConversationId, UserId};
 use crate::model::{validate_body, Message, MessageKind};
+use crate::ports::CloseReason;
 
 /// Members read per store call while deleting a conversation.
 const MEMBER_PAGE: u32 = 1000;
@@ -40,6 +41,25 @@ impl Engine {
         )
         .await;
         Ok(appended.message)
+    }
+
+    /// Closes every session of `user` on this node with `reason` (usually
+    /// [`CloseReason::Kicked`]), as an embedder does when it revokes a user's access.
+    /// Their queued frames stay queued for the transports to flush; the user goes offline
+    /// unless another node holds them. Refusing their next connection is the
+    /// authenticator's job. Returns how many sessions were closed.
+    pub async fn disconnect_user(&self, user: &UserId, reason: CloseReason) -> usize {
+        let inner = &self.inner;
+        let sessions: Vec<_> = inner.registry.read().sessions(user).to_vec();
+        for s in &sessions {
+            s.closed.store(true, std::sync::atomic::Ordering::Release);
+            s.transport.close(reason);
+            inner.detach_session(s).await;
+        }
+        if !sessions.is_empty() {
+            tracing::info!(%user, reason = reason.as_str(), sessions = sessions.len(), "user disconnected");
+        }
+        sessions.len()
     }
 
     /// Deletes a conversation with its history; its live members are told
