@@ -170,6 +170,21 @@ pub enum Control {
     },
 }
 
+impl Control {
+    /// Every `type` tag of a control frame: with `Command::KINDS`, `Event::KINDS` and
+    /// `Reply::KINDS` in chat-core, the wire kinds of protocol v1.
+    pub const KINDS: &'static [&'static str] = &["hello", "reply", "error"];
+
+    /// This frame's `type` tag (an entry of [`Control::KINDS`]).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Control::Hello(_) => "hello",
+            Control::Reply { .. } => "reply",
+            Control::Error { .. } => "error",
+        }
+    }
+}
+
 fn encode(frame: &Control) -> Bytes {
     match serde_json::to_vec(frame) {
         Ok(v) => Bytes::from(v),
