@@ -194,6 +194,24 @@ fn every_protocol_example_parses_and_every_kind_is_shown() {
     }
 }
 
+#[test]
+fn every_hello_limit_is_explained() {
+    let text = doc("protocol.md");
+    let hello = blocks(&text)
+        .into_iter()
+        .find(|(info, body)| info == "server" && body.contains(r#""type":"hello""#))
+        .map(|(_, body)| serde_json::from_str::<Value>(&body).expect("hello is JSON"))
+        .expect("a hello example");
+    let limits = hello["limits"].as_object().expect("hello.limits");
+    for (name, default) in limits {
+        let row = format!("| `{name}` | {default} |");
+        assert!(
+            text.contains(&row),
+            "docs/protocol.md §7 lacks the row {row:?} explaining `{name}`"
+        );
+    }
+}
+
 #[tokio::test]
 async fn the_hello_example_is_what_a_default_server_sends() {
     let text = doc("protocol.md");
