@@ -22,13 +22,13 @@ mod metrics;
 mod store;
 mod web;
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use chat_core::model::Limits;
 use chat_core::ports::Authenticator;
 use chat_core::Engine;
-use chat_transport_ws::{ChatState, Config as WsConfig, JwtAuthenticator, TokenSigner};
+use chat_transport_ws::{ChatState, JwtAuthenticator, TokenSigner};
 use clap::Parser;
 
 use cli::{Cli, Cmd, LogFormat, Options};
@@ -82,8 +82,12 @@ fn main() -> ExitCode {
 fn init_logs(opts: &Options) {
     let filter = tracing_subscriber::EnvFilter::try_new(&opts.log)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colour only for a person at a terminal: a file, a pipe or a log collector gets
+    // plain text (and NO_COLOR turns it off anywhere).
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     match opts.log_format {
         LogFormat::Text => builder.init(),
@@ -172,23 +176,12 @@ impl Keys {
 async fn serve(opts: Options) -> Result<(), String> {
     let keys = Keys::from_options(&opts, true)?;
     let store = store::open(&opts.store, &opts.pg_schema).await?;
-    let mut limits = Limits::default();
-    limits.max_body_bytes = opts.max_body_bytes;
-    limits.max_history_page = opts.max_history_page;
-    limits.commands_per_second = opts.commands_per_second;
     let engine = Engine::builder(store)
-        .limits(limits)
+        .limits(opts.limits())
         .build()
         .await
         .map_err(|e| format!("starting the engine: {e}"))?;
-    let mut config = WsConfig::default()
-        .queue_capacity(opts.outbound_queue)
-        .token_cookie(opts.cookie_name.clone());
-    config.shutdown_grace = opts.shutdown_timeout;
-    if let Some(key) = &opts.internal_api_key {
-        config = config.admin_api_key(key.clone());
-    }
-    let state = ChatState::new(engine, keys.authenticator, config);
+    let state = ChatState::new(engine, keys.authenticator, opts.transport());
     let dev_signer = if opts.dev { keys.signer } else { None };
     let app = web::routes(state.clone(), dev_signer);
     let listener = tokio::net::TcpListener::bind(opts.listen)
