@@ -75,11 +75,11 @@ pub enum StoreSpec {
 }
 
 impl std::str::FromStr for StoreSpec {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> anyhow::Result<Self> {
         if let Some(path) = s.strip_prefix("sqlite:") {
             if path.is_empty() {
-                return Err("sqlite: needs a path, e.g. sqlite:./chat.db".into());
+                anyhow::bail!("sqlite: needs a path, e.g. sqlite:./chat.db");
             }
             Ok(StoreSpec::Sqlite(PathBuf::from(path)))
         } else if s.starts_with("postgres://") || s.starts_with("postgresql://") {
@@ -87,9 +87,7 @@ impl std::str::FromStr for StoreSpec {
         } else if s == "memory" {
             Ok(StoreSpec::Memory)
         } else {
-            Err(format!(
-                "unknown store {s:?}: use sqlite:PATH, postgres://… or memory"
-            ))
+            anyhow::bail!("unknown store {s:?}: use sqlite:PATH, postgres://… or memory")
         }
     }
 }
