@@ -1,10 +1,30 @@
 //! Command line and environment: every option has a flag and a `CHAT_*` variable.
+//!
+//! Defaults are read from [`Limits::default`] and the transport's [`WsConfig::default`],
+//! never written here a second time.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use chat_core::model::Limits;
+use chat_transport_ws::Config as WsConfig;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// The engine's defaults.
+fn limits() -> Limits {
+    Limits::default()
+}
+
+/// The transport's defaults.
+fn transport() -> WsConfig {
+    WsConfig::default()
+}
+
+/// A limit given in milliseconds, as a duration flag shows it (`5s`).
+fn millis(ms: u64) -> humantime::Duration {
+    Duration::from_millis(ms).into()
+}
 
 /// A real-time chat server: rooms, direct messages between friends, read receipts,
 /// unread counts, presence and typing, over WebSocket and HTTP.
@@ -55,11 +75,11 @@ pub enum StoreSpec {
 }
 
 impl std::str::FromStr for StoreSpec {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> anyhow::Result<Self> {
         if let Some(path) = s.strip_prefix("sqlite:") {
             if path.is_empty() {
-                return Err("sqlite: needs a path, e.g. sqlite:./chat.db".into());
+                anyhow::bail!("sqlite: needs a path, e.g. sqlite:./chat.db");
             }
             Ok(StoreSpec::Sqlite(PathBuf::from(path)))
         } else if s.starts_with("postgres://") || s.starts_with("postgresql://") {
@@ -67,9 +87,7 @@ impl std::str::FromStr for StoreSpec {
         } else if s == "memory" {
             Ok(StoreSpec::Memory)
         } else {
-            Err(format!(
-                "unknown store {s:?}: use sqlite:PATH, postgres://… or memory"
-            ))
+            anyhow::bail!("unknown store {s:?}: use sqlite:PATH, postgres://… or memory")
         }
     }
 }
@@ -124,7 +142,7 @@ pub struct Options {
     #[arg(
         long,
         env = "CHAT_COOKIE_NAME",
-        default_value = "chat_token",
+        default_value_t = transport().token_cookie,
         global = true
     )]
     pub cookie_name: String,
@@ -139,11 +157,20 @@ pub struct Options {
     )]
     pub internal_api_key: Option<String>,
 
+    /// Largest WebSocket frame (or message) a client may send, in bytes.
+    #[arg(
+        long,
+        env = "CHAT_MAX_FRAME_BYTES",
+        default_value_t = transport().max_message_bytes,
+        global = true
+    )]
+    pub max_frame_bytes: usize,
+
     /// Largest message body, in bytes.
     #[arg(
         long,
         env = "CHAT_MAX_BODY_BYTES",
-        default_value_t = 4096,
+        default_value_t = limits().max_body_bytes,
         global = true
     )]
     pub max_body_bytes: usize,
@@ -152,16 +179,84 @@ pub struct Options {
     #[arg(
         long,
         env = "CHAT_MAX_HISTORY_PAGE",
-        default_value_t = 100,
+        default_value_t = limits().max_history_page,
         global = true
     )]
     pub max_history_page: u32,
+
+    /// Largest page of `list_conversations` and `members` (and the page size in which
+    /// friend lists are read).
+    #[arg(
+        long,
+        env = "CHAT_MAX_LIST_PAGE",
+        default_value_t = limits().max_list_page,
+        global = true
+    )]
+    pub max_list_page: u32,
+
+    /// A resume missing more messages than this in one conversation is answered
+    /// `too_far_behind` (the client pages history).
+    #[arg(
+        long,
+        env = "CHAT_MAX_RESUME_GAP",
+        default_value_t = limits().max_resume_gap,
+        global = true
+    )]
+    pub max_resume_gap: u64,
+
+    /// Most conversations in one resume.
+    #[arg(
+        long,
+        env = "CHAT_MAX_RESUME_CONVERSATIONS",
+        default_value_t = limits().max_resume_conversations,
+        global = true
+    )]
+    pub max_resume_conversations: usize,
+
+    /// Rooms with more members get no per-message status in history (clients derive it
+    /// from receipts).
+    #[arg(
+        long,
+        env = "CHAT_STATUS_MEMBER_LIMIT",
+        default_value_t = limits().status_member_limit,
+        global = true
+    )]
+    pub status_member_limit: u32,
+
+    /// Rooms with more connected members on this node get no presence fan-out between
+    /// co-members (friends are still told).
+    #[arg(
+        long,
+        env = "CHAT_PRESENCE_ROOM_LIMIT",
+        default_value_t = limits().presence_room_limit,
+        global = true
+    )]
+    pub presence_room_limit: usize,
+
+    /// Conversations per user whose events a session receives live (plus any joined
+    /// while connected); clients catch up on the others with resume.
+    #[arg(
+        long,
+        env = "CHAT_MAX_LIVE_CONVERSATIONS",
+        default_value_t = limits().max_live_conversations,
+        global = true
+    )]
+    pub max_live_conversations: u32,
+
+    /// Typing lease: a `typing` that is not renewed within it stops.
+    #[arg(
+        long,
+        env = "CHAT_TYPING_TTL",
+        default_value_t = millis(limits().typing_ttl_ms),
+        global = true
+    )]
+    pub typing_ttl: humantime::Duration,
 
     /// Frames queued per connection before a slow client is cut off.
     #[arg(
         long,
         env = "CHAT_OUTBOUND_QUEUE",
-        default_value_t = 1024,
+        default_value_t = transport().queue_capacity,
         global = true
     )]
     pub outbound_queue: usize,
@@ -170,10 +265,56 @@ pub struct Options {
     #[arg(
         long,
         env = "CHAT_COMMANDS_PER_SECOND",
-        default_value_t = 50,
+        default_value_t = limits().commands_per_second,
         global = true
     )]
     pub commands_per_second: u32,
+
+    /// Commands a connection may burst above the rate.
+    #[arg(
+        long,
+        env = "CHAT_COMMAND_BURST",
+        default_value_t = limits().command_burst,
+        global = true
+    )]
+    pub command_burst: u32,
+
+    /// Hard cap on frames a client may send per flood window; above it the connection
+    /// is closed (4029).
+    #[arg(
+        long,
+        env = "CHAT_MAX_FRAMES_PER_WINDOW",
+        default_value_t = transport().max_frames_per_window,
+        global = true
+    )]
+    pub max_frames_per_window: u32,
+
+    /// The window of `--max-frames-per-window`.
+    #[arg(
+        long,
+        env = "CHAT_FLOOD_WINDOW",
+        default_value_t = transport().flood_window.into(),
+        global = true
+    )]
+    pub flood_window: humantime::Duration,
+
+    /// How often the server pings each connection.
+    #[arg(
+        long,
+        env = "CHAT_PING_INTERVAL",
+        default_value_t = transport().ping_interval.into(),
+        global = true
+    )]
+    pub ping_interval: humantime::Duration,
+
+    /// A connection silent (not even a pong) this long is closed (4000).
+    #[arg(
+        long,
+        env = "CHAT_IDLE_TIMEOUT",
+        default_value_t = transport().idle_timeout.into(),
+        global = true
+    )]
+    pub idle_timeout: humantime::Duration,
 
     /// Log filter, e.g. `info` or `chat_core=debug,info`.
     #[arg(long, env = "CHAT_LOG", default_value = "info", global = true)]
@@ -190,11 +331,50 @@ pub struct Options {
     pub log_format: LogFormat,
 
     /// How long a shutdown may take to drain before connections are dropped.
-    #[arg(long, env = "CHAT_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
-    pub shutdown_timeout: Duration,
+    #[arg(
+        long,
+        env = "CHAT_SHUTDOWN_TIMEOUT",
+        default_value_t = transport().shutdown_grace.into(),
+        global = true
+    )]
+    pub shutdown_timeout: humantime::Duration,
 
     /// Development mode: makes up a token secret when none is given (printed loudly),
     /// and lets the demo page sign in with just a user name. Never for production.
     #[arg(long, env = "CHAT_DEV", global = true)]
     pub dev: bool,
+}
+
+impl Options {
+    /// The engine's limits: the defaults with what these options set.
+    pub fn limits(&self) -> Limits {
+        let mut l = Limits::default();
+        l.max_body_bytes = self.max_body_bytes;
+        l.max_history_page = self.max_history_page;
+        l.max_list_page = self.max_list_page;
+        l.max_resume_gap = self.max_resume_gap;
+        l.max_resume_conversations = self.max_resume_conversations;
+        l.status_member_limit = self.status_member_limit;
+        l.presence_room_limit = self.presence_room_limit;
+        l.max_live_conversations = self.max_live_conversations;
+        l.typing_ttl_ms = u64::try_from(self.typing_ttl.as_millis()).unwrap_or(u64::MAX);
+        l.commands_per_second = self.commands_per_second;
+        l.command_burst = self.command_burst;
+        l
+    }
+
+    /// The transport's settings: the defaults with what these options set.
+    pub fn transport(&self) -> WsConfig {
+        let mut config = WsConfig::default()
+            .queue_capacity(self.outbound_queue)
+            .token_cookie(self.cookie_name.clone())
+            .max_message_bytes(self.max_frame_bytes)
+            .flood_limit(self.max_frames_per_window, *self.flood_window)
+            .keepalive(*self.ping_interval, *self.idle_timeout);
+        config.shutdown_grace = *self.shutdown_timeout;
+        if let Some(key) = &self.internal_api_key {
+            config = config.admin_api_key(key.clone());
+        }
+        config
+    }
 }

@@ -22,13 +22,14 @@ mod metrics;
 mod store;
 mod web;
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use chat_core::model::Limits;
+use anyhow::{bail, Context};
 use chat_core::ports::Authenticator;
 use chat_core::Engine;
-use chat_transport_ws::{ChatState, Config as WsConfig, JwtAuthenticator, TokenSigner};
+use chat_transport_ws::{ChatState, JwtAuthenticator, TokenSigner};
 use clap::Parser;
 
 use cli::{Cli, Cmd, LogFormat, Options};
@@ -36,31 +37,34 @@ use cli::{Cli, Cmd, LogFormat, Options};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logs(&cli.opts);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // `{:#}` prints the whole chain on one line: what failed, then each cause down
+            // to the driver's or the OS's own words.
+            eprintln!("chat-server: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("chat-server: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = runtime.block_on(async move {
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
         match cli.command.unwrap_or(Cmd::Serve) {
             Cmd::Serve => serve(cli.opts).await,
             Cmd::Token { user, name, ttl } => {
                 let keys = Keys::from_options(&cli.opts, false)?;
-                let signer = keys.signer.ok_or_else(|| {
-                    "no signing key: set --jwt-secret (CHAT_JWT_SECRET) or --jwt-private-key"
-                        .to_owned()
-                })?;
-                println!(
-                    "{}",
-                    signer
-                        .mint(&user, name.as_deref(), ttl)
-                        .map_err(|e| e.to_string())?
-                );
+                let signer = keys.signer.context(
+                    "no signing key: set --jwt-secret (CHAT_JWT_SECRET) or --jwt-private-key",
+                )?;
+                let token = signer
+                    .mint(&user, name.as_deref(), ttl)
+                    .with_context(|| format!("signing a token for {user:?}"))?;
+                println!("{token}");
                 Ok(())
             }
             Cmd::Migrate => {
@@ -69,21 +73,18 @@ fn main() -> ExitCode {
                 Ok(())
             }
         }
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("chat-server: {message}");
-            ExitCode::FAILURE
-        }
-    }
+    })
 }
 
 fn init_logs(opts: &Options) {
     let filter = tracing_subscriber::EnvFilter::try_new(&opts.log)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colour only for a person at a terminal: a file, a pipe or a log collector gets
+    // plain text (and NO_COLOR turns it off anywhere).
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     match opts.log_format {
         LogFormat::Text => builder.init(),
@@ -101,19 +102,20 @@ struct Keys {
 const MIN_SECRET_BYTES: usize = 32;
 
 impl Keys {
-    fn from_options(opts: &Options, serving: bool) -> Result<Keys, String> {
+    fn from_options(opts: &Options, serving: bool) -> anyhow::Result<Keys> {
         if let Some(path) = &opts.jwt_public_key {
-            let pem =
-                std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+            let pem = std::fs::read(path)
+                .with_context(|| format!("reading the RS256 public key {}", path.display()))?;
             let authenticator = JwtAuthenticator::rs256_pem(&pem)
-                .map_err(|e| format!("RS256 public key {}: {e}", path.display()))?;
+                .with_context(|| format!("the RS256 public key {}", path.display()))?;
             let signer = match &opts.jwt_private_key {
                 Some(p) => {
-                    let pem =
-                        std::fs::read(p).map_err(|e| format!("reading {}: {e}", p.display()))?;
+                    let pem = std::fs::read(p).with_context(|| {
+                        format!("reading the RS256 private key {}", p.display())
+                    })?;
                     Some(
                         TokenSigner::rs256_pem(&pem)
-                            .map_err(|e| format!("{}: {e}", p.display()))?,
+                            .with_context(|| format!("the RS256 private key {}", p.display()))?,
                     )
                 }
                 None => None,
@@ -126,10 +128,10 @@ impl Keys {
         let secret = match (&opts.jwt_secret, opts.dev && serving) {
             (Some(s), _) => {
                 if s.len() < MIN_SECRET_BYTES {
-                    return Err(format!(
+                    bail!(
                         "the JWT secret has {} bytes; use at least {MIN_SECRET_BYTES}",
                         s.len()
-                    ));
+                    );
                 }
                 s.clone().into_bytes()
             }
@@ -149,18 +151,14 @@ impl Keys {
                 );
                 secret.into_bytes()
             }
-            (None, false) if serving => {
-                return Err(
-                    "no JWT secret: set --jwt-secret (or CHAT_JWT_SECRET, at least 32 bytes) \
-                     or --jwt-public-key, or run with --dev for a local trial"
-                        .into(),
-                )
-            }
-            (None, _) => {
-                return Err("a token is signed with the server's key: set --jwt-secret \
-                     (or CHAT_JWT_SECRET) as the server has it, or --jwt-private-key"
-                    .into())
-            }
+            (None, false) if serving => bail!(
+                "no JWT secret: set --jwt-secret (or CHAT_JWT_SECRET, at least 32 bytes) \
+                 or --jwt-public-key, or run with --dev for a local trial"
+            ),
+            (None, _) => bail!(
+                "a token is signed with the server's key: set --jwt-secret \
+                 (or CHAT_JWT_SECRET) as the server has it, or --jwt-private-key"
+            ),
         };
         Ok(Keys {
             authenticator: Arc::new(JwtAuthenticator::hs256(&secret)),
@@ -169,32 +167,23 @@ impl Keys {
     }
 }
 
-async fn serve(opts: Options) -> Result<(), String> {
+async fn serve(opts: Options) -> anyhow::Result<()> {
     let keys = Keys::from_options(&opts, true)?;
     let store = store::open(&opts.store, &opts.pg_schema).await?;
-    let mut limits = Limits::default();
-    limits.max_body_bytes = opts.max_body_bytes;
-    limits.max_history_page = opts.max_history_page;
-    limits.commands_per_second = opts.commands_per_second;
     let engine = Engine::builder(store)
-        .limits(limits)
+        .limits(opts.limits())
         .build()
         .await
-        .map_err(|e| format!("starting the engine: {e}"))?;
-    let mut config = WsConfig::default()
-        .queue_capacity(opts.outbound_queue)
-        .token_cookie(opts.cookie_name.clone());
-    config.shutdown_grace = opts.shutdown_timeout;
-    if let Some(key) = &opts.internal_api_key {
-        config = config.admin_api_key(key.clone());
-    }
-    let state = ChatState::new(engine, keys.authenticator, config);
+        .context("starting the engine")?;
+    let state = ChatState::new(engine, keys.authenticator, opts.transport());
     let dev_signer = if opts.dev { keys.signer } else { None };
     let app = web::routes(state.clone(), dev_signer);
     let listener = tokio::net::TcpListener::bind(opts.listen)
         .await
-        .map_err(|e| format!("listening on {}: {e}", opts.listen))?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        .with_context(|| format!("listening on {}", opts.listen))?;
+    let addr = listener
+        .local_addr()
+        .context("reading the listening address")?;
     tracing::info!(
         address = %addr,
         store = %store::describe(&opts.store),
@@ -203,7 +192,7 @@ async fn serve(opts: Options) -> Result<(), String> {
     );
     chat_transport_ws::serve_app(listener, app, state, shutdown_signal())
         .await
-        .map_err(|e| format!("serving: {e}"))?;
+        .context("serving")?;
     tracing::info!("stopped");
     Ok(())
 }

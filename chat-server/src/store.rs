@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use anyhow::Context;
 use chat_core::memory::MemoryStore;
 use chat_core::ports::Store;
 
@@ -10,14 +11,14 @@ use crate::cli::StoreSpec;
 /// Opens (and migrates) the store named by `spec`.
 ///
 /// # Errors
-/// A message naming the store and what went wrong (missing directory, not a database,
-/// newer schema, refused connection, …).
-pub async fn open(spec: &StoreSpec, pg_schema: &str) -> Result<Arc<dyn Store>, String> {
+/// The store's own error (missing directory, not a database, newer schema, refused
+/// connection, …) with its causes, under a line naming the store.
+pub async fn open(spec: &StoreSpec, pg_schema: &str) -> anyhow::Result<Arc<dyn Store>> {
     match spec {
         StoreSpec::Sqlite(path) => {
             let store = chat_store_sqlite::SqliteStore::open(chat_store_sqlite::Config::path(path))
                 .await
-                .map_err(|e| format!("SQLite store at {}: {e}", path.display()))?;
+                .with_context(|| format!("opening the SQLite store at {}", path.display()))?;
             Ok(Arc::new(store))
         }
         StoreSpec::Postgres(url) => {
@@ -25,7 +26,8 @@ pub async fn open(spec: &StoreSpec, pg_schema: &str) -> Result<Arc<dyn Store>, S
                 chat_store_postgres::PgConfig::new(url.clone()).schema(pg_schema),
             )
             .await
-            .map_err(|e| format!("PostgreSQL store: {e}"))?;
+            // Not the URL: it may hold a password.
+            .with_context(|| format!("opening the PostgreSQL store (schema {pg_schema:?})"))?;
             Ok(Arc::new(store))
         }
         StoreSpec::Memory => Ok(Arc::new(MemoryStore::new())),

@@ -8,7 +8,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use tokio_tungstenite::tungstenite::Message;
 
 const BIN: &str = env!("CARGO_BIN_EXE_chat-server");
@@ -106,6 +106,13 @@ struct Server {
 
 impl Server {
     fn start(db: &std::path::Path) -> Server {
+        let store = format!("sqlite:{}", db.display());
+        Server::spawn(&["--store", &store], &[])
+    }
+
+    /// Starts the binary on a free port with `args` and `env` (and the test secret), and
+    /// waits until it logs its address.
+    fn spawn(args: &[&str], env: &[(&str, &str)]) -> Server {
         let mut child = Command::new(BIN)
             .args([
                 "--listen",
@@ -115,10 +122,10 @@ impl Server {
                 "--shutdown-timeout",
                 "5s",
             ])
-            .arg("--store")
-            .arg(format!("sqlite:{}", db.display()))
+            .args(args)
             .env_clear()
             .env("CHAT_JWT_SECRET", SECRET)
+            .envs(env.iter().copied())
             .stderr(Stdio::piped())
             .spawn()
             .expect("start chat-server");
@@ -131,16 +138,18 @@ impl Server {
                 }
             }
         });
+        let mut said = Vec::new();
         let addr = loop {
             let line = lines
                 .recv_timeout(Duration::from_secs(20))
-                .expect("the server logs its address");
+                .unwrap_or_else(|e| panic!("the server logs its address ({e}); it said {said:#?}"));
             if let Some(a) = serde_json::from_str::<Value>(&line)
                 .ok()
                 .and_then(|v| v["fields"]["address"].as_str().map(str::to_owned))
             {
                 break a;
             }
+            said.push(line);
         };
         Server { child, addr, lines }
     }
@@ -172,6 +181,14 @@ impl Server {
         let exit = self.child.wait().expect("wait");
         assert!(exit.success(), "a graceful shutdown exits 0, got {exit}");
         self.lines.try_iter().collect()
+    }
+}
+
+impl Drop for Server {
+    /// A failed assertion must not leave the server running (and holding the test's pipes).
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -299,4 +316,63 @@ async fn a_graceful_shutdown_loses_no_acknowledged_message() {
         "a retry after the restart is not a second message"
     );
     again.terminate();
+}
+
+/// The `hello.limits` a fresh connection of alice's reads.
+async fn hello_limits(server: &Server) -> Map<String, Value> {
+    let url = format!("ws://{}/ws?token={}", server.addr, Server::token("alice"));
+    let (mut ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("connect");
+    let hello = next_json(&mut ws).await;
+    assert_eq!(hello["type"], "hello", "{hello}");
+    hello["limits"].as_object().expect("hello.limits").clone()
+}
+
+/// Every limit a client reads in `hello.limits` has a flag and a `CHAT_*` variable, both
+/// listed by `--help`, and what they set is what clients are told. The names follow the
+/// hello's (a duration drops its `_ms` and takes a value like `5s`), except the queue's.
+#[tokio::test]
+async fn every_hello_limit_has_a_flag_and_a_variable() {
+    let (ok, help, _) = run(&["--help"], &[]);
+    assert!(ok);
+    let server = Server::spawn(&["--store", "memory"], &[]);
+    let defaults = hello_limits(&server).await;
+    server.terminate();
+
+    let mut args = vec!["--store".to_owned(), "memory".to_owned()];
+    let mut env = Vec::new();
+    let mut expected = Map::new();
+    for (i, (field, default)) in defaults.iter().enumerate() {
+        let value = default.as_u64().expect("every limit is a number") + 1;
+        expected.insert(field.clone(), json!(value));
+        let (name, text) = match field.strip_suffix("_ms") {
+            Some(name) => (name, format!("{value}ms")),
+            None => (field.as_str(), value.to_string()),
+        };
+        let name = if name == "queue_capacity" {
+            "outbound_queue"
+        } else {
+            name
+        };
+        let flag = format!("--{}", name.replace('_', "-"));
+        let var = format!("CHAT_{}", name.to_uppercase());
+        assert!(help.contains(&flag), "--help lacks {flag} (for `{field}`)");
+        assert!(help.contains(&var), "--help lacks {var} (for `{field}`)");
+        // Half by flag, half by variable: both paths reach the engine and the transport.
+        if i % 2 == 0 {
+            args.extend([flag, text]);
+        } else {
+            env.push((var, text));
+        }
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let server = Server::spawn(&args, &env);
+    assert_eq!(
+        hello_limits(&server).await,
+        expected,
+        "every limit set on the command line or in the environment reaches hello.limits"
+    );
+    server.terminate();
 }

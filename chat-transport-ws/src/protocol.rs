@@ -97,10 +97,23 @@ pub struct HelloLimits {
     pub max_body_bytes: usize,
     /// Largest history page.
     pub max_history_page: u32,
+    /// Largest `limit` of `list_conversations` and `members` (more is `invalid`).
+    pub max_list_page: u32,
     /// A resume missing more than this in one conversation is `too_far_behind`.
     pub max_resume_gap: u64,
     /// Most conversations in one resume.
     pub max_resume_conversations: usize,
+    /// Rooms with more members than this have no per-message `status` and no member
+    /// watermarks in `history`: the client derives status from `receipt` events.
+    pub status_member_limit: u32,
+    /// Rooms with more live members (on one server) than this carry no `presence`
+    /// events between co-members; friends are still told. Do not build a room's online
+    /// list from presence when it is larger.
+    pub presence_room_limit: usize,
+    /// Conversations whose events reach a session live: the first this many by id, plus
+    /// any joined while connected. A client in more catches up on the others with
+    /// `resume` (or `history`) when it opens them.
+    pub max_live_conversations: u32,
     /// Typing lease, in milliseconds: renew `typing` before it ends.
     pub typing_ttl_ms: u64,
     /// Commands per second, sustained (0: no limit); above it, `rate_limited` errors.
@@ -168,6 +181,21 @@ pub enum Control {
         /// A human-readable explanation.
         message: String,
     },
+}
+
+impl Control {
+    /// Every `type` tag of a control frame: with `Command::KINDS`, `Event::KINDS` and
+    /// `Reply::KINDS` in chat-core, the wire kinds of protocol v1.
+    pub const KINDS: &'static [&'static str] = &["hello", "reply", "error"];
+
+    /// This frame's `type` tag (an entry of [`Control::KINDS`]).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Control::Hello(_) => "hello",
+            Control::Reply { .. } => "reply",
+            Control::Error { .. } => "error",
+        }
+    }
 }
 
 fn encode(frame: &Control) -> Bytes {

@@ -1,12 +1,19 @@
 //! The docs cannot drift: every JSON example in `docs/protocol.md` and `docs/http-api.md`
-//! parses into the code's types, and every command and event is shown.
+//! parses into the code's types, every command, event, reply and control frame kind
+//! (the lists in the code, not a copy here) is shown, every reply example answers the
+//! command the HTTP route table says it does, and the `hello` example is what a server
+//! with the default settings sends.
 
-use std::collections::BTreeSet;
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use chat_core::error::ErrorBody;
-use chat_core::Reply;
+use chat_core::model::Limits;
+use chat_core::{Command, Event, Reply};
 use chat_transport_ws::protocol::{ClientFrame, Control, ServerFrame};
-use serde_json::Value;
+use chat_transport_ws::Config;
+use serde_json::{json, Value};
 
 fn doc(name: &str) -> String {
     let path = format!("{}/../docs/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -37,55 +44,63 @@ fn blocks(text: &str) -> Vec<(String, String)> {
     out
 }
 
-const COMMANDS: [&str; 25] = [
-    "create_room",
-    "join",
-    "leave",
-    "invite",
-    "open_direct",
-    "send",
-    "edit",
-    "delete",
-    "history",
-    "mark_delivered",
-    "mark_read",
-    "typing",
-    "list_conversations",
-    "members",
-    "unread_total",
-    "online_friends",
-    "friend_request",
-    "friend_accept",
-    "friend_decline",
-    "friend_cancel",
-    "friend_remove",
-    "block",
-    "unblock",
-    "list_friends",
-    "resume",
-];
+/// The names in `kinds` that are not in `shown`, for a readable failure.
+fn missing(kinds: &[&'static str], shown: &BTreeSet<&'static str>) -> Vec<&'static str> {
+    kinds
+        .iter()
+        .copied()
+        .filter(|k| !shown.contains(k))
+        .collect()
+}
 
-const EVENTS: [&str; 11] = [
-    "message",
-    "message_edited",
-    "message_deleted",
-    "receipt",
-    "typing",
-    "member_joined",
-    "member_left",
-    "conversation_added",
-    "conversation_removed",
-    "presence",
-    "friend",
-];
+/// Command → reply kind, from the route table of `docs/http-api.md` (the rows whose last
+/// column names a command). Every name in it must be a kind the code knows.
+fn http_reply_kinds() -> BTreeMap<&'static str, &'static str> {
+    let text = doc("http-api.md");
+    let mut out = BTreeMap::new();
+    for line in text.lines() {
+        let cells: Vec<&str> = line.trim().trim_matches('|').split('|').collect();
+        let [route, _, answers, command] = cells[..] else {
+            continue;
+        };
+        let code = |cell: &str| cell.split('`').nth(1).map(str::to_owned);
+        let (Some(route), Some(command)) = (code(route), code(command)) else {
+            continue;
+        };
+        let command = *Command::KINDS
+            .iter()
+            .find(|k| **k == command)
+            .unwrap_or_else(|| {
+                panic!("http-api.md: `{route}` names an unknown command `{command}`")
+            });
+        let answer = code(answers).unwrap_or_default();
+        let reply = *Reply::KINDS
+            .iter()
+            .find(|k| **k == answer)
+            .unwrap_or_else(|| {
+                panic!("http-api.md: `{route}` answers an unknown reply `{answer}`")
+            });
+        if let Some(before) = out.insert(command, reply) {
+            assert_eq!(
+                before, reply,
+                "http-api.md: `{command}` answers two reply kinds"
+            );
+        }
+    }
+    assert!(out.len() > 20, "expected the route table, found {out:?}");
+    out
+}
 
 #[test]
-fn every_protocol_example_parses_and_every_command_and_event_is_shown() {
+fn every_protocol_example_parses_and_every_kind_is_shown() {
     let text = doc("protocol.md");
+    let http_replies = http_reply_kinds();
     let mut commands = BTreeSet::new();
     let mut events = BTreeSet::new();
     let mut controls = BTreeSet::new();
     let mut replies = BTreeSet::new();
+    // Request id → the command of the client example that used it.
+    let mut requests: BTreeMap<String, &'static str> = BTreeMap::new();
     let all = blocks(&text);
     assert!(
         all.len() > 40,
@@ -98,10 +113,35 @@ fn every_protocol_example_parses_and_every_command_and_event_is_shown() {
                 let frame = ClientFrame::parse(&body)
                     .unwrap_or_else(|e| panic!("client example does not parse: {e:?}\n{body}"));
                 commands.insert(frame.command.kind());
+                if let Some(id) = frame.id {
+                    let id = serde_json::to_string(&id).expect("id");
+                    requests.insert(id, frame.command.kind());
+                }
             }
             "server" => {
                 let doc: Value = serde_json::from_str(&body)
                     .unwrap_or_else(|e| panic!("server example is not JSON: {e}\n{body}"));
+                if doc["type"] == "reply" {
+                    // Parsed on its own first, so that a reply the code does not have is
+                    // named as such rather than as "no variant of ServerFrame".
+                    let reply: Reply =
+                        serde_json::from_value(doc["reply"].clone()).unwrap_or_else(|e| {
+                            panic!("the reply in this example is not a Reply: {e}\n{body}")
+                        });
+                    let id = doc["id"].to_string();
+                    let command = requests.get(&id).unwrap_or_else(|| {
+                        panic!("reply example with id {id} follows no client example with that id\n{body}")
+                    });
+                    if let Some(expected) = http_replies.get(command) {
+                        assert_eq!(
+                            reply.kind(),
+                            *expected,
+                            "`{command}` answers `{expected}` (docs/http-api.md), but its example \
+                             in docs/protocol.md shows `{}`\n{body}",
+                            reply.kind()
+                        );
+                    }
+                }
                 let frame: ServerFrame = serde_json::from_value(doc.clone())
                     .unwrap_or_else(|e| panic!("server example does not parse: {e}\n{body}"));
                 let again = serde_json::to_value(&frame).expect("encode");
@@ -109,26 +149,20 @@ fn every_protocol_example_parses_and_every_command_and_event_is_shown() {
                     again, doc,
                     "server example does not round-trip (a misnamed or extra field?)\n{body}"
                 );
-                match frame {
+                let kind = match &frame {
                     ServerFrame::Event(e) => {
                         events.insert(e.kind());
+                        e.kind()
                     }
-                    ServerFrame::Control(Control::Reply { reply, .. }) => {
-                        replies.insert(
-                            serde_json::to_value(&reply).expect("reply")["type"]
-                                .as_str()
-                                .expect("type")
-                                .to_owned(),
-                        );
-                        controls.insert("reply");
+                    ServerFrame::Control(c) => {
+                        if let Control::Reply { reply, .. } = c {
+                            replies.insert(reply.kind());
+                        }
+                        controls.insert(c.kind());
+                        c.kind()
                     }
-                    ServerFrame::Control(Control::Hello(_)) => {
-                        controls.insert("hello");
-                    }
-                    ServerFrame::Control(Control::Error { .. }) => {
-                        controls.insert("error");
-                    }
-                }
+                };
+                assert_eq!(again["type"], kind, "kind() and the wire tag agree\n{body}");
             }
             "" => {
                 serde_json::from_str::<Value>(&body)
@@ -137,29 +171,69 @@ fn every_protocol_example_parses_and_every_command_and_event_is_shown() {
             other => panic!("unknown example kind {other:?}; use `json client` or `json server`"),
         }
     }
-    let want: BTreeSet<&str> = COMMANDS.into_iter().collect();
-    assert_eq!(commands, want, "every command has a client example");
-    let want: BTreeSet<&str> = EVENTS.into_iter().collect();
-    assert_eq!(events, want, "every event has a server example");
-    assert_eq!(controls, ["error", "hello", "reply"].into_iter().collect());
-    for r in [
-        "room",
-        "direct",
-        "sent",
-        "message",
-        "history",
-        "marks",
-        "conversations",
-        "members",
-        "unread",
-        "online",
-        "friend",
-        "friends",
-        "resumed",
-        "ok",
-    ] {
-        assert!(replies.contains(r), "no example of the `{r}` reply");
+    let gaps = [
+        (
+            "command (a `json client` block)",
+            missing(Command::KINDS, &commands),
+        ),
+        (
+            "event (a `json server` block)",
+            missing(Event::KINDS, &events),
+        ),
+        (
+            "reply (in a `json server` reply frame)",
+            missing(Reply::KINDS, &replies),
+        ),
+        ("control frame", missing(Control::KINDS, &controls)),
+    ];
+    for (what, names) in gaps {
+        assert!(
+            names.is_empty(),
+            "docs/protocol.md has no example of the {what}: {names:?}"
+        );
     }
+}
+
+#[test]
+fn every_hello_limit_is_explained() {
+    let text = doc("protocol.md");
+    let hello = blocks(&text)
+        .into_iter()
+        .find(|(info, body)| info == "server" && body.contains(r#""type":"hello""#))
+        .map(|(_, body)| serde_json::from_str::<Value>(&body).expect("hello is JSON"))
+        .expect("a hello example");
+    let limits = hello["limits"].as_object().expect("hello.limits");
+    for (name, default) in limits {
+        let row = format!("| `{name}` | {default} |");
+        assert!(
+            text.contains(&row),
+            "docs/protocol.md §7 lacks the row {row:?} explaining `{name}`"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_hello_example_is_what_a_default_server_sends() {
+    let text = doc("protocol.md");
+    let example: Value = blocks(&text)
+        .into_iter()
+        .find(|(info, body)| info == "server" && body.contains(r#""type":"hello""#))
+        .map(|(_, body)| serde_json::from_str(&body).expect("hello is JSON"))
+        .expect("a hello example");
+    let server = common::Server::with(Config::default(), Limits::default()).await;
+    let token = common::token_with(json!({
+        "sub": example["user"],
+        "name": example["display_name"],
+        "exp": common::now() + 3600,
+    }));
+    let (ws, _) = tokio_tungstenite::connect_async(server.url(&format!("/ws?token={token}")))
+        .await
+        .expect("connect");
+    let hello = common::Client::new(ws).read().await;
+    assert_eq!(
+        hello, example,
+        "the hello in docs/protocol.md shows the defaults a server announces"
+    );
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! Run: `cargo run -p example-friends-dm`
 //!
-//! Friend-only direct messages with status, the shape of reference system 004. It starts
+//! Direct messages between friends only, with message status and unread counts. It starts
 //! a server on a free port, then plays alice and bob over real WebSockets and prints what
 //! each sees: a message refused before they are friends, the request and its acceptance,
 //! a message going sent → delivered → read, a delete only the sender may make, unread

@@ -1,11 +1,11 @@
 //! Run: `cargo run -p example-room-url` (SQLite in ./rooms.db), or with
 //! `DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres` for PostgreSQL.
 //!
-//! One URL per room, the shape of reference system 002: a client connects to
+//! One WebSocket URL per room, with durable history: a client connects to
 //! `ws://host/ws/rooms/{room}?token=…`, is joined to that room (created when missing),
-//! asks for `history`, sends messages, and sees others join and leave. Configuration from
-//! the environment, JSON logs, and a graceful shutdown on SIGINT or SIGTERM that loses no
-//! acknowledged message.
+//! asks for `history`, sends messages, and sees others join and leave. Messages are kept
+//! in SQLite or PostgreSQL; configuration comes from the environment, logs are JSON, and
+//! SIGINT or SIGTERM shut down gracefully without losing an acknowledged message.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,9 +1,10 @@
 //! Run: `cargo run -p example-rooms-admin`, then follow what it prints.
 //!
-//! Rooms behind a gateway, the shape of reference system 001: the gateway puts a JWT in
-//! the `access_token` cookie; clients join rooms by name (created on first join) and see
-//! join/leave notices and typing; an internal HTTP API, guarded by `x-internal-api-key`,
-//! posts system messages into a room and reads connection stats.
+//! Rooms created on first join, with an admin API. A gateway in front signs users in and
+//! puts a JWT in the `access_token` cookie; clients join rooms by name and see join/leave
+//! notices and typing; an internal HTTP API, guarded by `x-internal-api-key`, lets other
+//! services post system messages into a room and read connection stats. Rooms live in
+//! memory, as long as the process.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +21,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let internal_key =
         std::env::var("INTERNAL_API_KEY").unwrap_or_else(|_| "example-internal-key".into());
 
-    // Rooms live as long as the process, as in the original service.
+    // Rooms live as long as the process: nothing here needs to survive a restart.
     let engine = Engine::builder(Arc::new(MemoryStore::new()))
         .build()
         .await?;
