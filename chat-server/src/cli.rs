@@ -33,7 +33,7 @@ fn millis(ms: u64) -> humantime::Duration {
 /// unless started with `--dev`, which makes one up and says so loudly.
 #[derive(Debug, Parser)]
 #[command(name = "chat-server", version)]
-pub struct Cli {
+pub(crate) struct Cli {
     /// Options shared by every command.
     #[command(flatten)]
     pub opts: Options,
@@ -44,7 +44,7 @@ pub struct Cli {
 
 /// What to do.
 #[derive(Debug, Subcommand)]
-pub enum Cmd {
+pub(crate) enum Cmd {
     /// Serve chat over WebSocket and HTTP (the default).
     Serve,
     /// Print a token for a user, signed with the configured secret.
@@ -65,7 +65,7 @@ pub enum Cmd {
 
 /// Where messages live.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StoreSpec {
+pub(crate) enum StoreSpec {
     /// An SQLite file (created when missing; its directory must exist).
     Sqlite(PathBuf),
     /// A PostgreSQL URL.
@@ -94,7 +94,7 @@ impl std::str::FromStr for StoreSpec {
 
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
+pub(crate) enum LogFormat {
     /// Human-readable lines.
     Text,
     /// One JSON object per line.
@@ -103,7 +103,7 @@ pub enum LogFormat {
 
 /// Options shared by every command.
 #[derive(Debug, Args)]
-pub struct Options {
+pub(crate) struct Options {
     /// Address to listen on.
     #[arg(
         long,
@@ -347,7 +347,7 @@ pub struct Options {
 
 impl Options {
     /// The engine's limits: the defaults with what these options set.
-    pub fn limits(&self) -> Limits {
+    pub(crate) fn limits(&self) -> Limits {
         let mut l = Limits::default();
         l.max_body_bytes = self.max_body_bytes;
         l.max_history_page = self.max_history_page;
@@ -364,7 +364,7 @@ impl Options {
     }
 
     /// The transport's settings: the defaults with what these options set.
-    pub fn transport(&self) -> WsConfig {
+    pub(crate) fn transport(&self) -> WsConfig {
         let mut config = WsConfig::default()
             .queue_capacity(self.outbound_queue)
             .token_cookie(self.cookie_name.clone())

@@ -5,7 +5,7 @@ use std::fmt::Write;
 use chat_core::engine::{Stats, BUCKETS_MICROS};
 
 /// Renders the engine's stats as Prometheus metrics.
-pub fn render(stats: &Stats, live_connections: usize) -> String {
+pub(crate) fn render(stats: &Stats, live_connections: usize) -> String {
     let mut out = String::with_capacity(2048);
     let mut gauge = |name: &str, help: &str, kind: &str, value: u64| {
         let _ = writeln!(

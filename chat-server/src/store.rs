@@ -13,7 +13,7 @@ use crate::cli::StoreSpec;
 /// # Errors
 /// The store's own error (missing directory, not a database, newer schema, refused
 /// connection, …) with its causes, under a line naming the store.
-pub async fn open(spec: &StoreSpec, pg_schema: &str) -> anyhow::Result<Arc<dyn Store>> {
+pub(crate) async fn open(spec: &StoreSpec, pg_schema: &str) -> anyhow::Result<Arc<dyn Store>> {
     match spec {
         StoreSpec::Sqlite(path) => {
             let store = chat_store_sqlite::SqliteStore::open(chat_store_sqlite::Config::path(path))
@@ -35,7 +35,7 @@ pub async fn open(spec: &StoreSpec, pg_schema: &str) -> anyhow::Result<Arc<dyn S
 }
 
 /// Where the store lives, for logs (never prints a password).
-pub fn describe(spec: &StoreSpec) -> String {
+pub(crate) fn describe(spec: &StoreSpec) -> String {
     match spec {
         StoreSpec::Sqlite(p) => format!("sqlite:{}", p.display()),
         StoreSpec::Postgres(url) => match url.split_once('@') {

@@ -24,7 +24,7 @@ struct Web {
 }
 
 /// Every route of the server: the transport's, the page's and `/metrics`.
-pub fn routes(state: ChatState, dev: Option<TokenSigner>) -> Router {
+pub(crate) fn routes(state: ChatState, dev: Option<TokenSigner>) -> Router {
     let web = Web {
         state: state.clone(),
         dev,
