@@ -1,0 +1,112 @@
+//! Fan-out, and with a share of members that stop reading, the slow consumer.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{errors, open_room_clients, percentiles, run_prefix, server, start};
+use crate::loadgen::client::Shared;
+use crate::loadgen::procfs::cpu_percent;
+use crate::loadgen::proto::Proto;
+use crate::loadgen::{Options, Outcome};
+
+/// Fan-out: R rooms × M members, every member sending at `rate` messages per second
+/// (or the rate that offers `offered` deliveries per second); with `slow_fraction`,
+/// that share of the members stop reading (the slow-consumer scenario).
+///
+/// # Errors
+/// When the setup fails.
+pub async fn fanout(opts: &Options, name: &str) -> Result<Outcome, String> {
+    let (rooms, members) = (opts.rooms, opts.members.max(2));
+    let slow_every = if opts.slow_fraction > 0.0 {
+        (1.0 / opts.slow_fraction).round().max(2.0) as u32
+    } else {
+        0
+    };
+    // Member 0 of each room always reads and sends; every `slow_every`-th other is slow.
+    let slow = move |id: u32| slow_every > 0 && id as usize % members != 0 && id % slow_every == 1;
+    let n = rooms * members;
+    let slow_count = (0..n as u32).filter(|id| slow(*id)).count();
+    let senders = n - slow_count;
+    let per_member = match opts.offered {
+        Some(d) => d / (senders as f64 * (members - 1) as f64),
+        None => opts.rate,
+    };
+    let total_rate = per_member * senders as f64;
+    let prefix = run_prefix(name);
+    let shared = Arc::new(Shared::new(rooms));
+    let t0 = Instant::now();
+    let clients = open_room_clients(opts, &prefix, rooms, members, slow).await?;
+    let setup = t0.elapsed();
+    let running = start(clients, &shared, members, total_rate, slow, |_| true);
+
+    tokio::time::sleep(opts.warmup).await;
+    let d0 = shared.deliveries.load(Ordering::Relaxed);
+    let s0 = server(opts);
+    shared.recording.store(true, Ordering::Relaxed);
+    let mut peak_rss = s0.map(|s| s.rss_kib).unwrap_or(0);
+    let window_start = Instant::now();
+    while window_start.elapsed() < opts.duration {
+        tokio::time::sleep(Duration::from_millis(250).min(opts.duration)).await;
+        if let Some(s) = server(opts) {
+            peak_rss = peak_rss.max(s.rss_kib);
+        }
+    }
+    shared.recording.store(false, Ordering::Relaxed);
+    let d1 = shared.deliveries.load(Ordering::Relaxed);
+    let s1 = server(opts);
+    let dt = window_start.elapsed().as_secs_f64();
+    let (done, skipped) = running.finish(&shared, Duration::from_secs(5)).await;
+
+    let mut o = Outcome::new(opts, name);
+    o.params = format!(
+        "{rooms} rooms × {members} members, {per_member:.3} msg/s each, 64-byte bodies, {:.0} s after {:.0} s warm-up{}",
+        opts.duration.as_secs_f64(),
+        opts.warmup.as_secs_f64(),
+        if slow_count > 0 {
+            format!(", {slow_count} members stop reading")
+        } else {
+            String::new()
+        }
+    );
+    o.connections = n as u64;
+    o.setup_s = Some(setup.as_secs_f64());
+    o.offered_per_s = Some(total_rate * (members - 1) as f64);
+    o.deliveries_per_s = Some((d1 - d0) as f64 / dt);
+    o.messages_sent = shared.sent.load(Ordering::Relaxed);
+    o.deliveries = shared.deliveries.load(Ordering::Relaxed);
+    percentiles(&shared, &mut o);
+    if let (Some(a), Some(b)) = (s0, s1) {
+        o.server_cpu_pct = Some(cpu_percent(&a, &b));
+        o.server_rss_kib = Some(b.rss_kib);
+        o.server_peak_rss_kib = Some(peak_rss);
+    }
+    if skipped > 0 {
+        o.notes.push(format!(
+            "{skipped} sends skipped (a client's send queue was full: the server or the load generator could not keep up)"
+        ));
+    }
+    errors(&shared, &mut o);
+    if slow_count == 0 {
+        // Every message reaches every other member: count, and for ours check seqs.
+        let expected: u64 = shared
+            .room_sent
+            .iter()
+            .map(|s| s.load(Ordering::Relaxed) * (members as u64 - 1))
+            .sum();
+        o.lost = Some(expected.saturating_sub(o.deliveries));
+        if opts.proto == Proto::Chat {
+            let gaps = done
+                .iter()
+                .filter(|(c, _)| {
+                    c.tracker.contiguous < shared.room_seq[c.room].load(Ordering::Relaxed)
+                        || !c.tracker.ahead.is_empty()
+                })
+                .count() as u64;
+            o.gaps = Some(gaps);
+        }
+    } else {
+        o.slow_clients = Some(slow_count as u64);
+    }
+    Ok(o)
+}

@@ -1,0 +1,263 @@
+//! The scenarios: idle, fan-out, direct ping-pong, slow consumer, reconnect storm.
+//!
+//! Every scenario is bounded: setup steps time out
+//! ([`SETUP_TIMEOUT`](super::client::SETUP_TIMEOUT)), load runs for a set duration,
+//! draining and catching up have their own limits.
+//!
+//! This module holds what the scenarios share (tokens, names, the room clients, the
+//! pumps and the pacer, the outcome helpers); each scenario has its own file.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::{SinkExt, StreamExt};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use super::client::{connect, connect_with, join, phase, Client, Exit, Shared};
+use super::procfs::{sample, ProcSample};
+use super::{Options, Outcome};
+
+mod fanout;
+mod idle;
+mod pingpong;
+mod storm;
+
+pub use fanout::fanout;
+pub use idle::idle;
+pub use pingpong::pingpong;
+pub use storm::storm;
+
+/// A receive buffer small enough that a client that stops reading backs up into the
+/// server quickly (4 KiB).
+const SLOW_RCVBUF: u32 = 4096;
+
+/// Mints the HS256 token our server expects: `sub` = the user, an hour to live.
+pub fn token(secret: &str, user: &str) -> String {
+    #[derive(serde::Serialize)]
+    struct Claims<'a> {
+        sub: &'a str,
+        exp: u64,
+    }
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+        + 3600;
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &Claims { sub: user, exp },
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .expect("HS256 signing cannot fail")
+}
+
+/// A prefix that keeps users and rooms of different runs apart on one server.
+fn run_prefix(scenario: &str) -> String {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    format!("{scenario}-{:x}", ms % 0xff_ffff_ffff)
+}
+
+fn user_of(prefix: &str, id: u32) -> String {
+    format!("{prefix}-u{id}")
+}
+
+fn room_of(prefix: &str, room: usize) -> String {
+    format!("{prefix}-r{room}")
+}
+
+fn server(opts: &Options) -> Option<ProcSample> {
+    opts.server_pid.and_then(sample)
+}
+
+/// Connects `rooms × members` clients and joins each to its room (the first member of
+/// each room first, so it creates the room). Client `id = room × members + member`.
+async fn open_room_clients(
+    opts: &Options,
+    prefix: &str,
+    rooms: usize,
+    members: usize,
+    slow: impl Fn(u32) -> bool,
+) -> Result<Vec<Client>, String> {
+    let one = |id: u32| {
+        let room = id as usize / members;
+        let user = user_of(prefix, id);
+        let room_name = room_of(prefix, room);
+        let tok = token(&opts.secret, &user);
+        let proto = opts.proto;
+        let addr = opts.addr.clone();
+        let rcvbuf = slow(id).then_some(SLOW_RCVBUF);
+        async move {
+            let mut ws = connect_with(proto, &addr, &tok, rcvbuf).await?;
+            let handle = join(&mut ws, proto, &room_name).await?;
+            Ok::<Client, String>(Client {
+                id,
+                proto,
+                room,
+                handle,
+                ws,
+                tracker: Default::default(),
+                written: 0,
+            })
+        }
+    };
+    let firsts: Vec<u32> = (0..rooms).map(|r| (r * members) as u32).collect();
+    let rest: Vec<u32> = (0..(rooms * members) as u32)
+        .filter(|id| *id as usize % members != 0)
+        .collect();
+    let mut clients = Vec::with_capacity(rooms * members);
+    for batch in [firsts, rest] {
+        let got: Vec<Result<Client, String>> = futures::stream::iter(batch.into_iter().map(one))
+            .buffer_unordered(opts.setup_concurrency)
+            .collect()
+            .await;
+        for c in got {
+            clients.push(c?);
+        }
+    }
+    clients.sort_by_key(|c| c.id);
+    Ok(clients)
+}
+
+/// The running clients of a fan-out: their tasks, their send queues, the pacer.
+struct Running {
+    tasks: Vec<JoinHandle<(Client, Exit)>>,
+    phase: watch::Sender<u8>,
+    pacer: JoinHandle<u64>,
+    pacer_stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// Spawns a pump per client and a pacer that spreads `total_rate` messages per second
+/// over the senders, interleaving rooms.
+fn start(
+    clients: Vec<Client>,
+    shared: &Arc<Shared>,
+    members: usize,
+    total_rate: f64,
+    slow: impl Fn(u32) -> bool,
+    sends_from: impl Fn(u32) -> bool,
+) -> Running {
+    let (phase_tx, phase_rx) = watch::channel(phase::RUN);
+    let mut senders: Vec<(usize, usize, mpsc::Sender<()>)> = Vec::new();
+    let mut tasks = Vec::with_capacity(clients.len());
+    for mut c in clients {
+        let (tx, mut rx) = mpsc::channel::<()>(64);
+        let is_slow = slow(c.id);
+        if !is_slow && sends_from(c.id) {
+            let member = c.id as usize % members;
+            senders.push((member, c.room, tx));
+        } else {
+            drop(tx);
+        }
+        let shared = shared.clone();
+        let mut phase_rx = phase_rx.clone();
+        tasks.push(tokio::spawn(async move {
+            let exit = c
+                .pump(&shared, &mut rx, &mut phase_rx, phase::STOP, is_slow)
+                .await;
+            (c, exit)
+        }));
+    }
+    senders.sort_by_key(|(m, r, _)| (*m, *r));
+    let senders: Vec<mpsc::Sender<()>> = senders.into_iter().map(|(_, _, tx)| tx).collect();
+    let pacer_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = pacer_stop.clone();
+    let pacer = tokio::spawn(async move {
+        let mut skipped = 0u64;
+        if senders.is_empty() || total_rate <= 0.0 {
+            return skipped;
+        }
+        let start = Instant::now();
+        let mut issued = 0u64;
+        let mut next = 0usize;
+        let mut tick = tokio::time::interval(Duration::from_millis(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        while !stop.load(Ordering::Relaxed) {
+            tick.tick().await;
+            let due = (start.elapsed().as_secs_f64() * total_rate) as u64;
+            while issued < due {
+                if senders[next].try_send(()).is_err() {
+                    skipped += 1;
+                }
+                issued += 1;
+                next = (next + 1) % senders.len();
+            }
+        }
+        skipped
+    });
+    Running {
+        tasks,
+        phase: phase_tx,
+        pacer,
+        pacer_stop,
+    }
+}
+
+impl Running {
+    /// Stops the pacer, waits for deliveries to settle (at most `limit`), stops the
+    /// clients and returns them.
+    async fn finish(self, shared: &Shared, limit: Duration) -> (Vec<(Client, Exit)>, u64) {
+        self.pacer_stop.store(true, Ordering::Relaxed);
+        let skipped = self.pacer.await.unwrap_or(0);
+        let deadline = Instant::now() + limit;
+        let mut last = shared.deliveries.load(Ordering::Relaxed);
+        let mut still = 0;
+        while Instant::now() < deadline && still < 3 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let now = shared.deliveries.load(Ordering::Relaxed);
+            if now == last {
+                still += 1;
+            } else {
+                still = 0;
+                last = now;
+            }
+        }
+        let _ = self.phase.send(phase::STOP);
+        let mut out = Vec::with_capacity(self.tasks.len());
+        for t in self.tasks {
+            if let Ok(r) = t.await {
+                out.push(r);
+            }
+        }
+        (out, skipped)
+    }
+}
+
+fn percentiles(shared: &Shared, outcome: &mut Outcome) {
+    let h = shared.hist.lock().unwrap_or_else(|p| p.into_inner());
+    if !h.is_empty() {
+        outcome.p50_ms = Some(h.value_at_quantile(0.50) as f64 / 1000.0);
+        outcome.p99_ms = Some(h.value_at_quantile(0.99) as f64 / 1000.0);
+        outcome.p999_ms = Some(h.value_at_quantile(0.999) as f64 / 1000.0);
+        outcome.samples = h.len();
+    }
+}
+
+fn errors(shared: &Shared, outcome: &mut Outcome) {
+    outcome.errors = shared.errors.load(Ordering::Relaxed);
+    outcome.server_closed = shared.server_closed.load(Ordering::Relaxed);
+    if let Some(e) = shared
+        .first_error
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone()
+    {
+        outcome.notes.push(format!("first error: {e}"));
+    }
+}
+
+/// Sends one frame on a raw socket and closes it: used to check a server is up.
+///
+/// # Errors
+/// When the server does not answer the handshake.
+pub async fn probe(opts: &Options) -> Result<(), String> {
+    let tok = token(&opts.secret, "probe");
+    let mut ws = connect(opts.proto, &opts.addr, &tok).await?;
+    ws.close(None).await.map_err(|e| format!("close: {e}"))?;
+    let _ = ws.flush().await;
+    Ok(())
+}
