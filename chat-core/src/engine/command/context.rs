@@ -105,6 +105,22 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// Tells the conversation's other members that the actor started or stopped typing.
+    pub(crate) async fn tell_typing(&self, conversation: ConversationId, typing: bool) {
+        self.publish(
+            Audience::Conversation { conversation },
+            Skip::User {
+                user: self.user.clone(),
+            },
+            Event::Typing {
+                conversation,
+                user: self.user.clone(),
+                typing,
+            },
+        )
+        .await;
+    }
+
     /// `user`'s live sessions on this node receive `conversation`'s events from now on
     /// (and this node subscribes to it on the bus if it was not).
     pub(crate) async fn follow(&self, user: &UserId, conversation: ConversationId) {

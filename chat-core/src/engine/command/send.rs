@@ -1,6 +1,6 @@
 //! `send`: append a message and fan it out after commit.
 
-use super::{Audience, Ctx, Event, Reply, Skip};
+use super::{Audience, Ctx, Event, Reply};
 use crate::error::{Error, Result};
 use crate::ids::ConversationId;
 use crate::model::{validate_body, validate_client_id, MessageKind, TypingChange};
@@ -40,18 +40,7 @@ pub(crate) async fn run(
     .await;
     // Sending ends typing: the others are told right after the message.
     if ctx.set_typing(conversation, false) == TypingChange::Stopped {
-        ctx.publish(
-            Audience::Conversation { conversation },
-            Skip::User {
-                user: ctx.user.clone(),
-            },
-            Event::Typing {
-                conversation,
-                user: ctx.user.clone(),
-                typing: false,
-            },
-        )
-        .await;
+        ctx.tell_typing(conversation, false).await;
     }
     Ok(Reply::Sent {
         message: appended.message,

@@ -1,6 +1,6 @@
 //! `typing`: a volatile lease; the others hear "started" once and "stopped" once.
 
-use super::{Audience, Ctx, Event, Reply, Skip};
+use super::{Ctx, Reply};
 use crate::error::Result;
 use crate::ids::ConversationId;
 use crate::model::TypingChange;
@@ -13,18 +13,7 @@ pub(crate) async fn run(
     ctx.member_kind(conversation).await?;
     let change = ctx.set_typing(conversation, typing);
     if matches!(change, TypingChange::Started | TypingChange::Stopped) {
-        ctx.publish(
-            Audience::Conversation { conversation },
-            Skip::User {
-                user: ctx.user.clone(),
-            },
-            Event::Typing {
-                conversation,
-                user: ctx.user.clone(),
-                typing,
-            },
-        )
-        .await;
+        ctx.tell_typing(conversation, typing).await;
     }
     Ok(Reply::Ok)
 }
