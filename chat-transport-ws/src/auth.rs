@@ -1,5 +1,7 @@
 //! Authentication: where the token comes from, the JWT authenticator, the admin key.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
@@ -16,7 +18,8 @@ use crate::state::ChatState;
 ///
 /// The algorithm is pinned when the authenticator is built (HS256 or RS256), so a token
 /// with `alg: none` or another algorithm (an HS/RS swap) is refused. `exp` is required
-/// and checked, `nbf` is checked when present; leeway defaults to 0 seconds.
+/// and checked, `nbf` is checked when present, both with a clock leeway
+/// ([`DEFAULT_LEEWAY`](Self::DEFAULT_LEEWAY) unless set with [`leeway`](Self::leeway)).
 #[derive(Clone)]
 pub struct JwtAuthenticator {
     key: DecodingKey,
@@ -27,6 +30,7 @@ impl std::fmt::Debug for JwtAuthenticator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("JwtAuthenticator")
             .field("algorithms", &self.validation.algorithms)
+            .field("leeway_secs", &self.validation.leeway)
             .finish_non_exhaustive()
     }
 }
@@ -39,11 +43,15 @@ struct Claims {
 }
 
 impl JwtAuthenticator {
+    /// The clock leeway on `exp` and `nbf` unless [`leeway`](Self::leeway) sets another:
+    /// a few seconds, for clocks that are not quite in step.
+    pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(5);
+
     fn with_key(key: DecodingKey, alg: Algorithm) -> Self {
         let mut validation = Validation::new(alg);
         validation.validate_exp = true;
         validation.validate_nbf = true;
-        validation.leeway = 0;
+        validation.leeway = Self::DEFAULT_LEEWAY.as_secs();
         validation.set_required_spec_claims(&["exp", "sub"]);
         JwtAuthenticator { key, validation }
     }
@@ -75,9 +83,10 @@ impl JwtAuthenticator {
         self
     }
 
-    /// Clock skew allowed on `exp` and `nbf`, in seconds.
-    pub fn leeway(mut self, seconds: u64) -> Self {
-        self.validation.leeway = seconds;
+    /// Clock skew allowed on `exp` and `nbf`, in whole seconds (a fraction is dropped):
+    /// a token expired less than this long ago still passes.
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.validation.leeway = leeway.as_secs();
         self
     }
 }
@@ -87,11 +96,12 @@ impl Authenticator for JwtAuthenticator {
     async fn authenticate(&self, token: &str) -> chat_core::Result<Identity> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
             .map_err(|e| Error::unauthenticated(format!("invalid token: {e}")))?;
-        let user = UserId::new(data.claims.sub)
+        let claims = data.claims;
+        let user = UserId::new(claims.sub)
             .map_err(|_| Error::unauthenticated("invalid token: bad `sub`"))?;
         Ok(Identity {
             user,
-            display_name: data.claims.name.filter(|n| !n.trim().is_empty()),
+            display_name: claims.name.filter(|n| !n.trim().is_empty()),
         })
     }
 }
