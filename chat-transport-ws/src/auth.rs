@@ -1,5 +1,7 @@
-//! Authentication: where the token comes from, the JWT authenticator, the admin key.
+//! Authentication: where the token comes from, the JWT authenticator with its revocation
+//! hook, the admin key.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -20,10 +22,12 @@ use crate::state::ChatState;
 /// with `alg: none` or another algorithm (an HS/RS swap) is refused. `exp` is required
 /// and checked, `nbf` is checked when present, both with a clock leeway
 /// ([`DEFAULT_LEEWAY`](Self::DEFAULT_LEEWAY) unless set with [`leeway`](Self::leeway)).
+/// A token that passes is then offered to the [`Revocations`] list, when one is set.
 #[derive(Clone)]
 pub struct JwtAuthenticator {
     key: DecodingKey,
     validation: Validation,
+    revocations: Option<Arc<dyn Revocations>>,
 }
 
 impl std::fmt::Debug for JwtAuthenticator {
@@ -31,6 +35,7 @@ impl std::fmt::Debug for JwtAuthenticator {
         f.debug_struct("JwtAuthenticator")
             .field("algorithms", &self.validation.algorithms)
             .field("leeway_secs", &self.validation.leeway)
+            .field("revocations", &self.revocations.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -40,6 +45,50 @@ struct Claims {
     sub: String,
     #[serde(default)]
     name: Option<String>,
+    #[serde(default)]
+    jti: Option<String>,
+    #[serde(default)]
+    iat: Option<u64>,
+}
+
+/// The claims of a token whose signature, algorithm and times checked out, as a
+/// [`Revocations`] list sees them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TokenClaims<'a> {
+    /// The subject: the user id.
+    pub sub: &'a str,
+    /// The token id, when the issuer sets one.
+    pub jti: Option<&'a str>,
+    /// When it was issued (seconds since the Unix epoch), when the issuer says.
+    pub iat: Option<u64>,
+}
+
+/// A denylist that [`JwtAuthenticator`] asks about every token that is otherwise valid:
+/// by token id (`jti`), by user (`sub`), or by user and issue time (`iat`: "every token
+/// of this user issued before the kick"). A revoked token is refused with 401
+/// `unauthenticated`, on the WebSocket handshake and on every HTTP request.
+///
+/// An `async-trait` trait because it is held as `dyn` and a list usually lives in a
+/// database or a cache. Any `Fn(TokenClaims<'_>) -> bool` is one.
+#[async_trait]
+pub trait Revocations: Send + Sync + 'static {
+    /// True when the token must be refused.
+    ///
+    /// # Errors
+    /// When the list cannot be read. The token is then refused, never let through: an
+    /// `unavailable` error answers 503 (the client may retry), any other 401.
+    async fn is_revoked(&self, token: TokenClaims<'_>) -> chat_core::Result<bool>;
+}
+
+#[async_trait]
+impl<F> Revocations for F
+where
+    F: Fn(TokenClaims<'_>) -> bool + Send + Sync + 'static,
+{
+    async fn is_revoked(&self, token: TokenClaims<'_>) -> chat_core::Result<bool> {
+        Ok(self(token))
+    }
 }
 
 impl JwtAuthenticator {
@@ -53,7 +102,11 @@ impl JwtAuthenticator {
         validation.validate_nbf = true;
         validation.leeway = Self::DEFAULT_LEEWAY.as_secs();
         validation.set_required_spec_claims(&["exp", "sub"]);
-        JwtAuthenticator { key, validation }
+        JwtAuthenticator {
+            key,
+            validation,
+            revocations: None,
+        }
     }
 
     /// HS256 with a shared secret.
@@ -89,6 +142,12 @@ impl JwtAuthenticator {
         self.validation.leeway = leeway.as_secs();
         self
     }
+
+    /// Asks `list` about every token that is otherwise valid, and refuses the revoked.
+    pub fn revocations(mut self, list: impl Revocations) -> Self {
+        self.revocations = Some(Arc::new(list));
+        self
+    }
 }
 
 #[async_trait]
@@ -97,6 +156,16 @@ impl Authenticator for JwtAuthenticator {
         let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
             .map_err(|e| Error::unauthenticated(format!("invalid token: {e}")))?;
         let claims = data.claims;
+        if let Some(list) = &self.revocations {
+            let view = TokenClaims {
+                sub: &claims.sub,
+                jti: claims.jti.as_deref(),
+                iat: claims.iat,
+            };
+            if list.is_revoked(view).await? {
+                return Err(Error::unauthenticated("token revoked"));
+            }
+        }
         let user = UserId::new(claims.sub)
             .map_err(|_| Error::unauthenticated("invalid token: bad `sub`"))?;
         Ok(Identity {

@@ -52,6 +52,7 @@ pub(crate) fn routes() -> Router<ChatState> {
         .route("/friends/{user}/{action}", post(friend_action))
         .route("/admin/rooms/{room}/messages", post(admin_message))
         .route("/admin/stats", get(admin_stats))
+        .route("/admin/users/{user}/disconnect", post(admin_disconnect))
         .fallback(not_found)
 }
 
@@ -385,6 +386,28 @@ async fn admin_message(
         .system_message(conversation, &sender, &b.body)
         .await?;
     Ok(Json(SystemSent { message }))
+}
+
+/// The answer to an admin disconnect.
+#[derive(Serialize)]
+struct Disconnected {
+    /// Sessions closed on this node.
+    disconnected: usize,
+}
+
+/// Closes every session of `user` on this node with close code 4003 (kicked). Their next
+/// connection is refused only if the authenticator refuses their token (revocations).
+async fn admin_disconnect(
+    State(s): State<ChatState>,
+    _admin: Admin,
+    Path(user): Path<UserId>,
+) -> Json<Disconnected> {
+    let disconnected = s
+        .inner
+        .engine
+        .disconnect_user(&user, chat_core::ports::CloseReason::Kicked)
+        .await;
+    Json(Disconnected { disconnected })
 }
 
 async fn admin_stats(State(s): State<ChatState>, _admin: Admin) -> Json<chat_core::engine::Stats> {

@@ -156,6 +156,8 @@ async fn every_documented_route_answers_what_the_table_says() {
     }
     exec(e, "alice", json!({"type":"friend_request","user":"frank"})).await;
     exec(e, "alice", json!({"type":"block","user":"hank"})).await;
+    // Bob is online, so that kicking him has a session to close.
+    let _bob = server.connect("bob").await;
 
     use Caller::*;
     let g = &general;
@@ -296,6 +298,10 @@ async fn every_documented_route_answers_what_the_table_says() {
             ),
         ),
         (("GET", "/admin/stats"), fx("/admin/stats", None, Admin)),
+        (
+            ("POST", "/admin/users/{user}/disconnect"),
+            fx("/admin/users/bob/disconnect", None, Admin),
+        ),
     ]
     .into_iter()
     .collect();
