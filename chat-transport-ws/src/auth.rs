@@ -1,5 +1,5 @@
-//! Authentication: where the token comes from, the JWT authenticator with its revocation
-//! hook, the admin key.
+//! Authentication: where the token comes from (and, for a cookie, from which origin), the
+//! JWT authenticator with its revocation hook, the admin key.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -175,12 +175,24 @@ impl Authenticator for JwtAuthenticator {
     }
 }
 
+/// Where a request's token came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Source {
+    /// `Authorization: Bearer …`.
+    Header,
+    /// The `token` query parameter.
+    Query,
+    /// The token cookie: a browser sends it on its own, whoever made the page.
+    Cookie,
+}
+
 /// Finds the token: `Authorization: Bearer …`, else the `token` query parameter, else
 /// the cookie named `cookie`.
-pub(crate) fn find_token(parts: &Parts, cookie: &str) -> Option<String> {
+pub(crate) fn find_token(parts: &Parts, cookie: &str) -> Option<(String, Source)> {
     bearer(&parts.headers)
-        .or_else(|| query_token(&parts.uri))
-        .or_else(|| cookie_token(&parts.headers, cookie))
+        .map(|t| (t, Source::Header))
+        .or_else(|| query_token(&parts.uri).map(|t| (t, Source::Query)))
+        .or_else(|| cookie_token(&parts.headers, cookie).map(|t| (t, Source::Cookie)))
 }
 
 fn bearer(headers: &HeaderMap) -> Option<String> {
@@ -216,13 +228,23 @@ fn cookie_token(headers: &HeaderMap, name: &str) -> Option<String> {
 }
 
 /// Authenticates a request; a failure never reaches the engine.
+///
+/// A token taken from the cookie counts only when the request's `Origin` is allowed
+/// ([`origin_allowed`]); otherwise 403 `forbidden`, before the token is even read.
 pub(crate) async fn authenticate(state: &ChatState, parts: &Parts) -> Result<Identity, ApiError> {
-    let token = find_token(parts, &state.inner.config.token_cookie).ok_or_else(|| {
+    let config = &state.inner.config;
+    let (token, source) = find_token(parts, &config.token_cookie).ok_or_else(|| {
         ApiError::new(
             ErrorCode::Unauthenticated,
             "missing token (Authorization: Bearer, `token` query parameter or cookie)",
         )
     })?;
+    if source == Source::Cookie && !origin_allowed(parts, &config.allowed_origins) {
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            "this origin may not use the token cookie",
+        ));
+    }
     state
         .inner
         .authenticator
@@ -232,6 +254,100 @@ pub(crate) async fn authenticate(state: &ChatState, parts: &Parts) -> Result<Ide
             ErrorCode::Unavailable => ApiError::from(e),
             _ => ApiError::new(ErrorCode::Unauthenticated, e.to_string()),
         })
+}
+
+/// True when a request carrying the token cookie may use it: it has no `Origin` (not a
+/// browser, which always sends one on a WebSocket handshake and on every cross-origin
+/// request that changes something), or its `Origin` is the server's own (the `Host` the
+/// request was sent to) or one of `allowed`. `null` and anything that does not parse
+/// are refused.
+pub(crate) fn origin_allowed(parts: &Parts, allowed: &[String]) -> bool {
+    let Some(origin) = parts.headers.get(header::ORIGIN) else {
+        return true;
+    };
+    let Some(origin) = origin.to_str().ok().and_then(Origin::parse) else {
+        return false;
+    };
+    if allowed
+        .iter()
+        .filter_map(|a| Origin::parse(a))
+        .any(|a| a == origin)
+    {
+        return true;
+    }
+    let host = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| parts.uri.authority().map(|a| a.as_str().to_owned()));
+    host.is_some_and(|h| origin.is_host(&h))
+}
+
+/// True when `origin` is a web origin as [`Config::allowed_origins`] takes it:
+/// `http://` or `https://`, a host, maybe a port, and nothing after.
+///
+/// [`Config::allowed_origins`]: crate::Config::allowed_origins
+pub fn is_origin(origin: &str) -> bool {
+    Origin::parse(origin).is_some()
+}
+
+/// A web origin, `scheme://host[:port]`, with the scheme and host in lower case and the
+/// scheme's default port made explicit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Origin {
+    scheme: String,
+    host: String,
+    port: u16,
+}
+
+impl Origin {
+    /// `http(s)://host[:port]`, with nothing after (a trailing `/` is tolerated).
+    pub(crate) fn parse(s: &str) -> Option<Origin> {
+        let (scheme, rest) = s.trim().split_once("://")?;
+        let scheme = scheme.to_ascii_lowercase();
+        let default = match scheme.as_str() {
+            "http" => 80,
+            "https" => 443,
+            _ => return None,
+        };
+        let authority = rest.strip_suffix('/').unwrap_or(rest);
+        if authority.is_empty() || authority.contains(['/', '?', '#', '@']) {
+            return None;
+        }
+        let (host, port) = split_port(authority)?;
+        Some(Origin {
+            scheme,
+            host: host.to_ascii_lowercase(),
+            port: port.unwrap_or(default),
+        })
+    }
+
+    /// True when `host` (a `Host` header: `name[:port]`) names this origin's host and
+    /// port; without a port it means the default one of this origin's scheme.
+    fn is_host(&self, host: &str) -> bool {
+        let Some((name, port)) = split_port(host.trim()) else {
+            return false;
+        };
+        let default = if self.scheme == "https" { 443 } else { 80 };
+        name.eq_ignore_ascii_case(&self.host) && port.unwrap_or(default) == self.port
+    }
+}
+
+/// `host[:port]` (an IPv6 host in brackets) into the host and the port, if any.
+fn split_port(authority: &str) -> Option<(&str, Option<u16>)> {
+    let port_at = match authority.rfind(':') {
+        Some(i) if !authority[i..].contains(']') => Some(i),
+        _ => None,
+    };
+    match port_at {
+        Some(i) => {
+            let port = authority[i + 1..].parse().ok()?;
+            let host = &authority[..i];
+            (!host.is_empty()).then_some((host, Some(port)))
+        }
+        None => Some((authority, None)),
+    }
 }
 
 /// The authenticated caller of an HTTP endpoint.

@@ -11,8 +11,9 @@
 //!
 //! - `config`: [`Config`], queue sizes, frame limits, timers, token cookie, admin key.
 //! - `state`: [`ChatState`], the engine, the authenticator and the config.
-//! - `auth`: where tokens come from (header, query, cookie), [`JwtAuthenticator`] with
-//!   its leeway and [`Revocations`] hook, the internal API key.
+//! - `auth`: where tokens come from (header, query, cookie; a cookie only from an allowed
+//!   origin), [`JwtAuthenticator`] with its leeway and [`Revocations`] hook, the internal
+//!   API key.
 //! - [`protocol`]: client and server frames of protocol v1, close codes; no sockets.
 //! - `ws`: the WebSocket endpoint; one reader (runs commands in order) and one writer
 //!   (drains the bounded queue in batches, one flush per batch) per connection.
@@ -66,7 +67,9 @@ use axum::routing::get;
 use axum::serve::ListenerExt;
 use axum::Router;
 
-pub use auth::{JwtAuthenticator, Revocations, TokenClaims, TokenSigner, API_KEY_HEADER};
+pub use auth::{
+    is_origin, JwtAuthenticator, Revocations, TokenClaims, TokenSigner, API_KEY_HEADER,
+};
 pub use config::Config;
 pub use error::{status_of, ApiError};
 pub use state::ChatState;
