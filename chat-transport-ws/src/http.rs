@@ -1,7 +1,9 @@
 //! The HTTP API under `/api/v1`: each route turns a request into a core [`Command`]
 //! run with [`Engine::execute_as`](chat_core::Engine::execute_as), and answers the core
 //! [`Reply`] as JSON. No rules here (invariant 9): the core decides and errors map
-//! through [`status_of`](crate::error::status_of).
+//! through [`status_of`](crate::error::status_of). Commands count against the caller's
+//! rate (the engine's `commands_per_second` and `command_burst`, per user), as a
+//! WebSocket session's do.
 
 use axum::extract::State;
 use axum::routing::{get, patch, post};
@@ -61,13 +63,14 @@ async fn not_found() -> ApiError {
 }
 
 async fn run(state: &ChatState, caller: &Caller, command: Command) -> ApiResult {
-    Ok(Json(
-        state
-            .inner
-            .engine
-            .execute_as(&caller.0.user, command)
-            .await?,
-    ))
+    let user = &caller.0.user;
+    if let Err(wait) = state.inner.rates.take(user) {
+        return Err(ApiError::rate_limited(
+            "too many commands; slow down",
+            wait.0,
+        ));
+    }
+    Ok(Json(state.inner.engine.execute_as(user, command).await?))
 }
 
 #[derive(Serialize)]

@@ -10,7 +10,8 @@
 //! # Layout
 //!
 //! - `config`: [`Config`], queue sizes, frame limits, timers, token cookie, admin key.
-//! - `state`: [`ChatState`], the engine, the authenticator and the config.
+//! - `state`: [`ChatState`], the engine, the authenticator and the config; the HTTP
+//!   API's per-user command rate.
 //! - `auth`: where tokens come from (header, query, cookie; a cookie only from an allowed
 //!   origin), [`JwtAuthenticator`] with its leeway and [`Revocations`] hook, the internal
 //!   API key.
