@@ -47,6 +47,9 @@ pub struct Config {
     /// (default: none). A request that carries its token in the cookie and an `Origin`
     /// not allowed is refused with 403 before the WebSocket upgrade or the command.
     pub allowed_origins: Vec<String>,
+    /// How long `GET /api/v1/ready` waits for the store before it answers 503
+    /// (default 2 s).
+    pub ready_timeout: Duration,
 }
 
 impl Default for Config {
@@ -68,6 +71,7 @@ impl Default for Config {
             max_http_body_bytes: 64 * 1024,
             shutdown_grace: Duration::from_secs(10),
             allowed_origins: Vec::new(),
+            ready_timeout: Duration::from_secs(2),
         }
     }
 }

@@ -29,6 +29,7 @@ impl<T: Serialize> axum::response::IntoResponse for Json<T> {
 pub(crate) fn routes() -> Router<ChatState> {
     Router::new()
         .route("/health", get(health))
+        .route("/ready", get(ready))
         .route("/conversations", get(list_conversations))
         .route("/conversations/direct", post(open_direct))
         .route(
@@ -84,6 +85,36 @@ async fn health() -> Json<Health> {
         status: "ok",
         protocol: PROTOCOL_VERSION,
     })
+}
+
+#[derive(Serialize)]
+struct Ready {
+    status: &'static str,
+}
+
+/// 200 when the store answers a cheap read (a room lookup by an unused name) within
+/// `ready_timeout`; 503 `unavailable` otherwise. The store's own error goes to the log,
+/// not to the caller.
+async fn ready(State(s): State<ChatState>) -> Result<Json<Ready>, ApiError> {
+    let timeout = s.inner.config.ready_timeout;
+    let store = s.inner.engine.store();
+    match tokio::time::timeout(timeout, store.room_by_name("")).await {
+        Ok(Ok(_)) => Ok(Json(Ready { status: "ready" })),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "readiness: the store failed");
+            Err(ApiError::new(
+                chat_core::ErrorCode::Unavailable,
+                "the store is not available",
+            ))
+        }
+        Err(_) => {
+            tracing::warn!(?timeout, "readiness: the store did not answer in time");
+            Err(ApiError::new(
+                chat_core::ErrorCode::Unavailable,
+                format!("the store did not answer within {timeout:?}"),
+            ))
+        }
+    }
 }
 
 #[derive(Deserialize)]

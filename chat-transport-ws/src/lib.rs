@@ -9,7 +9,8 @@
 //!
 //! # Layout
 //!
-//! - `config`: [`Config`], queue sizes, frame limits, timers, token cookie, admin key.
+//! - `config`: [`Config`], queue sizes, frame limits, timers, token cookie, allowed
+//!   origins, admin key.
 //! - `state`: [`ChatState`], the engine, the authenticator and the config; the HTTP
 //!   API's per-user command rate.
 //! - `auth`: where tokens come from (header, query, cookie; a cookie only from an allowed
@@ -20,7 +21,7 @@
 //!   (drains the bounded queue in batches, one flush per batch) per connection.
 //! - `outbox`: each connection's bounded outbound queue, which allocates only while
 //!   frames wait.
-//! - `http`: the HTTP API under `/api/v1`.
+//! - `http`: the HTTP API under `/api/v1`, with readiness and the admin routes.
 //! - `error`: [`ApiError`], the code → status table and JSON extractors.
 //!
 //! # Mounting
