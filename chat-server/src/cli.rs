@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use chat_core::model::Limits;
-use chat_transport_ws::Config as WsConfig;
+use chat_transport_ws::{Config as WsConfig, JwtAuthenticator};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// The engine's defaults.
@@ -19,6 +19,17 @@ fn limits() -> Limits {
 /// The transport's defaults.
 fn transport() -> WsConfig {
     WsConfig::default()
+}
+
+/// An origin for `--allowed-origin`: `http(s)://host[:port]`, nothing after.
+fn origin(s: &str) -> anyhow::Result<String> {
+    if chat_transport_ws::is_origin(s) {
+        Ok(s.trim().to_owned())
+    } else {
+        anyhow::bail!(
+            "{s:?} is not an origin: write scheme://host[:port], e.g. https://chat.example.com"
+        )
+    }
 }
 
 /// A limit given in milliseconds, as a duration flag shows it (`5s`).
@@ -137,6 +148,29 @@ pub(crate) struct Options {
     /// PEM file with the RSA private key, for `token` with RS256.
     #[arg(long, env = "CHAT_JWT_PRIVATE_KEY", global = true)]
     pub jwt_private_key: Option<PathBuf>,
+
+    /// Clock leeway on a token's `exp` and `nbf`: a token expired less than this long
+    /// ago still passes.
+    #[arg(
+        long,
+        env = "CHAT_JWT_LEEWAY",
+        default_value_t = JwtAuthenticator::DEFAULT_LEEWAY.into(),
+        global = true
+    )]
+    pub jwt_leeway: humantime::Duration,
+
+    /// A web origin (`https://chat.example.com`) whose pages may use the token cookie,
+    /// besides the server's own. Repeat the flag for more; the variable takes a
+    /// comma-separated list. A cookie sent from any other origin is refused (403).
+    #[arg(
+        long = "allowed-origin",
+        value_name = "ORIGIN",
+        env = "CHAT_ALLOWED_ORIGINS",
+        value_delimiter = ',',
+        value_parser = origin,
+        global = true
+    )]
+    pub allowed_origins: Vec<String>,
 
     /// Name of the cookie that may carry the token.
     #[arg(
@@ -261,7 +295,8 @@ pub(crate) struct Options {
     )]
     pub outbound_queue: usize,
 
-    /// Commands per second per connection, sustained (0: no limit).
+    /// Commands per second per connection (and per user over HTTP), sustained (0: no
+    /// limit).
     #[arg(
         long,
         env = "CHAT_COMMANDS_PER_SECOND",
@@ -270,7 +305,7 @@ pub(crate) struct Options {
     )]
     pub commands_per_second: u32,
 
-    /// Commands a connection may burst above the rate.
+    /// Commands a connection (and a user over HTTP) may burst above the rate.
     #[arg(
         long,
         env = "CHAT_COMMAND_BURST",
@@ -315,6 +350,15 @@ pub(crate) struct Options {
         global = true
     )]
     pub idle_timeout: humantime::Duration,
+
+    /// How long `/api/v1/ready` waits for the store before answering 503.
+    #[arg(
+        long,
+        env = "CHAT_READY_TIMEOUT",
+        default_value_t = transport().ready_timeout.into(),
+        global = true
+    )]
+    pub ready_timeout: humantime::Duration,
 
     /// Log filter, e.g. `info` or `chat_core=debug,info`.
     #[arg(long, env = "CHAT_LOG", default_value = "info", global = true)]
@@ -370,8 +414,10 @@ impl Options {
             .token_cookie(self.cookie_name.clone())
             .max_message_bytes(self.max_frame_bytes)
             .flood_limit(self.max_frames_per_window, *self.flood_window)
-            .keepalive(*self.ping_interval, *self.idle_timeout);
+            .keepalive(*self.ping_interval, *self.idle_timeout)
+            .allowed_origins(self.allowed_origins.iter().cloned());
         config.shutdown_grace = *self.shutdown_timeout;
+        config.ready_timeout = *self.ready_timeout;
         if let Some(key) = &self.internal_api_key {
             config = config.admin_api_key(key.clone());
         }

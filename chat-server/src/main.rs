@@ -107,7 +107,8 @@ impl Keys {
             let pem = std::fs::read(path)
                 .with_context(|| format!("reading the RS256 public key {}", path.display()))?;
             let authenticator = JwtAuthenticator::rs256_pem(&pem)
-                .with_context(|| format!("the RS256 public key {}", path.display()))?;
+                .with_context(|| format!("the RS256 public key {}", path.display()))?
+                .leeway(*opts.jwt_leeway);
             let signer = match &opts.jwt_private_key {
                 Some(p) => {
                     let pem = std::fs::read(p).with_context(|| {
@@ -161,7 +162,7 @@ impl Keys {
             ),
         };
         Ok(Keys {
-            authenticator: Arc::new(JwtAuthenticator::hs256(&secret)),
+            authenticator: Arc::new(JwtAuthenticator::hs256(&secret).leeway(*opts.jwt_leeway)),
             signer: Some(TokenSigner::hs256(&secret)),
         })
     }

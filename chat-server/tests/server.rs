@@ -55,8 +55,10 @@ fn help_documents_every_option() {
         "--jwt-secret",
         "--jwt-public-key",
         "--jwt-private-key",
+        "--jwt-leeway",
         "--cookie-name",
         "--internal-api-key",
+        "--ready-timeout",
         "--max-body-bytes",
         "--max-history-page",
         "--outbound-queue",
@@ -76,6 +78,15 @@ fn help_documents_every_option() {
         );
         assert!(out.contains(&var), "--help lacks the variable {var}");
     }
+    // A repeatable flag is named in the singular, its variable (a list) in the plural.
+    assert!(
+        out.contains("--allowed-origin <"),
+        "--help lacks --allowed-origin"
+    );
+    assert!(
+        out.contains("[env: CHAT_ALLOWED_ORIGINS="),
+        "--help lacks CHAT_ALLOWED_ORIGINS"
+    );
     for command in ["serve", "token", "migrate"] {
         assert!(out.contains(command), "--help lacks {command}");
     }
@@ -170,6 +181,29 @@ impl Server {
         let mut body = String::new();
         s.read_to_string(&mut body).expect("read");
         body
+    }
+
+    /// One HTTP request with extra header lines: the status and the body.
+    fn request(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
+        let mut s = TcpStream::connect(&self.addr).expect("connect");
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: 0\r\n",
+            self.addr
+        );
+        for (k, v) in headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head.push_str("\r\n");
+        s.write_all(head.as_bytes()).expect("write");
+        let mut raw = String::new();
+        s.read_to_string(&mut raw).expect("read");
+        let status = raw
+            .split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .expect("status line");
+        let body = raw.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_owned();
+        (status, body)
     }
 
     fn terminate(mut self) -> Vec<String> {
@@ -374,5 +408,108 @@ async fn every_hello_limit_has_a_flag_and_a_variable() {
         expected,
         "every limit set on the command line or in the environment reaches hello.limits"
     );
+    server.terminate();
+}
+
+/// The WebSocket handshake to `/ws` with the token in the cookie, from `origin`: the
+/// status (101 when it upgraded).
+async fn cookie_handshake(server: &Server, origin: &str) -> u16 {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = format!("ws://{}/ws", server.addr)
+        .into_client_request()
+        .expect("request");
+    let cookie = format!("chat_token={}", Server::token("alice"));
+    req.headers_mut()
+        .insert("cookie", cookie.parse().expect("cookie"));
+    req.headers_mut()
+        .insert("origin", origin.parse().expect("origin"));
+    match tokio_tungstenite::connect_async(req).await {
+        Ok((_, resp)) => resp.status().as_u16(),
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => resp.status().as_u16(),
+        Err(e) => panic!("handshake: {e}"),
+    }
+}
+
+#[tokio::test]
+async fn allowed_origins_come_from_the_flag_or_the_variable() {
+    let server = Server::spawn(
+        &["--store", "memory"],
+        &[(
+            "CHAT_ALLOWED_ORIGINS",
+            "https://a.example,https://b.example",
+        )],
+    );
+    let own = format!("http://{}", server.addr);
+    for (origin, status) in [
+        ("https://b.example", 101),
+        ("https://a.example", 101),
+        (own.as_str(), 101),
+        ("https://evil.example", 403),
+    ] {
+        assert_eq!(cookie_handshake(&server, origin).await, status, "{origin}");
+    }
+    server.terminate();
+
+    let server = Server::spawn(
+        &[
+            "--store",
+            "memory",
+            "--allowed-origin",
+            "https://c.example",
+            "--allowed-origin",
+            "https://d.example",
+        ],
+        &[],
+    );
+    assert_eq!(cookie_handshake(&server, "https://d.example").await, 101);
+    assert_eq!(cookie_handshake(&server, "https://a.example").await, 403);
+    server.terminate();
+
+    let (ok, _, err) = run(
+        &["--store", "memory", "--allowed-origin", "evil.example"],
+        &[("CHAT_JWT_SECRET", SECRET)],
+    );
+    assert!(!ok && err.contains("is not an origin"), "{err}");
+}
+
+/// An HS256 token signed with the test secret that expired `ago` seconds ago.
+fn expired_token(user: &str, ago: u64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &json!({"sub": user, "exp": now - ago}),
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .expect("token")
+}
+
+#[test]
+fn jwt_leeway_forgives_expired_tokens_up_to_its_length() {
+    let unread = |server: &Server, token: &str| {
+        let auth = format!("Bearer {token}");
+        server
+            .request("GET", "/api/v1/unread", &[("Authorization", &auth)])
+            .0
+    };
+    let server = Server::spawn(&["--store", "memory", "--jwt-leeway", "30s"], &[]);
+    assert_eq!(unread(&server, &expired_token("alice", 20)), 200);
+    assert_eq!(unread(&server, &expired_token("alice", 40)), 401);
+    server.terminate();
+    // The default leeway is a few seconds, not 20.
+    let server = Server::spawn(&["--store", "memory"], &[]);
+    assert_eq!(unread(&server, &expired_token("alice", 20)), 401);
+    server.terminate();
+}
+
+#[test]
+fn ready_answers_while_the_store_does() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Server::start(&dir.path().join("chat.db"));
+    let (status, body) = server.request("GET", "/api/v1/ready", &[]);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"ready\""), "{body}");
     server.terminate();
 }

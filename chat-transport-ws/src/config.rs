@@ -42,6 +42,14 @@ pub struct Config {
     /// How long [`serve`](crate::serve) waits for connections to flush and close on
     /// shutdown (default 10 s).
     pub shutdown_grace: Duration,
+    /// Origins (`https://chat.example.com`) whose pages may use the token cookie, besides
+    /// the server's own (the `Host` a request was sent to), which is always allowed
+    /// (default: none). A request that carries its token in the cookie and an `Origin`
+    /// not allowed is refused with 403 before the WebSocket upgrade or the command.
+    pub allowed_origins: Vec<String>,
+    /// How long `GET /api/v1/ready` waits for the store before it answers 503
+    /// (default 2 s).
+    pub ready_timeout: Duration,
 }
 
 impl Default for Config {
@@ -62,6 +70,8 @@ impl Default for Config {
             system_sender: "system".into(),
             max_http_body_bytes: 64 * 1024,
             shutdown_grace: Duration::from_secs(10),
+            allowed_origins: Vec::new(),
+            ready_timeout: Duration::from_secs(2),
         }
     }
 }
@@ -102,6 +112,17 @@ impl Config {
     /// Sets the largest WebSocket message a client may send.
     pub fn max_message_bytes(mut self, bytes: usize) -> Self {
         self.max_message_bytes = bytes;
+        self
+    }
+
+    /// Sets the origins, besides the server's own, whose pages may use the token cookie
+    /// (`scheme://host[:port]`; case and a trailing `/` do not matter).
+    pub fn allowed_origins<I, S>(mut self, origins: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.allowed_origins = origins.into_iter().map(Into::into).collect();
         self
     }
 }

@@ -31,6 +31,8 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
 pub struct ApiError {
     status: StatusCode,
     body: ErrorBody,
+    /// Seconds for the `Retry-After` header, on a 429.
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -42,6 +44,17 @@ impl ApiError {
                 code,
                 message: message.into(),
             },
+            retry_after: None,
+        }
+    }
+
+    /// 429 `rate_limited`, with `Retry-After` set to `after` rounded up to whole seconds
+    /// (at least 1).
+    pub fn rate_limited(message: impl Into<String>, after: std::time::Duration) -> Self {
+        let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
+        ApiError {
+            retry_after: Some(secs.max(1)),
+            ..ApiError::new(ErrorCode::RateLimited, message)
         }
     }
 
@@ -53,6 +66,7 @@ impl ApiError {
                 code: ErrorCode::Invalid,
                 message: message.into(),
             },
+            retry_after: None,
         }
     }
 
@@ -79,13 +93,20 @@ impl From<&Error> for ApiError {
         ApiError {
             status: status_of(body.code),
             body,
+            retry_after: None,
         }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, axum::Json(self.body)).into_response()
+        let mut response = (self.status, axum::Json(self.body)).into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        response
     }
 }
 

@@ -1,7 +1,9 @@
 //! The HTTP API under `/api/v1`: each route turns a request into a core [`Command`]
 //! run with [`Engine::execute_as`](chat_core::Engine::execute_as), and answers the core
 //! [`Reply`] as JSON. No rules here (invariant 9): the core decides and errors map
-//! through [`status_of`](crate::error::status_of).
+//! through [`status_of`](crate::error::status_of). Commands count against the caller's
+//! rate (the engine's `commands_per_second` and `command_burst`, per user), as a
+//! WebSocket session's do.
 
 use axum::extract::State;
 use axum::routing::{get, patch, post};
@@ -27,6 +29,7 @@ impl<T: Serialize> axum::response::IntoResponse for Json<T> {
 pub(crate) fn routes() -> Router<ChatState> {
     Router::new()
         .route("/health", get(health))
+        .route("/ready", get(ready))
         .route("/conversations", get(list_conversations))
         .route("/conversations/direct", post(open_direct))
         .route(
@@ -52,6 +55,7 @@ pub(crate) fn routes() -> Router<ChatState> {
         .route("/friends/{user}/{action}", post(friend_action))
         .route("/admin/rooms/{room}/messages", post(admin_message))
         .route("/admin/stats", get(admin_stats))
+        .route("/admin/users/{user}/disconnect", post(admin_disconnect))
         .fallback(not_found)
 }
 
@@ -60,13 +64,14 @@ async fn not_found() -> ApiError {
 }
 
 async fn run(state: &ChatState, caller: &Caller, command: Command) -> ApiResult {
-    Ok(Json(
-        state
-            .inner
-            .engine
-            .execute_as(&caller.0.user, command)
-            .await?,
-    ))
+    let user = &caller.0.user;
+    if let Err(wait) = state.inner.rates.take(user) {
+        return Err(ApiError::rate_limited(
+            "too many commands; slow down",
+            wait.0,
+        ));
+    }
+    Ok(Json(state.inner.engine.execute_as(user, command).await?))
 }
 
 #[derive(Serialize)]
@@ -80,6 +85,36 @@ async fn health() -> Json<Health> {
         status: "ok",
         protocol: PROTOCOL_VERSION,
     })
+}
+
+#[derive(Serialize)]
+struct Ready {
+    status: &'static str,
+}
+
+/// 200 when the store answers a cheap read (a room lookup by an unused name) within
+/// `ready_timeout`; 503 `unavailable` otherwise. The store's own error goes to the log,
+/// not to the caller.
+async fn ready(State(s): State<ChatState>) -> Result<Json<Ready>, ApiError> {
+    let timeout = s.inner.config.ready_timeout;
+    let store = s.inner.engine.store();
+    match tokio::time::timeout(timeout, store.room_by_name("")).await {
+        Ok(Ok(_)) => Ok(Json(Ready { status: "ready" })),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "readiness: the store failed");
+            Err(ApiError::new(
+                chat_core::ErrorCode::Unavailable,
+                "the store is not available",
+            ))
+        }
+        Err(_) => {
+            tracing::warn!(?timeout, "readiness: the store did not answer in time");
+            Err(ApiError::new(
+                chat_core::ErrorCode::Unavailable,
+                format!("the store did not answer within {timeout:?}"),
+            ))
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -385,6 +420,28 @@ async fn admin_message(
         .system_message(conversation, &sender, &b.body)
         .await?;
     Ok(Json(SystemSent { message }))
+}
+
+/// The answer to an admin disconnect.
+#[derive(Serialize)]
+struct Disconnected {
+    /// Sessions closed on this node.
+    disconnected: usize,
+}
+
+/// Closes every session of `user` on this node with close code 4003 (kicked). Their next
+/// connection is refused only if the authenticator refuses their token (revocations).
+async fn admin_disconnect(
+    State(s): State<ChatState>,
+    _admin: Admin,
+    Path(user): Path<UserId>,
+) -> Json<Disconnected> {
+    let disconnected = s
+        .inner
+        .engine
+        .disconnect_user(&user, chat_core::ports::CloseReason::Kicked)
+        .await;
+    Json(Disconnected { disconnected })
 }
 
 async fn admin_stats(State(s): State<ChatState>, _admin: Admin) -> Json<chat_core::engine::Stats> {

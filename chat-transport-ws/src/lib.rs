@@ -9,16 +9,19 @@
 //!
 //! # Layout
 //!
-//! - `config`: [`Config`], queue sizes, frame limits, timers, token cookie, admin key.
-//! - `state`: [`ChatState`], the engine, the authenticator and the config.
-//! - `auth`: where tokens come from (header, query, cookie), [`JwtAuthenticator`], the
-//!   internal API key.
+//! - `config`: [`Config`], queue sizes, frame limits, timers, token cookie, allowed
+//!   origins, admin key.
+//! - `state`: [`ChatState`], the engine, the authenticator and the config; the HTTP
+//!   API's per-user command rate.
+//! - `auth`: where tokens come from (header, query, cookie; a cookie only from an allowed
+//!   origin), [`JwtAuthenticator`] with its leeway and [`Revocations`] hook, the internal
+//!   API key.
 //! - [`protocol`]: client and server frames of protocol v1, close codes; no sockets.
 //! - `ws`: the WebSocket endpoint; one reader (runs commands in order) and one writer
 //!   (drains the bounded queue in batches, one flush per batch) per connection.
 //! - `outbox`: each connection's bounded outbound queue, which allocates only while
 //!   frames wait.
-//! - `http`: the HTTP API under `/api/v1`.
+//! - `http`: the HTTP API under `/api/v1`, with readiness and the admin routes.
 //! - `error`: [`ApiError`], the code → status table and JSON extractors.
 //!
 //! # Mounting
@@ -66,7 +69,9 @@ use axum::routing::get;
 use axum::serve::ListenerExt;
 use axum::Router;
 
-pub use auth::{JwtAuthenticator, TokenSigner, API_KEY_HEADER};
+pub use auth::{
+    is_origin, JwtAuthenticator, Revocations, TokenClaims, TokenSigner, API_KEY_HEADER,
+};
 pub use config::Config;
 pub use error::{status_of, ApiError};
 pub use state::ChatState;

@@ -210,3 +210,57 @@ async fn a_static_token_table_works_as_the_authenticator_too() {
         .expect("req");
     handshake(req).await.expect("static token");
 }
+
+#[tokio::test]
+async fn the_default_leeway_forgives_a_few_seconds_of_clock_skew() {
+    let auth = JwtAuthenticator::hs256(SECRET);
+    let just_expired = token_with(json!({"sub":"alice","exp":now() - 2}));
+    auth.authenticate(&just_expired)
+        .await
+        .expect("expired 2 s ago: within the default leeway");
+    let almost_valid = token_with(json!({"sub":"alice","exp":now() + 60,"nbf":now() + 2}));
+    auth.authenticate(&almost_valid)
+        .await
+        .expect("valid in 2 s: within the default leeway");
+    let long_expired = token_with(json!({"sub":"alice","exp":now() - 60}));
+    let e = auth
+        .authenticate(&long_expired)
+        .await
+        .expect_err("expired a minute ago");
+    assert_eq!(e.code(), chat_core::ErrorCode::Unauthenticated);
+}
+
+#[tokio::test]
+async fn a_set_leeway_forgives_less_than_itself_and_no_more() {
+    let auth = JwtAuthenticator::hs256(SECRET).leeway(std::time::Duration::from_secs(30));
+    for (what, claims, ok) in [
+        (
+            "expired 20 s ago",
+            json!({"sub":"a","exp":now() - 20}),
+            true,
+        ),
+        (
+            "expired 40 s ago",
+            json!({"sub":"a","exp":now() - 40}),
+            false,
+        ),
+        (
+            "valid in 20 s",
+            json!({"sub":"a","exp":now() + 60,"nbf":now() + 20}),
+            true,
+        ),
+        (
+            "valid in 40 s",
+            json!({"sub":"a","exp":now() + 90,"nbf":now() + 40}),
+            false,
+        ),
+    ] {
+        let got = auth.authenticate(&token_with(claims)).await;
+        assert_eq!(got.is_ok(), ok, "{what}: {got:?}");
+    }
+    // No leeway at all: a token expired 2 s ago is refused.
+    let strict = JwtAuthenticator::hs256(SECRET).leeway(std::time::Duration::ZERO);
+    let just_expired = token_with(json!({"sub":"a","exp":now() - 2}));
+    assert!(strict.authenticate(&just_expired).await.is_err());
+    assert!(strict.authenticate(&token("a")).await.is_ok());
+}
