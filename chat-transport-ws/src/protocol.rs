@@ -230,15 +230,22 @@ pub(crate) fn hello_frame(hello: Hello) -> Bytes {
     encode(&Control::Hello(hello))
 }
 
-/// WebSocket close codes the server uses.
+/// WebSocket close codes the server uses. A read error is never reported as a normal
+/// close: each kind has its own code.
 pub mod close {
     /// The client closed, or the server closed normally.
     pub const NORMAL: u16 = 1000;
     /// The server is shutting down: reconnect (elsewhere) and resume.
     pub const SHUTDOWN: u16 = 1001;
+    /// The client broke the WebSocket protocol (e.g. reserved bits, an unmasked or
+    /// fragmented control frame).
+    pub const PROTOCOL_ERROR: u16 = 1002;
+    /// A text frame that is not valid UTF-8.
+    pub const INVALID_DATA: u16 = 1007;
     /// A message or frame larger than the announced maximum.
     pub const TOO_BIG: u16 = 1009;
-    /// The server failed (e.g. the store was unavailable when the session opened).
+    /// The server failed (e.g. the store was unavailable when the session opened, or
+    /// reading the connection failed).
     pub const INTERNAL: u16 = 1011;
     /// Nothing received for the idle timeout.
     pub const IDLE_TIMEOUT: u16 = 4000;

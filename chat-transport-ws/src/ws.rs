@@ -268,9 +268,8 @@ async fn run(
                     }
                     Ok(None) => break,
                     Ok(Some(Err(e))) => {
-                        if too_big(e) {
-                            closer.set(close::TOO_BIG, "message too big");
-                        }
+                        let (code, reason) = read_error_close(e);
+                        closer.set(code, reason);
                         break;
                     }
                     Ok(Some(Ok(msg))) => {
@@ -297,13 +296,18 @@ async fn run(
     }
 }
 
-/// True when a read failed because the client sent more than the maximum.
-fn too_big(e: axum::Error) -> bool {
+/// The close code for a failed read: never `1000`, which would call it a normal close.
+fn read_error_close(e: axum::Error) -> (u16, &'static str) {
     let inner = e.into_inner();
-    matches!(
-        inner.downcast_ref::<tungstenite::Error>(),
-        Some(tungstenite::Error::Capacity(_))
-    )
+    match inner.downcast_ref::<tungstenite::Error>() {
+        Some(tungstenite::Error::Capacity(_)) => (close::TOO_BIG, "message too big"),
+        Some(tungstenite::Error::Utf8(_)) => (close::INVALID_DATA, "invalid_utf8"),
+        Some(tungstenite::Error::Protocol(_)) => (close::PROTOCOL_ERROR, "protocol_error"),
+        _ => {
+            tracing::debug!(error = %inner, "reading a WebSocket");
+            (close::INTERNAL, "read_error")
+        }
+    }
 }
 
 struct Reader<'a> {
