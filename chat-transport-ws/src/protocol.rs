@@ -130,6 +130,9 @@ pub struct HelloLimits {
     pub ping_interval_ms: u64,
     /// Silence after which the server closes with 4000, in milliseconds.
     pub idle_timeout_ms: u64,
+    /// A write the client does not take within this time (it stopped reading) closes
+    /// the connection with 4008, in milliseconds.
+    pub write_timeout_ms: u64,
 }
 
 /// The first frame on every connection.
@@ -230,8 +233,12 @@ pub(crate) fn hello_frame(hello: Hello) -> Bytes {
     encode(&Control::Hello(hello))
 }
 
-/// WebSocket close codes the server uses. A read error is never reported as a normal
-/// close: each kind has its own code.
+/// WebSocket close codes the server uses.
+///
+/// A read error is never reported as a normal close: each kind has its own code. Closes
+/// caused by the client's own behaviour put the close frame ahead of what is still queued
+/// (dropped: the client resumes by seq); the others deliver the queue first
+/// ([`delivers_backlog`]).
 pub mod close {
     /// The client closed, or the server closed normally.
     pub const NORMAL: u16 = 1000;
@@ -255,4 +262,14 @@ pub mod close {
     pub const SLOW_CONSUMER: u16 = 4008;
     /// The client sent more frames than the hard cap allows.
     pub const FLOOD: u16 = 4029;
+
+    /// True when frames already queued for the client are written before a close frame
+    /// with this code; false when the close frame goes out next and they are dropped.
+    ///
+    /// Dropped for closes the client caused (slow reading, flooding, silence, a bad
+    /// frame) or that end its access: it would wait on the very client that is the
+    /// problem, or send what it may no longer see. The client resumes by seq.
+    pub const fn delivers_backlog(code: u16) -> bool {
+        matches!(code, NORMAL | SHUTDOWN | INTERNAL)
+    }
 }

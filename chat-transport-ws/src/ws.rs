@@ -4,6 +4,13 @@
 //! order); replies and events share one bounded queue that the writer drains in batches:
 //! it waits for one frame, feeds what else is queued (up to `max_batch`), then flushes
 //! once (invariant 8).
+//!
+//! Closing is graceful whatever the cause: the writer writes the close frame (after the
+//! queue, or instead of it: [`close::delivers_backlog`]) and flushes, while the
+//! connection goes on reading and discarding input until the client answers the close
+//! (bounded by `close_linger` and [`DRAIN_MAX_BYTES`]). Only then is the socket dropped:
+//! dropping it with unread input would make the kernel reset the connection, and a reset
+//! discards what the client has not received yet, often the close frame itself.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,9 +24,10 @@ use chat_core::model::RoomRef;
 use chat_core::ports::{CloseReason, Encoder, Identity, SendError, Transport};
 use chat_core::{Command, Error, ErrorCode, Session};
 use closer::Closer;
-use futures::stream::SplitSink;
+use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::auth;
@@ -159,6 +167,16 @@ mod closer {
             }
             notified.await;
         }
+
+        /// Returns once a close was requested that does not wait for the backlog
+        /// (never for one that does).
+        pub(super) async fn wait_urgent(&self) {
+            self.wait().await;
+            match self.get() {
+                Some((code, _)) if !crate::protocol::close::delivers_backlog(code) => {}
+                _ => std::future::pending().await,
+            }
+        }
     }
 }
 
@@ -187,6 +205,7 @@ fn hello(state: &ChatState, identity: &Identity) -> Hello {
             queue_capacity: cfg.queue_capacity,
             ping_interval_ms: millis(cfg.ping_interval),
             idle_timeout_ms: millis(cfg.idle_timeout),
+            write_timeout_ms: millis(cfg.write_timeout),
         },
     }
 }
@@ -236,9 +255,10 @@ async fn run(
         }
     };
 
-    if let Some(session) = session {
+    let mut input = Input::Open;
+    if let Some(session) = &session {
         let mut reader = Reader {
-            session: &session,
+            session,
             tx,
             closer: &closer,
             cfg: &cfg,
@@ -266,10 +286,14 @@ async fn run(
                         closer.set(close::IDLE_TIMEOUT, "idle_timeout");
                         break;
                     }
-                    Ok(None) => break,
+                    Ok(None) => {
+                        input = Input::Ended;
+                        break;
+                    }
                     Ok(Some(Err(e))) => {
                         let (code, reason) = read_error_close(e);
                         closer.set(code, reason);
+                        input = Input::Failed;
                         break;
                     }
                     Ok(Some(Ok(msg))) => {
@@ -280,19 +304,99 @@ async fn run(
                 },
             }
         }
-        // Answer the client's close first; leaving the fan-out (and maybe going
-        // offline, which writes last-seen) need not hold up its close frame.
-        closer.set(close::NORMAL, "bye");
-        session.close().await;
     }
+    // The writer closes at once; leaving the fan-out (and maybe going offline, which
+    // writes last-seen) runs meanwhile and need not hold up the close frame.
     closer.set(close::NORMAL, "bye");
-    outbox.finish();
+    let leave = async {
+        if let Some(session) = session {
+            session.close().await;
+        }
+        outbox.finish();
+    };
+    tokio::join!(leave, linger(&mut stream, &mut writer, input, &cfg));
     drop(transport);
-    if !writer.is_finished() {
-        let grace = cfg.write_timeout + Duration::from_secs(1);
-        if tokio::time::timeout(grace, &mut writer).await.is_err() {
+}
+
+/// What the reader knows of the client's side of the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Input {
+    /// More may arrive.
+    Open,
+    /// The stream ended: the client's close answered, or end of file.
+    Ended,
+    /// A read failed; the stream yields nothing more, though the socket may hold more.
+    Failed,
+    /// Closing, the client sent more than [`DRAIN_MAX_BYTES`]; it is not read further.
+    TooMuch,
+}
+
+/// The most input a closing connection reads and discards before it gives up waiting for
+/// the client's answer.
+pub(crate) const DRAIN_MAX_BYTES: usize = 4 << 20;
+
+/// After a read error the client's answer cannot be seen (the stream yields nothing
+/// more): the close frame gets this long to reach it before the socket is dropped.
+const AFTER_READ_ERROR: Duration = Duration::from_millis(250);
+
+/// The end of a connection: reads and discards input while the writer writes what it
+/// still must and the close frame, then until the client answers the close, at most
+/// `close_linger` and [`DRAIN_MAX_BYTES`]. The socket is dropped after this.
+async fn linger(
+    stream: &mut SplitStream<WebSocket>,
+    writer: &mut JoinHandle<()>,
+    mut input: Input,
+    cfg: &crate::Config,
+) {
+    let mut budget = DRAIN_MAX_BYTES;
+    let writer_done = async {
+        // A writer that ended while the reader ran was joined there already.
+        if writer.is_finished() {
+            return;
+        }
+        // The writer bounds its own writes; this is a backstop.
+        let backstop = cfg.write_timeout * 2 + Duration::from_secs(1);
+        if tokio::time::timeout(backstop, &mut *writer).await.is_err() {
             writer.abort();
         }
+    };
+    tokio::pin!(writer_done);
+    loop {
+        tokio::select! {
+            () = &mut writer_done => break,
+            () = discard(stream, &mut budget, &mut input), if input == Input::Open => {}
+        }
+    }
+    match input {
+        Input::Open => {
+            let answered = async {
+                while input == Input::Open {
+                    discard(stream, &mut budget, &mut input).await;
+                }
+            };
+            if tokio::time::timeout(cfg.close_linger, answered)
+                .await
+                .is_err()
+            {
+                tracing::debug!("no answer to the close frame in time");
+            }
+        }
+        Input::Ended | Input::TooMuch => {}
+        Input::Failed => tokio::time::sleep(cfg.close_linger.min(AFTER_READ_ERROR)).await,
+    }
+}
+
+/// Reads one message and drops it, noting in `input` when nothing more is to be read.
+async fn discard(stream: &mut SplitStream<WebSocket>, budget: &mut usize, input: &mut Input) {
+    match stream.next().await {
+        Some(Ok(msg)) => {
+            *budget = budget.saturating_sub(msg.into_data().len().max(1));
+            if *budget == 0 {
+                *input = Input::TooMuch;
+            }
+        }
+        None => *input = Input::Ended,
+        Some(Err(_)) => *input = Input::Failed,
     }
 }
 
@@ -418,46 +522,82 @@ async fn write_batch(
     sink.flush().await
 }
 
+/// What the writer does next.
+enum Work {
+    /// Writes this frame and what else is queued.
+    Frames(Bytes),
+    /// Pings.
+    Ping,
+}
+
 async fn write_loop(mut sink: Sink, rx: Arc<Outbox>, closer: Arc<Closer>, cfg: Arc<crate::Config>) {
     let _gone = ReceiverGone(rx.clone());
     let mut ping = tokio::time::interval_at(Instant::now() + cfg.ping_interval, cfg.ping_interval);
     loop {
-        if closer.is_set() {
-            break;
-        }
-        tokio::select! {
+        let work = tokio::select! {
             biased;
             _ = closer.wait() => break,
-            frame = rx.recv() => {
-                let Some(frame) = frame else { break };
-                let batch = write_batch(&mut sink, frame, &rx, cfg.max_batch);
-                match tokio::time::timeout(cfg.write_timeout, batch).await {
-                    Ok(Ok(())) => {}
-                    _ => return,
-                }
+            frame = rx.recv() => match frame {
+                Some(frame) => Work::Frames(frame),
+                None => break,
+            },
+            _ = ping.tick() => Work::Ping,
+        };
+        let write = async {
+            match work {
+                Work::Frames(first) => write_batch(&mut sink, first, &rx, cfg.max_batch).await,
+                Work::Ping => sink.send(Message::Ping(Bytes::new())).await,
             }
-            _ = ping.tick() => {
-                let sent = tokio::time::timeout(cfg.write_timeout, sink.send(Message::Ping(Bytes::new()))).await;
-                if !matches!(sent, Ok(Ok(()))) {
-                    return;
-                }
-            }
+        };
+        // A close that does not deliver the backlog interrupts a write that waits on the
+        // client; frames already handed to the socket still go out before the close.
+        tokio::select! {
+            biased;
+            _ = closer.wait_urgent() => break,
+            written = tokio::time::timeout(cfg.write_timeout, write) => match written {
+                Ok(Ok(())) => {}
+                // The connection is gone: nothing more can be written.
+                Ok(Err(_)) => return,
+                Err(_) => closer.set(close::SLOW_CONSUMER, "slow_consumer"),
+            },
         }
     }
-    // Closing: flush what is queued, then the close frame.
+    send_close(&mut sink, &rx, &closer, &cfg).await;
+}
+
+/// Writes the backlog when the close code keeps it (otherwise drops it), then the close
+/// frame, and flushes; all within `write_timeout`.
+async fn send_close(sink: &mut Sink, rx: &Outbox, closer: &Closer, cfg: &crate::Config) {
     let (code, reason) = closer.get().unwrap_or((close::NORMAL, "bye"));
+    let backlog = close::delivers_backlog(code);
+    if !backlog {
+        let dropped = rx.discard();
+        tracing::debug!(code, dropped, "closing ahead of the queued frames");
+    }
     let finish = async {
-        while let Some(frame) = rx.try_recv() {
-            write_batch(&mut sink, frame, &rx, cfg.max_batch).await?;
+        if backlog {
+            while let Some(frame) = rx.try_recv() {
+                if write_batch(sink, frame, rx, cfg.max_batch).await.is_err() {
+                    break;
+                }
+            }
         }
-        sink.send(Message::Close(Some(CloseFrame {
-            code,
-            reason: Utf8Bytes::from(reason),
-        })))
-        .await?;
+        // Fails when the client closed first: the WebSocket then answers with the
+        // client's own code, and `close` flushes that answer.
+        let _ = sink
+            .send(Message::Close(Some(CloseFrame {
+                code,
+                reason: Utf8Bytes::from(reason),
+            })))
+            .await;
         sink.close().await
     };
-    let _ = tokio::time::timeout(cfg.write_timeout, finish).await;
+    if tokio::time::timeout(cfg.write_timeout, finish)
+        .await
+        .is_err()
+    {
+        tracing::debug!(code, "the close frame could not be written in time");
+    }
 }
 
 /// Refuses later frames once the writer stops, however it stops.
