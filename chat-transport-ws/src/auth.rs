@@ -36,6 +36,8 @@ struct Claims {
     sub: String,
     #[serde(default)]
     name: Option<String>,
+    /// Required and checked by the validation; kept for `Identity::expires_at`.
+    exp: u64,
 }
 
 impl JwtAuthenticator {
@@ -92,6 +94,9 @@ impl Authenticator for JwtAuthenticator {
         Ok(Identity {
             user,
             display_name: data.claims.name.filter(|n| !n.trim().is_empty()),
+            expires_at: i64::try_from(data.claims.exp)
+                .ok()
+                .and_then(|exp| chrono::DateTime::from_timestamp(exp, 0)),
         })
     }
 }

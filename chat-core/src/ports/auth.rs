@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -16,14 +17,20 @@ pub struct Identity {
     /// A display name from the credential's claims.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub display_name: Option<String>,
+    /// When the credential stops being valid (a JWT's `exp`); `None` when it does not
+    /// expire. A transport ends the connection then, unless the client presented a
+    /// newer credential first (`refresh_token`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 impl Identity {
-    /// An identity without a display name.
+    /// An identity without a display name or an expiry.
     pub fn new(user: UserId) -> Self {
         Identity {
             user,
             display_name: None,
+            expires_at: None,
         }
     }
 }
