@@ -236,9 +236,9 @@ pub(crate) fn hello_frame(hello: Hello) -> Bytes {
 /// WebSocket close codes the server uses.
 ///
 /// A read error is never reported as a normal close: each kind has its own code. Closes
-/// caused by the client's own behaviour put the close frame ahead of what is still queued
-/// (dropped: the client resumes by seq); the others deliver the queue first
-/// ([`delivers_backlog`]).
+/// caused by the client's behaviour, or ending its access, put the close frame ahead of
+/// what is still queued (dropped: the client resumes by seq); the others deliver the
+/// queue first ([`delivers_backlog`]).
 pub mod close {
     /// The client closed, or the server closed normally.
     pub const NORMAL: u16 = 1000;
@@ -256,6 +256,8 @@ pub mod close {
     pub const INTERNAL: u16 = 1011;
     /// Nothing received for the idle timeout.
     pub const IDLE_TIMEOUT: u16 = 4000;
+    /// The credential the connection runs on expired, and no `refresh_token` replaced it.
+    pub const TOKEN_EXPIRED: u16 = 4001;
     /// The embedder revoked this user's access.
     pub const KICKED: u16 = 4003;
     /// The client did not read fast enough: reconnect and resume.

@@ -11,6 +11,10 @@
 //! (bounded by `close_linger` and [`DRAIN_MAX_BYTES`]). Only then is the socket dropped:
 //! dropping it with unread input would make the kernel reset the connection, and a reset
 //! discards what the client has not received yet, often the close frame itself.
+//!
+//! A connection lasts as long as its credential: at the identity's `expires_at` it closes
+//! with 4001, unless a `refresh_token` command (answered here, never by the engine)
+//! presented a newer credential for the same user first.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,8 +25,8 @@ use axum::extract::{FromRequestParts, Request, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use chat_core::model::RoomRef;
-use chat_core::ports::{CloseReason, Encoder, Identity, SendError, Transport};
-use chat_core::{Command, Error, ErrorCode, Session};
+use chat_core::ports::{CloseReason, Credential, Encoder, Identity, SendError, Transport};
+use chat_core::{Command, Error, ErrorCode, Reply, Session};
 use closer::Closer;
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
@@ -241,6 +245,7 @@ async fn run(
         cfg.clone(),
     ));
 
+    let expires_at = identity.expires_at;
     let session = match state
         .inner
         .engine
@@ -258,12 +263,14 @@ async fn run(
     let mut input = Input::Open;
     if let Some(session) = &session {
         let mut reader = Reader {
+            state: &state,
             session,
             tx,
             closer: &closer,
             cfg: &cfg,
             window_start: Instant::now(),
             frames_in_window: 0,
+            expires: expires_at.map(deadline),
         };
         if let Some((room, create)) = join {
             reader
@@ -274,13 +281,25 @@ async fn run(
                 .await;
         }
         let idle = cfg.idle_timeout;
+        // Armed only while the credential expires; moved by `refresh_token`.
+        let expiry = tokio::time::sleep_until(reader.expires.unwrap_or_else(Instant::now));
+        tokio::pin!(expiry);
         loop {
             if closer.is_set() {
                 break;
             }
+            if let Some(at) = reader.expires {
+                if expiry.deadline() != at {
+                    expiry.as_mut().reset(at);
+                }
+            }
             tokio::select! {
                 _ = &mut writer => break,
                 _ = closer.wait() => break,
+                () = &mut expiry, if reader.expires.is_some() => {
+                    closer.set(close::TOKEN_EXPIRED, "token_expired");
+                    break;
+                }
                 next = tokio::time::timeout(idle, stream.next()) => match next {
                     Err(_) => {
                         closer.set(close::IDLE_TIMEOUT, "idle_timeout");
@@ -414,13 +433,25 @@ fn read_error_close(e: axum::Error) -> (u16, &'static str) {
     }
 }
 
+/// The tokio instant of a wall-clock time (now, when it has passed).
+fn deadline(at: chrono::DateTime<chrono::Utc>) -> Instant {
+    let left = (at - chrono::Utc::now()).to_std().unwrap_or(Duration::ZERO);
+    let now = Instant::now();
+    // Far beyond any real expiry: a year is as good as never.
+    now.checked_add(left)
+        .unwrap_or(now + Duration::from_secs(365 * 24 * 3600))
+}
+
 struct Reader<'a> {
+    state: &'a ChatState,
     session: &'a Session,
     tx: &'a Outbox,
     closer: &'a Closer,
     cfg: &'a crate::Config,
     window_start: Instant,
     frames_in_window: u32,
+    /// When the credential expires, if it does.
+    expires: Option<Instant>,
 }
 
 impl Reader<'_> {
@@ -463,11 +494,50 @@ impl Reader<'_> {
     }
 
     async fn execute(&mut self, id: Option<protocol::RequestId>, command: Command) -> bool {
-        let frame = match self.session.execute(command).await {
+        // The timer may not have fired yet: an expired credential runs nothing more.
+        if self.expires.is_some_and(|at| at <= Instant::now()) {
+            self.closer.set(close::TOKEN_EXPIRED, "token_expired");
+            return false;
+        }
+        let result = match command {
+            Command::RefreshToken { token } => self.refresh(&token).await,
+            command => self.session.execute(command).await,
+        };
+        let frame = match result {
             Ok(reply) => protocol::reply_frame(id, reply),
             Err(e) => protocol::error_frame(id, &e),
         };
         self.queue(frame)
+    }
+
+    /// `refresh_token`: the same check as the handshake, for the same user; the
+    /// connection then lasts until the new credential expires. A refusal changes
+    /// nothing: the old expiry still holds.
+    async fn refresh(&mut self, token: &Credential) -> chat_core::Result<Reply> {
+        let check = self.state.inner.authenticator.authenticate(token.expose());
+        // A slow check does not stretch the old credential past its expiry.
+        let checked = match self.expires {
+            Some(at) => tokio::time::timeout_at(at, check)
+                .await
+                .unwrap_or_else(|_| {
+                    self.closer.set(close::TOKEN_EXPIRED, "token_expired");
+                    Err(Error::unauthenticated("the token expired during the check"))
+                }),
+            None => check.await,
+        };
+        let identity = checked.map_err(|e| match e.code() {
+            ErrorCode::Unavailable => e,
+            _ => Error::unauthenticated(e.message().to_owned()).with_source(e),
+        })?;
+        if identity.user != *self.session.user() {
+            return Err(Error::forbidden(
+                "the token is for another user than this connection's",
+            ));
+        }
+        self.expires = identity.expires_at.map(deadline);
+        Ok(Reply::TokenRefreshed {
+            expires_at: identity.expires_at,
+        })
     }
 
     /// Queues a reply; one that does not fit cuts the client off (a reply is never

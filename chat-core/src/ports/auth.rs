@@ -35,6 +35,30 @@ impl Identity {
     }
 }
 
+/// A credential as a client sent it (a bearer token). Its `Debug` form hides it, so a
+/// logged command never shows one.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Credential(String);
+
+impl Credential {
+    /// Wraps a credential.
+    pub fn new(credential: impl Into<String>) -> Self {
+        Credential(credential.into())
+    }
+
+    /// The credential, to hand to an [`Authenticator`].
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Credential(…)")
+    }
+}
+
 /// Turns a credential (a bearer token, whatever carried it) into an identity.
 #[async_trait]
 pub trait Authenticator: Send + Sync + 'static {
@@ -72,5 +96,21 @@ impl Authenticator for StaticTokens {
             .get(token)
             .cloned()
             .ok_or_else(|| Error::unauthenticated("unknown token"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_credential_is_a_plain_string_on_the_wire_and_hidden_in_debug() {
+        let c: Credential = serde_json::from_str(r#""s3cret.token""#).expect("parse");
+        assert_eq!(c.expose(), "s3cret.token");
+        assert_eq!(
+            serde_json::to_string(&c).expect("encode"),
+            r#""s3cret.token""#
+        );
+        assert!(!format!("{c:?}").contains("s3cret"));
     }
 }
