@@ -172,6 +172,9 @@ fn command() -> impl Strategy<Value = Command> {
             0..4
         )
         .prop_map(|conversations| Command::Resume { conversations }),
+        text().prop_map(|token| Command::RefreshToken {
+            token: chat_core::ports::Credential::new(token)
+        }),
     ]
 }
 

@@ -49,6 +49,8 @@ struct Claims {
     jti: Option<String>,
     #[serde(default)]
     iat: Option<u64>,
+    /// Required and checked by the validation; kept for `Identity::expires_at`.
+    exp: u64,
 }
 
 /// The claims of a token whose signature, algorithm and times checked out, as a
@@ -171,6 +173,9 @@ impl Authenticator for JwtAuthenticator {
         Ok(Identity {
             user,
             display_name: claims.name.filter(|n| !n.trim().is_empty()),
+            expires_at: i64::try_from(claims.exp)
+                .ok()
+                .and_then(|exp| chrono::DateTime::from_timestamp(exp, 0)),
         })
     }
 }

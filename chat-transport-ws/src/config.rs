@@ -24,8 +24,16 @@ pub struct Config {
     /// A connection that sends nothing (not even a pong) for this long is closed with
     /// 4000 `idle_timeout` (default 60 s).
     pub idle_timeout: Duration,
-    /// A write that cannot complete in this time drops the connection (default 10 s).
+    /// A write that cannot complete in this time (the client stopped reading) closes the
+    /// connection with 4008 `slow_consumer` (default 10 s). Closing gets as long again to
+    /// write what it still must (the backlog, when the close code keeps it, and the close
+    /// frame). Announced in `hello.limits.write_timeout_ms`.
     pub write_timeout: Duration,
+    /// After its close frame, how long a connection keeps reading (and discarding) input
+    /// until the client answers the close (default 2 s; at most 4 MiB are read). A
+    /// socket dropped with unread input is reset by the kernel, and the reset destroys
+    /// what the client has not received yet: the close frame, often.
+    pub close_linger: Duration,
     /// Hard cap on frames a client may send per `flood_window` (default 200 per second);
     /// above it the connection closes with 4029 `flood`.
     pub max_frames_per_window: u32,
@@ -63,6 +71,7 @@ impl Default for Config {
             ping_interval: Duration::from_secs(20),
             idle_timeout: Duration::from_secs(60),
             write_timeout: Duration::from_secs(10),
+            close_linger: Duration::from_secs(2),
             max_frames_per_window: 200,
             flood_window: Duration::from_secs(1),
             token_cookie: "chat_token".into(),
@@ -99,6 +108,18 @@ impl Config {
     pub fn keepalive(mut self, ping_interval: Duration, idle_timeout: Duration) -> Self {
         self.ping_interval = ping_interval;
         self.idle_timeout = idle_timeout;
+        self
+    }
+
+    /// Sets how long a write may take before the client counts as a slow consumer.
+    pub fn write_timeout(mut self, timeout: Duration) -> Self {
+        self.write_timeout = timeout;
+        self
+    }
+
+    /// Sets how long a closing connection waits for the client to answer its close frame.
+    pub fn close_linger(mut self, linger: Duration) -> Self {
+        self.close_linger = linger;
         self
     }
 

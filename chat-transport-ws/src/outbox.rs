@@ -97,6 +97,15 @@ impl Outbox {
         }
     }
 
+    /// Drops every queued frame (a close that does not deliver the backlog); returns how
+    /// many there were.
+    pub(crate) fn discard(&self) -> usize {
+        let mut st = self.state.lock();
+        let n = st.frames.len();
+        st.frames = VecDeque::new();
+        n
+    }
+
     /// No more frames will be queued; the writer drains what is there and stops.
     pub(crate) fn finish(&self) {
         self.state.lock().senders_done = true;
@@ -134,6 +143,10 @@ mod tests {
         );
         assert_eq!(q.recv().await, None);
         let q = Outbox::new(4);
+        q.try_send(Bytes::from_static(b"old")).expect("queued");
+        assert_eq!(q.discard(), 1);
+        assert_eq!(q.try_recv(), None, "discarded");
+        q.try_send(Bytes::from_static(b"new")).expect("still open");
         q.receiver_gone();
         assert_eq!(q.try_send(Bytes::from_static(b"x")), Err(Refused::Closed));
     }

@@ -130,6 +130,9 @@ pub struct HelloLimits {
     pub ping_interval_ms: u64,
     /// Silence after which the server closes with 4000, in milliseconds.
     pub idle_timeout_ms: u64,
+    /// A write the client does not take within this time (it stopped reading) closes
+    /// the connection with 4008, in milliseconds.
+    pub write_timeout_ms: u64,
 }
 
 /// The first frame on every connection.
@@ -231,21 +234,44 @@ pub(crate) fn hello_frame(hello: Hello) -> Bytes {
 }
 
 /// WebSocket close codes the server uses.
+///
+/// A read error is never reported as a normal close: each kind has its own code. Closes
+/// caused by the client's behaviour, or ending its access, put the close frame ahead of
+/// what is still queued (dropped: the client resumes by seq); the others deliver the
+/// queue first ([`delivers_backlog`]).
 pub mod close {
     /// The client closed, or the server closed normally.
     pub const NORMAL: u16 = 1000;
     /// The server is shutting down: reconnect (elsewhere) and resume.
     pub const SHUTDOWN: u16 = 1001;
+    /// The client broke the WebSocket protocol (e.g. reserved bits, an unmasked or
+    /// fragmented control frame).
+    pub const PROTOCOL_ERROR: u16 = 1002;
+    /// A text frame that is not valid UTF-8.
+    pub const INVALID_DATA: u16 = 1007;
     /// A message or frame larger than the announced maximum.
     pub const TOO_BIG: u16 = 1009;
-    /// The server failed (e.g. the store was unavailable when the session opened).
+    /// The server failed (e.g. the store was unavailable when the session opened, or
+    /// reading the connection failed).
     pub const INTERNAL: u16 = 1011;
     /// Nothing received for the idle timeout.
     pub const IDLE_TIMEOUT: u16 = 4000;
+    /// The credential the connection runs on expired, and no `refresh_token` replaced it.
+    pub const TOKEN_EXPIRED: u16 = 4001;
     /// The embedder revoked this user's access.
     pub const KICKED: u16 = 4003;
     /// The client did not read fast enough: reconnect and resume.
     pub const SLOW_CONSUMER: u16 = 4008;
     /// The client sent more frames than the hard cap allows.
     pub const FLOOD: u16 = 4029;
+
+    /// True when frames already queued for the client are written before a close frame
+    /// with this code; false when the close frame goes out next and they are dropped.
+    ///
+    /// Dropped for closes the client caused (slow reading, flooding, silence, a bad
+    /// frame) or that end its access: it would wait on the very client that is the
+    /// problem, or send what it may no longer see. The client resumes by seq.
+    pub const fn delivers_backlog(code: u16) -> bool {
+        matches!(code, NORMAL | SHUTDOWN | INTERNAL)
+    }
 }

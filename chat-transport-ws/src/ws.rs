@@ -4,6 +4,17 @@
 //! order); replies and events share one bounded queue that the writer drains in batches:
 //! it waits for one frame, feeds what else is queued (up to `max_batch`), then flushes
 //! once (invariant 8).
+//!
+//! Closing is graceful whatever the cause: the writer writes the close frame (after the
+//! queue, or instead of it: [`close::delivers_backlog`]) and flushes, while the
+//! connection goes on reading and discarding input until the client answers the close
+//! (bounded by `close_linger` and [`DRAIN_MAX_BYTES`]). Only then is the socket dropped:
+//! dropping it with unread input would make the kernel reset the connection, and a reset
+//! discards what the client has not received yet, often the close frame itself.
+//!
+//! A connection lasts as long as its credential: at the identity's `expires_at` it closes
+//! with 4001, unless a `refresh_token` command (answered here, never by the engine)
+//! presented a newer credential for the same user first.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,12 +25,13 @@ use axum::extract::{FromRequestParts, Request, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use chat_core::model::RoomRef;
-use chat_core::ports::{CloseReason, Encoder, Identity, SendError, Transport};
-use chat_core::{Command, Error, ErrorCode, Session};
+use chat_core::ports::{CloseReason, Credential, Encoder, Identity, SendError, Transport};
+use chat_core::{Command, Error, ErrorCode, Reply, Session};
 use closer::Closer;
-use futures::stream::SplitSink;
+use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::auth;
@@ -159,6 +171,16 @@ mod closer {
             }
             notified.await;
         }
+
+        /// Returns once a close was requested that does not wait for the backlog
+        /// (never for one that does).
+        pub(super) async fn wait_urgent(&self) {
+            self.wait().await;
+            match self.get() {
+                Some((code, _)) if !crate::protocol::close::delivers_backlog(code) => {}
+                _ => std::future::pending().await,
+            }
+        }
     }
 }
 
@@ -187,6 +209,7 @@ fn hello(state: &ChatState, identity: &Identity) -> Hello {
             queue_capacity: cfg.queue_capacity,
             ping_interval_ms: millis(cfg.ping_interval),
             idle_timeout_ms: millis(cfg.idle_timeout),
+            write_timeout_ms: millis(cfg.write_timeout),
         },
     }
 }
@@ -222,6 +245,7 @@ async fn run(
         cfg.clone(),
     ));
 
+    let expires_at = identity.expires_at;
     let session = match state
         .inner
         .engine
@@ -236,14 +260,17 @@ async fn run(
         }
     };
 
-    if let Some(session) = session {
+    let mut input = Input::Open;
+    if let Some(session) = &session {
         let mut reader = Reader {
-            session: &session,
+            state: &state,
+            session,
             tx,
             closer: &closer,
             cfg: &cfg,
             window_start: Instant::now(),
             frames_in_window: 0,
+            expires: expires_at.map(deadline),
         };
         if let Some((room, create)) = join {
             reader
@@ -254,23 +281,38 @@ async fn run(
                 .await;
         }
         let idle = cfg.idle_timeout;
+        // Armed only while the credential expires; moved by `refresh_token`.
+        let expiry = tokio::time::sleep_until(reader.expires.unwrap_or_else(Instant::now));
+        tokio::pin!(expiry);
         loop {
             if closer.is_set() {
                 break;
             }
+            if let Some(at) = reader.expires {
+                if expiry.deadline() != at {
+                    expiry.as_mut().reset(at);
+                }
+            }
             tokio::select! {
                 _ = &mut writer => break,
                 _ = closer.wait() => break,
+                () = &mut expiry, if reader.expires.is_some() => {
+                    closer.set(close::TOKEN_EXPIRED, "token_expired");
+                    break;
+                }
                 next = tokio::time::timeout(idle, stream.next()) => match next {
                     Err(_) => {
                         closer.set(close::IDLE_TIMEOUT, "idle_timeout");
                         break;
                     }
-                    Ok(None) => break,
+                    Ok(None) => {
+                        input = Input::Ended;
+                        break;
+                    }
                     Ok(Some(Err(e))) => {
-                        if too_big(e) {
-                            closer.set(close::TOO_BIG, "message too big");
-                        }
+                        let (code, reason) = read_error_close(e);
+                        closer.set(code, reason);
+                        input = Input::Failed;
                         break;
                     }
                     Ok(Some(Ok(msg))) => {
@@ -281,38 +323,135 @@ async fn run(
                 },
             }
         }
-        // Answer the client's close first; leaving the fan-out (and maybe going
-        // offline, which writes last-seen) need not hold up its close frame.
-        closer.set(close::NORMAL, "bye");
-        session.close().await;
     }
+    // The writer closes at once; leaving the fan-out (and maybe going offline, which
+    // writes last-seen) runs meanwhile and need not hold up the close frame.
     closer.set(close::NORMAL, "bye");
-    outbox.finish();
+    let leave = async {
+        if let Some(session) = session {
+            session.close().await;
+        }
+        outbox.finish();
+    };
+    tokio::join!(leave, linger(&mut stream, &mut writer, input, &cfg));
     drop(transport);
-    if !writer.is_finished() {
-        let grace = cfg.write_timeout + Duration::from_secs(1);
-        if tokio::time::timeout(grace, &mut writer).await.is_err() {
+}
+
+/// What the reader knows of the client's side of the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Input {
+    /// More may arrive.
+    Open,
+    /// The stream ended: the client's close answered, or end of file.
+    Ended,
+    /// A read failed; the stream yields nothing more, though the socket may hold more.
+    Failed,
+    /// Closing, the client sent more than [`DRAIN_MAX_BYTES`]; it is not read further.
+    TooMuch,
+}
+
+/// The most input a closing connection reads and discards before it gives up waiting for
+/// the client's answer.
+pub(crate) const DRAIN_MAX_BYTES: usize = 4 << 20;
+
+/// After a read error the client's answer cannot be seen (the stream yields nothing
+/// more): the close frame gets this long to reach it before the socket is dropped.
+const AFTER_READ_ERROR: Duration = Duration::from_millis(250);
+
+/// The end of a connection: reads and discards input while the writer writes what it
+/// still must and the close frame, then until the client answers the close, at most
+/// `close_linger` and [`DRAIN_MAX_BYTES`]. The socket is dropped after this.
+async fn linger(
+    stream: &mut SplitStream<WebSocket>,
+    writer: &mut JoinHandle<()>,
+    mut input: Input,
+    cfg: &crate::Config,
+) {
+    let mut budget = DRAIN_MAX_BYTES;
+    let writer_done = async {
+        // A writer that ended while the reader ran was joined there already.
+        if writer.is_finished() {
+            return;
+        }
+        // The writer bounds its own writes; this is a backstop.
+        let backstop = cfg.write_timeout * 2 + Duration::from_secs(1);
+        if tokio::time::timeout(backstop, &mut *writer).await.is_err() {
             writer.abort();
+        }
+    };
+    tokio::pin!(writer_done);
+    loop {
+        tokio::select! {
+            () = &mut writer_done => break,
+            () = discard(stream, &mut budget, &mut input), if input == Input::Open => {}
+        }
+    }
+    match input {
+        Input::Open => {
+            let answered = async {
+                while input == Input::Open {
+                    discard(stream, &mut budget, &mut input).await;
+                }
+            };
+            if tokio::time::timeout(cfg.close_linger, answered)
+                .await
+                .is_err()
+            {
+                tracing::debug!("no answer to the close frame in time");
+            }
+        }
+        Input::Ended | Input::TooMuch => {}
+        Input::Failed => tokio::time::sleep(cfg.close_linger.min(AFTER_READ_ERROR)).await,
+    }
+}
+
+/// Reads one message and drops it, noting in `input` when nothing more is to be read.
+async fn discard(stream: &mut SplitStream<WebSocket>, budget: &mut usize, input: &mut Input) {
+    match stream.next().await {
+        Some(Ok(msg)) => {
+            *budget = budget.saturating_sub(msg.into_data().len().max(1));
+            if *budget == 0 {
+                *input = Input::TooMuch;
+            }
+        }
+        None => *input = Input::Ended,
+        Some(Err(_)) => *input = Input::Failed,
+    }
+}
+
+/// The close code for a failed read: never `1000`, which would call it a normal close.
+fn read_error_close(e: axum::Error) -> (u16, &'static str) {
+    let inner = e.into_inner();
+    match inner.downcast_ref::<tungstenite::Error>() {
+        Some(tungstenite::Error::Capacity(_)) => (close::TOO_BIG, "message too big"),
+        Some(tungstenite::Error::Utf8(_)) => (close::INVALID_DATA, "invalid_utf8"),
+        Some(tungstenite::Error::Protocol(_)) => (close::PROTOCOL_ERROR, "protocol_error"),
+        _ => {
+            tracing::debug!(error = %inner, "reading a WebSocket");
+            (close::INTERNAL, "read_error")
         }
     }
 }
 
-/// True when a read failed because the client sent more than the maximum.
-fn too_big(e: axum::Error) -> bool {
-    let inner = e.into_inner();
-    matches!(
-        inner.downcast_ref::<tungstenite::Error>(),
-        Some(tungstenite::Error::Capacity(_))
-    )
+/// The tokio instant of a wall-clock time (now, when it has passed).
+fn deadline(at: chrono::DateTime<chrono::Utc>) -> Instant {
+    let left = (at - chrono::Utc::now()).to_std().unwrap_or(Duration::ZERO);
+    let now = Instant::now();
+    // Far beyond any real expiry: a year is as good as never.
+    now.checked_add(left)
+        .unwrap_or(now + Duration::from_secs(365 * 24 * 3600))
 }
 
 struct Reader<'a> {
+    state: &'a ChatState,
     session: &'a Session,
     tx: &'a Outbox,
     closer: &'a Closer,
     cfg: &'a crate::Config,
     window_start: Instant,
     frames_in_window: u32,
+    /// When the credential expires, if it does.
+    expires: Option<Instant>,
 }
 
 impl Reader<'_> {
@@ -355,11 +494,50 @@ impl Reader<'_> {
     }
 
     async fn execute(&mut self, id: Option<protocol::RequestId>, command: Command) -> bool {
-        let frame = match self.session.execute(command).await {
+        // The timer may not have fired yet: an expired credential runs nothing more.
+        if self.expires.is_some_and(|at| at <= Instant::now()) {
+            self.closer.set(close::TOKEN_EXPIRED, "token_expired");
+            return false;
+        }
+        let result = match command {
+            Command::RefreshToken { token } => self.refresh(&token).await,
+            command => self.session.execute(command).await,
+        };
+        let frame = match result {
             Ok(reply) => protocol::reply_frame(id, reply),
             Err(e) => protocol::error_frame(id, &e),
         };
         self.queue(frame)
+    }
+
+    /// `refresh_token`: the same check as the handshake, for the same user; the
+    /// connection then lasts until the new credential expires. A refusal changes
+    /// nothing: the old expiry still holds.
+    async fn refresh(&mut self, token: &Credential) -> chat_core::Result<Reply> {
+        let check = self.state.inner.authenticator.authenticate(token.expose());
+        // A slow check does not stretch the old credential past its expiry.
+        let checked = match self.expires {
+            Some(at) => tokio::time::timeout_at(at, check)
+                .await
+                .unwrap_or_else(|_| {
+                    self.closer.set(close::TOKEN_EXPIRED, "token_expired");
+                    Err(Error::unauthenticated("the token expired during the check"))
+                }),
+            None => check.await,
+        };
+        let identity = checked.map_err(|e| match e.code() {
+            ErrorCode::Unavailable => e,
+            _ => Error::unauthenticated(e.message().to_owned()).with_source(e),
+        })?;
+        if identity.user != *self.session.user() {
+            return Err(Error::forbidden(
+                "the token is for another user than this connection's",
+            ));
+        }
+        self.expires = identity.expires_at.map(deadline);
+        Ok(Reply::TokenRefreshed {
+            expires_at: identity.expires_at,
+        })
     }
 
     /// Queues a reply; one that does not fit cuts the client off (a reply is never
@@ -414,46 +592,82 @@ async fn write_batch(
     sink.flush().await
 }
 
+/// What the writer does next.
+enum Work {
+    /// Writes this frame and what else is queued.
+    Frames(Bytes),
+    /// Pings.
+    Ping,
+}
+
 async fn write_loop(mut sink: Sink, rx: Arc<Outbox>, closer: Arc<Closer>, cfg: Arc<crate::Config>) {
     let _gone = ReceiverGone(rx.clone());
     let mut ping = tokio::time::interval_at(Instant::now() + cfg.ping_interval, cfg.ping_interval);
     loop {
-        if closer.is_set() {
-            break;
-        }
-        tokio::select! {
+        let work = tokio::select! {
             biased;
             _ = closer.wait() => break,
-            frame = rx.recv() => {
-                let Some(frame) = frame else { break };
-                let batch = write_batch(&mut sink, frame, &rx, cfg.max_batch);
-                match tokio::time::timeout(cfg.write_timeout, batch).await {
-                    Ok(Ok(())) => {}
-                    _ => return,
-                }
+            frame = rx.recv() => match frame {
+                Some(frame) => Work::Frames(frame),
+                None => break,
+            },
+            _ = ping.tick() => Work::Ping,
+        };
+        let write = async {
+            match work {
+                Work::Frames(first) => write_batch(&mut sink, first, &rx, cfg.max_batch).await,
+                Work::Ping => sink.send(Message::Ping(Bytes::new())).await,
             }
-            _ = ping.tick() => {
-                let sent = tokio::time::timeout(cfg.write_timeout, sink.send(Message::Ping(Bytes::new()))).await;
-                if !matches!(sent, Ok(Ok(()))) {
-                    return;
-                }
-            }
+        };
+        // A close that does not deliver the backlog interrupts a write that waits on the
+        // client; frames already handed to the socket still go out before the close.
+        tokio::select! {
+            biased;
+            _ = closer.wait_urgent() => break,
+            written = tokio::time::timeout(cfg.write_timeout, write) => match written {
+                Ok(Ok(())) => {}
+                // The connection is gone: nothing more can be written.
+                Ok(Err(_)) => return,
+                Err(_) => closer.set(close::SLOW_CONSUMER, "slow_consumer"),
+            },
         }
     }
-    // Closing: flush what is queued, then the close frame.
+    send_close(&mut sink, &rx, &closer, &cfg).await;
+}
+
+/// Writes the backlog when the close code keeps it (otherwise drops it), then the close
+/// frame, and flushes; all within `write_timeout`.
+async fn send_close(sink: &mut Sink, rx: &Outbox, closer: &Closer, cfg: &crate::Config) {
     let (code, reason) = closer.get().unwrap_or((close::NORMAL, "bye"));
+    let backlog = close::delivers_backlog(code);
+    if !backlog {
+        let dropped = rx.discard();
+        tracing::debug!(code, dropped, "closing ahead of the queued frames");
+    }
     let finish = async {
-        while let Some(frame) = rx.try_recv() {
-            write_batch(&mut sink, frame, &rx, cfg.max_batch).await?;
+        if backlog {
+            while let Some(frame) = rx.try_recv() {
+                if write_batch(sink, frame, rx, cfg.max_batch).await.is_err() {
+                    break;
+                }
+            }
         }
-        sink.send(Message::Close(Some(CloseFrame {
-            code,
-            reason: Utf8Bytes::from(reason),
-        })))
-        .await?;
+        // Fails when the client closed first: the WebSocket then answers with the
+        // client's own code, and `close` flushes that answer.
+        let _ = sink
+            .send(Message::Close(Some(CloseFrame {
+                code,
+                reason: Utf8Bytes::from(reason),
+            })))
+            .await;
         sink.close().await
     };
-    let _ = tokio::time::timeout(cfg.write_timeout, finish).await;
+    if tokio::time::timeout(cfg.write_timeout, finish)
+        .await
+        .is_err()
+    {
+        tracing::debug!(code, "the close frame could not be written in time");
+    }
 }
 
 /// Refuses later frames once the writer stops, however it stops.

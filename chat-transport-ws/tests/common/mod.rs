@@ -70,15 +70,24 @@ impl Server {
     }
 
     pub(crate) async fn with(config: Config, limits: Limits) -> Server {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        Self::on(listener, config, limits).await
+    }
+
+    /// A server on a listener the test prepared (accepted sockets inherit its options).
+    pub(crate) async fn on(
+        listener: tokio::net::TcpListener,
+        config: Config,
+        limits: Limits,
+    ) -> Server {
         let engine = engine(limits).await;
         let state = ChatState::new(
             engine.clone(),
             Arc::new(JwtAuthenticator::hs256(SECRET)),
             config,
         );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(chat_transport_ws::serve(listener, state.clone(), async {
@@ -103,10 +112,16 @@ impl Server {
     }
 
     pub(crate) async fn connect_path(&self, user: &str, path: &str) -> Client {
+        self.connect_token(user, path, &token(user)).await
+    }
+
+    /// Connects to `path` with this bearer token, which must be `user`'s, and reads the
+    /// hello.
+    pub(crate) async fn connect_token(&self, user: &str, path: &str, token: &str) -> Client {
         let mut req = self.url(path).into_client_request().expect("request");
         req.headers_mut().insert(
             "authorization",
-            format!("Bearer {}", token(user)).parse().expect("header"),
+            format!("Bearer {token}").parse().expect("header"),
         );
         let (ws, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(req))
             .await
@@ -251,4 +266,97 @@ impl Client {
             }
         }
     }
+}
+
+/// Reads until the server's close frame and returns its code, skipping every other frame;
+/// then keeps reading until the stream ends, so that the client's answer to the close
+/// goes out. `None` when the stream ended or failed (a reset) without a close frame.
+pub(crate) async fn read_close<S>(stream: &mut S) -> Option<u16>
+where
+    S: futures::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    let code = loop {
+        let msg = tokio::time::timeout(WAIT, stream.next())
+            .await
+            .expect("close in time");
+        match msg {
+            None | Some(Err(_)) => return None,
+            Some(Ok(Message::Close(frame))) => break frame.map(|f| u16::from(f.code)),
+            Some(Ok(_)) => {}
+        }
+    };
+    let _ = tokio::time::timeout(WAIT, async {
+        while let Some(Ok(_)) = stream.next().await {}
+    })
+    .await;
+    code
+}
+
+/// How a [`keep_writing`] task ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Written {
+    /// Frames sent.
+    pub frames: usize,
+    /// True when a send failed (the connection was closing or closed) before `max`;
+    /// false when all went out, or a send stayed blocked for [`WAIT`].
+    pub stopped_by_close: bool,
+}
+
+/// Sends `frame` again and again (pausing `every` between sends, or only yielding when
+/// zero) until a send fails or `max` frames went out.
+pub(crate) fn keep_writing<S>(
+    mut sink: S,
+    frame: String,
+    every: Duration,
+    max: usize,
+) -> tokio::task::JoinHandle<Written>
+where
+    S: futures::Sink<Message> + Unpin + Send + 'static,
+{
+    tokio::spawn(async move {
+        for frames in 0..max {
+            match tokio::time::timeout(WAIT, sink.send(Message::text(frame.clone()))).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => {
+                    return Written {
+                        frames,
+                        stopped_by_close: true,
+                    }
+                }
+                // Blocked: the server stopped reading.
+                Err(_) => {
+                    return Written {
+                        frames,
+                        stopped_by_close: false,
+                    }
+                }
+            }
+            if every.is_zero() {
+                tokio::task::yield_now().await;
+            } else {
+                tokio::time::sleep(every).await;
+            }
+        }
+        Written {
+            frames: max,
+            stopped_by_close: false,
+        }
+    })
+}
+
+/// Connects `user` to `/ws` on a socket with a tiny receive buffer, so that what the
+/// server sends and the client does not read stays on the server. Reads nothing.
+pub(crate) async fn connect_slow(server: &Server, user: &str) -> Ws {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("rcvbuf");
+    let stream = socket.connect(server.addr).await.expect("tcp");
+    let mut req = server.url("/ws").into_client_request().expect("req");
+    req.headers_mut().insert(
+        "authorization",
+        format!("Bearer {}", token(user)).parse().expect("header"),
+    );
+    let (ws, _) = tokio_tungstenite::client_async(req, MaybeTlsStream::Plain(stream))
+        .await
+        .expect("slow client connects");
+    ws
 }

@@ -24,16 +24,17 @@ mod send;
 mod typing;
 mod unread;
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::event::{Audience, Event, Skip};
 use crate::ids::{ConversationId, Seq, UserId};
 use crate::model::{
     Conversation, FriendAction, FriendView, Member, Message, MessageStatus, RoomRef, Visibility,
     Watermarks,
 };
-use crate::ports::ConversationSummary;
+use crate::ports::{ConversationSummary, Credential};
 
 pub(crate) use context::{all_friendships, not_member, Ctx};
 
@@ -203,6 +204,15 @@ pub enum Command {
         /// Where I stand.
         conversations: Vec<ResumePoint>,
     },
+    /// A newer credential for this connection, before the one it opened with expires.
+    ///
+    /// Handled by the transport that holds the connection (it authenticated it and ends
+    /// it when the credential expires), never by the engine: one that reaches the engine
+    /// is `invalid`.
+    RefreshToken {
+        /// The new credential; it must be for the same user.
+        token: Credential,
+    },
 }
 
 wire_kinds!(Command {
@@ -231,6 +241,7 @@ wire_kinds!(Command {
     Unblock => "unblock",
     ListFriends => "list_friends",
     Resume => "resume",
+    RefreshToken => "refresh_token",
 });
 
 /// A message with its status as seen by its sender (when the engine derived it).
@@ -340,6 +351,13 @@ pub enum Reply {
         /// One entry per conversation asked about.
         conversations: Vec<ResumeResult>,
     },
+    /// The connection now runs on the new credential.
+    TokenRefreshed {
+        /// When the new credential expires (and the connection with it, unless refreshed
+        /// again); absent when it does not.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expires_at: Option<DateTime<Utc>>,
+    },
     /// Done; nothing to report.
     Ok,
 }
@@ -358,6 +376,7 @@ wire_kinds!(Reply {
     Friend => "friend",
     Friends => "friends",
     Resumed => "resumed",
+    TokenRefreshed => "token_refreshed",
     Ok => "ok",
 });
 
@@ -413,5 +432,8 @@ pub(crate) async fn run(ctx: &Ctx<'_>, command: Command) -> Result<Reply> {
         Command::Unblock { user } => friend::run(ctx, user, FriendAction::Unblock).await,
         Command::ListFriends {} => friends::run(ctx).await,
         Command::Resume { conversations } => resume::run(ctx, conversations).await,
+        Command::RefreshToken { .. } => Err(Error::invalid(
+            "`refresh_token` is answered by the transport that holds the connection",
+        )),
     }
 }
