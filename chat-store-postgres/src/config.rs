@@ -26,8 +26,13 @@ pub struct PgConfig {
     /// 1 writer ≈ 25k msgs/s, 4 writers ≈ 11–17k msgs/s with 256 appenders; see
     /// BENCHMARKS.md). More may help when commits are slow and conversations many.
     pub append_writers: usize,
-    /// Time limit to connect, and to wait for a free pooled connection.
+    /// Time limit to open one connection (TCP, TLS and start-up).
     pub connect_timeout: Duration,
+    /// How long a store call waits for a free pooled connection before it is refused with
+    /// `unavailable` and a retry hint. Long enough to queue a connect storm (thousands of
+    /// clients at once) rather than refuse it; short enough that a client is not left
+    /// hanging when the database cannot keep up.
+    pub pool_wait: Duration,
     /// Drop the schema with everything in it when the store is dropped. For tests and
     /// benchmarks that give every run its own schema; it exists only with the
     /// `test-util` feature, so a production build cannot set it.
@@ -37,7 +42,8 @@ pub struct PgConfig {
 
 impl PgConfig {
     /// Defaults for `url`: a pool of 16, schema `chat`, batches of up to 512 appends,
-    /// one append writer, 5 s time-outs.
+    /// one append writer, a 5 s connect time-out, and up to 10 s of waiting for a free
+    /// pooled connection.
     pub fn new(url: impl Into<String>) -> Self {
         PgConfig {
             url: url.into(),
@@ -46,6 +52,7 @@ impl PgConfig {
             max_batch: 512,
             append_writers: 1,
             connect_timeout: Duration::from_secs(5),
+            pool_wait: Duration::from_secs(10),
             #[cfg(feature = "test-util")]
             drop_schema_on_drop: false,
         }
@@ -75,9 +82,15 @@ impl PgConfig {
         self
     }
 
-    /// Sets the connect and pool-wait time limit.
+    /// Sets the time limit to open one connection.
     pub fn connect_timeout(mut self, t: Duration) -> Self {
         self.connect_timeout = t;
+        self
+    }
+
+    /// Sets how long a call waits for a free pooled connection.
+    pub fn pool_wait(mut self, t: Duration) -> Self {
+        self.pool_wait = t;
         self
     }
 

@@ -1,7 +1,10 @@
 //! Errors: the typed errors of [`PgStore::open`](crate::PgStore::open), and the mapping
 //! of driver errors into chat-core's portable kinds.
 
+use std::time::Duration;
+
 use chat_core::{Error as CoreError, ErrorCode};
+use deadpool_postgres::{Pool, PoolError, TimeoutType};
 use tokio_postgres::error::SqlState;
 
 /// Result with this crate's [`Error`].
@@ -130,11 +133,40 @@ pub(crate) fn map_pg(e: tokio_postgres::Error) -> CoreError {
     CoreError::new(kind, text).with_source(e)
 }
 
-/// Maps a pool error into chat-core's portable kinds.
-pub(crate) fn map_pool(e: deadpool_postgres::PoolError) -> CoreError {
-    match e {
-        deadpool_postgres::PoolError::Backend(e) => map_pg(e),
-        other => CoreError::unavailable(format!("PostgreSQL pool: {}", describe(&other)))
-            .with_source(other),
-    }
+/// The retry hint given when the pool could not serve a call in time.
+pub(crate) const POOL_RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// Maps a pool error into chat-core's portable kinds. A time-out (no free connection
+/// within the configured wait, or no new connection within the connect time-out) is
+/// `unavailable` with a retry hint and a message naming the limit that was reached.
+pub(crate) fn map_pool(pool: &Pool, e: PoolError) -> CoreError {
+    let kind = match e {
+        PoolError::Backend(e) => return map_pg(e),
+        PoolError::Timeout(kind) => kind,
+        other => {
+            return CoreError::unavailable(format!("PostgreSQL pool: {}", describe(&other)))
+                .with_source(other)
+        }
+    };
+    let timeouts = pool.timeouts();
+    let limit = |t: Option<Duration>| t.map_or_else(|| "no limit".to_owned(), |d| format!("{d:?}"));
+    let message = match kind {
+        TimeoutType::Wait => format!(
+            "PostgreSQL is busy: no connection of the pool ({} connections) became free \
+             within {}; retry later",
+            pool.status().max_size,
+            limit(timeouts.wait)
+        ),
+        TimeoutType::Create => format!(
+            "PostgreSQL did not accept a new connection within {}; retry later",
+            limit(timeouts.create)
+        ),
+        TimeoutType::Recycle => format!(
+            "PostgreSQL did not answer a pooled connection's check within {}; retry later",
+            limit(timeouts.recycle)
+        ),
+    };
+    CoreError::unavailable(message)
+        .with_retry_after(POOL_RETRY_AFTER)
+        .with_source(PoolError::Timeout(kind))
 }

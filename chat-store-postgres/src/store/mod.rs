@@ -78,13 +78,13 @@ impl PgStore {
                 recycling_method: RecyclingMethod::Fast,
             },
         );
-        let timeout = Some(config.connect_timeout);
+        let connect = Some(config.connect_timeout);
         let pool = Pool::builder(manager)
             .max_size(config.pool_size)
             .runtime(Runtime::Tokio1)
-            .wait_timeout(timeout)
-            .create_timeout(timeout)
-            .recycle_timeout(timeout)
+            .wait_timeout(Some(config.pool_wait))
+            .create_timeout(connect)
+            .recycle_timeout(connect)
             .build()
             .map_err(|e| Error::InvalidConfig(format!("pool: {e}")))?;
         let appender = Appender::spawn(pool.clone(), config.max_batch, config.append_writers);
@@ -117,7 +117,7 @@ impl PgStore {
 
     /// A connection from the pool.
     async fn client(&self) -> CoreResult<Object> {
-        self.pool.get().await.map_err(map_pool)
+        self.pool.get().await.map_err(|e| map_pool(&self.pool, e))
     }
 }
 
