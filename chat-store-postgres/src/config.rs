@@ -1,8 +1,10 @@
 //! How to reach the server and how to use it.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::tls::{self, Tls};
 
 /// The schema used when none is configured.
 pub const DEFAULT_SCHEMA: &str = "chat";
@@ -12,7 +14,14 @@ pub const DEFAULT_SCHEMA: &str = "chat";
 #[non_exhaustive]
 pub struct PgConfig {
     /// A libpq-style URL, `postgres://user[:password]@host[:port]/database[?options]`.
+    /// Its `sslmode` (`disable`, `prefer` — the default —, `require`, `verify-ca`,
+    /// `verify-full`) and `sslrootcert` (a PEM file, or `system`) set TLS: see
+    /// [`SslMode`](crate::SslMode).
     pub url: String,
+    /// Trusted roots for `verify-ca` and `verify-full` (and `require`, which then checks
+    /// the chain as `verify-ca` does): a PEM file. The same as the URL's `sslrootcert`;
+    /// give one or the other. Without either, the system's store is used.
+    pub ssl_root_cert: Option<PathBuf>,
     /// Connections in the pool (shared by the appender and every other query).
     pub pool_size: usize,
     /// The schema holding the tables: created if missing, set as `search_path` on every
@@ -47,6 +56,7 @@ impl PgConfig {
     pub fn new(url: impl Into<String>) -> Self {
         PgConfig {
             url: url.into(),
+            ssl_root_cert: None,
             pool_size: 16,
             schema: DEFAULT_SCHEMA.to_owned(),
             max_batch: 512,
@@ -56,6 +66,12 @@ impl PgConfig {
             #[cfg(feature = "test-util")]
             drop_schema_on_drop: false,
         }
+    }
+
+    /// Sets the PEM file of trusted roots (as the URL's `sslrootcert` would).
+    pub fn ssl_root_cert(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ssl_root_cert = Some(path.into());
+        self
     }
 
     /// Sets the schema.
@@ -103,8 +119,8 @@ impl PgConfig {
     }
 
     /// Checks the values and parses the URL into a driver config whose connections use
-    /// the schema.
-    pub(crate) fn driver_config(&self) -> Result<tokio_postgres::Config> {
+    /// the schema, with the TLS connector its `sslmode` asks for.
+    pub(crate) fn driver_config(&self) -> Result<(tokio_postgres::Config, Tls)> {
         validate_schema(&self.schema)?;
         if self.pool_size == 0 || self.max_batch == 0 || self.append_writers == 0 {
             return Err(Error::InvalidConfig(
@@ -116,10 +132,12 @@ impl PgConfig {
                 "append_writers must be smaller than pool_size, leaving room for reads".into(),
             ));
         }
-        let mut cfg: tokio_postgres::Config = self
+        let params = tls::take_params(&self.url);
+        let mut cfg: tokio_postgres::Config = params
             .url
             .parse()
             .map_err(|e| Error::InvalidConfig(format!("bad URL: {e}")))?;
+        let tls = Tls::configure(&params, self.ssl_root_cert.as_deref(), &mut cfg)?;
         let options = match cfg.get_options() {
             Some(o) if !o.trim().is_empty() => format!("{o} -csearch_path={}", self.schema),
             _ => format!("-csearch_path={}", self.schema),
@@ -129,7 +147,7 @@ impl PgConfig {
         if cfg.get_application_name().is_none() {
             cfg.application_name("chat-store-postgres");
         }
-        Ok(cfg)
+        Ok((cfg, tls))
     }
 }
 
@@ -177,7 +195,8 @@ mod tests {
         let cfg = PgConfig::new("postgres://u@localhost/db?options=-cstatement_timeout%3D5s")
             .schema("s1")
             .driver_config()
-            .expect("valid config");
+            .expect("valid config")
+            .0;
         assert_eq!(
             cfg.get_options(),
             Some("-cstatement_timeout=5s -csearch_path=s1")

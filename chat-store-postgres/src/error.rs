@@ -26,6 +26,10 @@ pub enum Error {
     /// The server refused the credentials.
     #[error("PostgreSQL refused the credentials: {0}")]
     Authentication(String),
+    /// TLS as the URL's `sslmode` asks for could not be set up: the server offers none, or
+    /// its certificate is not signed by a trusted root or not issued for the host.
+    #[error("TLS to PostgreSQL failed: {0}")]
+    Tls(String),
     /// The schema was written by a newer version of this crate: refusing to touch it.
     #[error(
         "schema {schema:?} is at version {found}, newer than this build knows ({supported}); \
@@ -61,7 +65,13 @@ impl Error {
             }
             return Error::Database(format!("{msg} (SQLSTATE {})", code.code()));
         }
-        Error::Unreachable(describe(e))
+        // tokio-postgres keeps its error kinds private; a TLS failure reads
+        // "error performing TLS handshake: <why>".
+        let text = describe(e);
+        match text.strip_prefix("error performing TLS handshake: ") {
+            Some(why) => Error::Tls(why.to_owned()),
+            None => Error::Unreachable(text),
+        }
     }
 }
 
@@ -69,9 +79,10 @@ impl From<Error> for CoreError {
     fn from(e: Error) -> Self {
         let code = match e {
             Error::InvalidConfig(_) => ErrorCode::Invalid,
-            Error::Unreachable(_) | Error::DatabaseMissing(_) | Error::Authentication(_) => {
-                ErrorCode::Unavailable
-            }
+            Error::Unreachable(_)
+            | Error::DatabaseMissing(_)
+            | Error::Authentication(_)
+            | Error::Tls(_) => ErrorCode::Unavailable,
             Error::SchemaTooNew { .. } | Error::Database(_) => ErrorCode::Internal,
         };
         CoreError::new(code, e.to_string()).with_source(e)
