@@ -6,14 +6,16 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 /// Result with the engine's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// A portable error kind with a stable string code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// A portable error kind with a stable string code. Ordered as [`ErrorCode::ALL`], so it
+/// can key a sorted map (counts by kind in [`Stats`](crate::engine::Stats)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ErrorCode {
@@ -98,14 +100,16 @@ impl fmt::Display for ErrorCode {
 /// The engine's error: a stable [`ErrorCode`], a human message, and (for failures of a
 /// dependency) the error that caused it.
 ///
-/// Transports show clients the code and the message only; the cause is for logs
-/// ([`std::error::Error::source`] walks the driver's chain).
+/// Transports show clients the code, the message and the retry hint only; the cause is
+/// for logs ([`std::error::Error::source`] walks the driver's chain).
 #[derive(Clone, thiserror::Error)]
 #[error("{}: {message}", code.label())]
 #[non_exhaustive]
 pub struct Error {
     code: ErrorCode,
     message: String,
+    /// How long the caller should wait before trying again, when the engine knows.
+    retry_after: Option<Duration>,
     #[source]
     source: Option<Arc<dyn std::error::Error + Send + Sync + 'static>>,
 }
@@ -114,6 +118,9 @@ impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("Error");
         d.field("code", &self.code).field("message", &self.message);
+        if let Some(after) = &self.retry_after {
+            d.field("retry_after", after);
+        }
         if let Some(source) = &self.source {
             d.field("source", source);
         }
@@ -121,7 +128,8 @@ impl fmt::Debug for Error {
     }
 }
 
-/// Two errors are equal when their code and message are (the cause is not compared).
+/// Two errors are equal when their code and message are (the retry hint and the cause are
+/// not compared).
 impl PartialEq for Error {
     fn eq(&self, other: &Self) -> bool {
         self.code == other.code && self.message == other.message
@@ -170,6 +178,7 @@ impl Error {
         Error {
             code,
             message: message.into(),
+            retry_after: None,
             source: None,
         }
     }
@@ -179,6 +188,21 @@ impl Error {
     pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
         self.source = Some(Arc::new(source));
         self
+    }
+
+    /// The same error, with a hint that the caller may retry after `after` (an overloaded
+    /// node, a saturated store pool). Transports put it on the wire; clients should add
+    /// jitter to it so that refused callers do not come back all at once.
+    #[must_use]
+    pub fn with_retry_after(mut self, after: Duration) -> Self {
+        self.retry_after = Some(after);
+        self
+    }
+
+    /// How long the caller should wait before retrying, when the engine or the store knows
+    /// (see [`Error::with_retry_after`]).
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
     }
 
     /// The portable kind of this error.
@@ -233,5 +257,21 @@ mod tests {
         assert_eq!(ErrorBody::from(&e).message, e.to_string());
         // Equality ignores the cause.
         assert_eq!(e, Error::unavailable("the store is unreachable"));
+        assert_eq!(e.retry_after(), None);
+    }
+
+    #[test]
+    fn a_retry_hint_is_kept_with_the_cause_and_shown_in_debug() {
+        let io = std::io::Error::new(std::io::ErrorKind::TimedOut, "pool wait");
+        let e = Error::unavailable("busy")
+            .with_source(io)
+            .with_retry_after(Duration::from_millis(1500));
+        assert_eq!(e.retry_after(), Some(Duration::from_millis(1500)));
+        assert!(std::error::Error::source(&e).is_some());
+        assert!(format!("{e:?}").contains("retry_after: 1.5s"), "{e:?}");
+        // The text is unchanged: the hint is a field, not prose.
+        assert_eq!(e.to_string(), "unavailable: busy");
+        // A clone keeps it.
+        assert_eq!(e.clone().retry_after(), Some(Duration::from_millis(1500)));
     }
 }

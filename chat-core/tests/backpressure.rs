@@ -10,7 +10,7 @@ use bytes::Bytes;
 use chat_core::engine::{Command, Event, Reply, ResumePoint};
 use chat_core::memory::{MemoryTransport, Received};
 use chat_core::model::Limits;
-use chat_core::ports::{CloseReason, Encoder, Identity, JsonEncoder};
+use chat_core::ports::{CloseReason, Encoder, Identity, JsonEncoder, SendError, Transport};
 use chat_core::{ErrorCode, Result};
 use common::{uid, World};
 
@@ -174,4 +174,130 @@ async fn commands_are_rate_limited_per_session() {
         alice.deny(Command::UnreadTotal {}).await,
         ErrorCode::RateLimited
     );
+}
+
+/// A one-frame queue whose first two "full" answers wait (a bounded while) for each
+/// other: two fan-outs then both see the session full before either cuts it off, which is
+/// the race that once counted one slow consumer twice.
+struct Rendezvous {
+    inner: Arc<MemoryTransport>,
+    full_seen: AtomicUsize,
+    closes: AtomicUsize,
+}
+
+impl Transport for Rendezvous {
+    fn encoder(&self) -> &Arc<dyn Encoder> {
+        self.inner.encoder()
+    }
+
+    fn try_send(&self, frame: Bytes) -> std::result::Result<(), SendError> {
+        let result = self.inner.try_send(frame);
+        if result == Err(SendError::Full) && self.full_seen.fetch_add(1, Ordering::SeqCst) < 2 {
+            for _ in 0..2_000 {
+                if self.full_seen.load(Ordering::SeqCst) >= 2 {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_micros(100));
+            }
+        }
+        result
+    }
+
+    fn close(&self, reason: CloseReason) {
+        self.closes.fetch_add(1, Ordering::SeqCst);
+        self.inner.close(reason);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_durable_fan_outs_cut_a_slow_consumer_off_once() {
+    const ROUNDS: usize = 10;
+    const SENDERS: usize = 8;
+    const EACH: usize = 4;
+    let w = World::new().await;
+    let owner = uid("owner");
+    let Reply::Room { conversation, .. } = w
+        .engine
+        .execute_as(
+            &owner,
+            Command::CreateRoom {
+                name: "busy".into(),
+                visibility: Default::default(),
+            },
+        )
+        .await
+        .expect("room")
+    else {
+        panic!("a room")
+    };
+    let room = conversation.id;
+    let senders: Vec<_> = (0..SENDERS).map(|i| uid(&format!("s{i}"))).collect();
+    for s in &senders {
+        w.engine
+            .execute_as(
+                s,
+                Command::Join {
+                    room: room.into(),
+                    create: false,
+                },
+            )
+            .await
+            .expect("join");
+    }
+    for round in 0..ROUNDS {
+        let (inner, conn) = MemoryTransport::new(1);
+        let transport = Arc::new(Rendezvous {
+            inner,
+            full_seen: AtomicUsize::new(0),
+            closes: AtomicUsize::new(0),
+        });
+        let slow = w
+            .engine
+            .open_session(
+                Identity::new(uid(&format!("slow{round}"))),
+                transport.clone(),
+            )
+            .await
+            .expect("session");
+        slow.execute(Command::Join {
+            room: room.into(),
+            create: false,
+        })
+        .await
+        .expect("join");
+        let tasks: Vec<_> = senders
+            .iter()
+            .cloned()
+            .map(|s| {
+                let engine = w.engine.clone();
+                tokio::spawn(async move {
+                    for i in 0..EACH {
+                        engine
+                            .execute_as(
+                                &s,
+                                Command::Send {
+                                    conversation: room,
+                                    body: format!("{i}"),
+                                    client_id: None,
+                                },
+                            )
+                            .await
+                            .expect("send");
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.expect("sender");
+        }
+        assert!(slow.is_closed());
+        assert_eq!(conn.close_reason(), Some(CloseReason::SlowConsumer));
+        assert_eq!(transport.closes.load(Ordering::SeqCst), 1, "round {round}");
+        assert_eq!(
+            w.engine.stats().slow_consumer_disconnects,
+            round as u64 + 1,
+            "round {round}: one slow session, one disconnect"
+        );
+        slow.close().await;
+    }
 }

@@ -3,6 +3,7 @@
 use std::fmt::Write;
 
 use chat_core::engine::{Stats, BUCKETS_MICROS};
+use chat_core::ErrorCode;
 
 /// Renders the engine's stats as Prometheus metrics.
 pub(crate) fn render(stats: &Stats, live_connections: usize) -> String {
@@ -67,6 +68,27 @@ pub(crate) fn render(stats: &Stats, live_connections: usize) -> String {
         "counter",
         stats.bus_errors,
     );
+    gauge(
+        "chat_appends_refused_total",
+        "Sends refused at once because too many appends were waiting for the store.",
+        "counter",
+        stats.appends_refused,
+    );
+    gauge(
+        "chat_pending_appends",
+        "Appends waiting for the store.",
+        "gauge",
+        stats.pending_appends,
+    );
+    let name = "chat_store_errors_total";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Errors returned by store calls, by code (unavailable and internal are faults).\n# TYPE {name} counter"
+    );
+    for code in ErrorCode::ALL {
+        let n = stats.store_errors.get(&code).copied().unwrap_or(0);
+        let _ = writeln!(out, "{name}{{code=\"{code}\"}} {n}");
+    }
     let h = &stats.append_latency;
     let name = "chat_store_append_seconds";
     let _ = writeln!(
@@ -83,4 +105,40 @@ pub(crate) fn render(stats: &Stats, live_connections: usize) -> String {
     let _ = writeln!(out, "{name}_sum {}", h.sum_micros as f64 / 1e6);
     let _ = writeln!(out, "{name}_count {}", h.count());
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_errors_have_one_series_per_code() {
+        let mut stats: Stats = serde_json::from_value(serde_json::json!({
+            "node": "00000000-0000-0000-0000-000000000000",
+            "connections": 0, "online_users": 0, "live_conversations": 0,
+            "messages_sent": 0, "deliveries": 0, "volatile_dropped": 0,
+            "slow_consumer_disconnects": 0, "bus_errors": 0,
+            "store_errors": {}, "appends_refused": 3, "pending_appends": 7,
+            "append_latency": { "counts": [], "sum_micros": 0 }
+        }))
+        .expect("stats");
+        stats.store_errors.insert(ErrorCode::Unavailable, 19_500);
+        let text = render(&stats, 0);
+        assert!(
+            text.contains("chat_store_errors_total{code=\"unavailable\"} 19500"),
+            "{text}"
+        );
+        assert!(text.contains("chat_store_errors_total{code=\"internal\"} 0"));
+        assert_eq!(
+            text.matches("chat_store_errors_total{").count(),
+            ErrorCode::ALL.len()
+        );
+        assert_eq!(
+            text.matches("# TYPE chat_store_errors_total counter")
+                .count(),
+            1
+        );
+        assert!(text.contains("chat_appends_refused_total 3"));
+        assert!(text.contains("chat_pending_appends 7"));
+    }
 }

@@ -169,7 +169,7 @@ pub(crate) async fn commit(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let mut client = pool.get().await.map_err(map_pool)?;
+        let mut client = pool.get().await.map_err(|e| map_pool(pool, e))?;
         match transaction(&mut client, messages).await {
             Ok(answers) => return Ok(answers),
             Err(TxError::Pg(e)) if attempt < MAX_ATTEMPTS && lost_race(&e) => {

@@ -1,8 +1,10 @@
 //! How to reach the server and how to use it.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::tls::{self, Tls};
 
 /// The schema used when none is configured.
 pub const DEFAULT_SCHEMA: &str = "chat";
@@ -12,7 +14,14 @@ pub const DEFAULT_SCHEMA: &str = "chat";
 #[non_exhaustive]
 pub struct PgConfig {
     /// A libpq-style URL, `postgres://user[:password]@host[:port]/database[?options]`.
+    /// Its `sslmode` (`disable`, `prefer` — the default —, `require`, `verify-ca`,
+    /// `verify-full`) and `sslrootcert` (a PEM file, or `system`) set TLS: see
+    /// [`SslMode`](crate::SslMode).
     pub url: String,
+    /// Trusted roots for `verify-ca` and `verify-full` (and `require`, which then checks
+    /// the chain as `verify-ca` does): a PEM file. The same as the URL's `sslrootcert`;
+    /// give one or the other. Without either, the system's store is used.
+    pub ssl_root_cert: Option<PathBuf>,
     /// Connections in the pool (shared by the appender and every other query).
     pub pool_size: usize,
     /// The schema holding the tables: created if missing, set as `search_path` on every
@@ -26,8 +35,13 @@ pub struct PgConfig {
     /// 1 writer ≈ 25k msgs/s, 4 writers ≈ 11–17k msgs/s with 256 appenders; see
     /// BENCHMARKS.md). More may help when commits are slow and conversations many.
     pub append_writers: usize,
-    /// Time limit to connect, and to wait for a free pooled connection.
+    /// Time limit to open one connection (TCP, TLS and start-up).
     pub connect_timeout: Duration,
+    /// How long a store call waits for a free pooled connection before it is refused with
+    /// `unavailable` and a retry hint. Long enough to queue a connect storm (thousands of
+    /// clients at once) rather than refuse it; short enough that a client is not left
+    /// hanging when the database cannot keep up.
+    pub pool_wait: Duration,
     /// Drop the schema with everything in it when the store is dropped. For tests and
     /// benchmarks that give every run its own schema; it exists only with the
     /// `test-util` feature, so a production build cannot set it.
@@ -37,18 +51,27 @@ pub struct PgConfig {
 
 impl PgConfig {
     /// Defaults for `url`: a pool of 16, schema `chat`, batches of up to 512 appends,
-    /// one append writer, 5 s time-outs.
+    /// one append writer, a 5 s connect time-out, and up to 10 s of waiting for a free
+    /// pooled connection.
     pub fn new(url: impl Into<String>) -> Self {
         PgConfig {
             url: url.into(),
+            ssl_root_cert: None,
             pool_size: 16,
             schema: DEFAULT_SCHEMA.to_owned(),
             max_batch: 512,
             append_writers: 1,
             connect_timeout: Duration::from_secs(5),
+            pool_wait: Duration::from_secs(10),
             #[cfg(feature = "test-util")]
             drop_schema_on_drop: false,
         }
+    }
+
+    /// Sets the PEM file of trusted roots (as the URL's `sslrootcert` would).
+    pub fn ssl_root_cert(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ssl_root_cert = Some(path.into());
+        self
     }
 
     /// Sets the schema.
@@ -75,9 +98,15 @@ impl PgConfig {
         self
     }
 
-    /// Sets the connect and pool-wait time limit.
+    /// Sets the time limit to open one connection.
     pub fn connect_timeout(mut self, t: Duration) -> Self {
         self.connect_timeout = t;
+        self
+    }
+
+    /// Sets how long a call waits for a free pooled connection.
+    pub fn pool_wait(mut self, t: Duration) -> Self {
+        self.pool_wait = t;
         self
     }
 
@@ -90,8 +119,8 @@ impl PgConfig {
     }
 
     /// Checks the values and parses the URL into a driver config whose connections use
-    /// the schema.
-    pub(crate) fn driver_config(&self) -> Result<tokio_postgres::Config> {
+    /// the schema, with the TLS connector its `sslmode` asks for.
+    pub(crate) fn driver_config(&self) -> Result<(tokio_postgres::Config, Tls)> {
         validate_schema(&self.schema)?;
         if self.pool_size == 0 || self.max_batch == 0 || self.append_writers == 0 {
             return Err(Error::InvalidConfig(
@@ -103,10 +132,12 @@ impl PgConfig {
                 "append_writers must be smaller than pool_size, leaving room for reads".into(),
             ));
         }
-        let mut cfg: tokio_postgres::Config = self
+        let params = tls::take_params(&self.url);
+        let mut cfg: tokio_postgres::Config = params
             .url
             .parse()
             .map_err(|e| Error::InvalidConfig(format!("bad URL: {e}")))?;
+        let tls = Tls::configure(&params, self.ssl_root_cert.as_deref(), &mut cfg)?;
         let options = match cfg.get_options() {
             Some(o) if !o.trim().is_empty() => format!("{o} -csearch_path={}", self.schema),
             _ => format!("-csearch_path={}", self.schema),
@@ -116,7 +147,7 @@ impl PgConfig {
         if cfg.get_application_name().is_none() {
             cfg.application_name("chat-store-postgres");
         }
-        Ok(cfg)
+        Ok((cfg, tls))
     }
 }
 
@@ -164,7 +195,8 @@ mod tests {
         let cfg = PgConfig::new("postgres://u@localhost/db?options=-cstatement_timeout%3D5s")
             .schema("s1")
             .driver_config()
-            .expect("valid config");
+            .expect("valid config")
+            .0;
         assert_eq!(
             cfg.get_options(),
             Some("-cstatement_timeout=5s -csearch_path=s1")

@@ -1,7 +1,10 @@
 //! Errors: the typed errors of [`PgStore::open`](crate::PgStore::open), and the mapping
 //! of driver errors into chat-core's portable kinds.
 
+use std::time::Duration;
+
 use chat_core::{Error as CoreError, ErrorCode};
+use deadpool_postgres::{Pool, PoolError, TimeoutType};
 use tokio_postgres::error::SqlState;
 
 /// Result with this crate's [`Error`].
@@ -23,6 +26,10 @@ pub enum Error {
     /// The server refused the credentials.
     #[error("PostgreSQL refused the credentials: {0}")]
     Authentication(String),
+    /// TLS as the URL's `sslmode` asks for could not be set up: the server offers none, or
+    /// its certificate is not signed by a trusted root or not issued for the host.
+    #[error("TLS to PostgreSQL failed: {0}")]
+    Tls(String),
     /// The schema was written by a newer version of this crate: refusing to touch it.
     #[error(
         "schema {schema:?} is at version {found}, newer than this build knows ({supported}); \
@@ -58,7 +65,13 @@ impl Error {
             }
             return Error::Database(format!("{msg} (SQLSTATE {})", code.code()));
         }
-        Error::Unreachable(describe(e))
+        // tokio-postgres keeps its error kinds private; a TLS failure reads
+        // "error performing TLS handshake: <why>".
+        let text = describe(e);
+        match text.strip_prefix("error performing TLS handshake: ") {
+            Some(why) => Error::Tls(why.to_owned()),
+            None => Error::Unreachable(text),
+        }
     }
 }
 
@@ -66,9 +79,10 @@ impl From<Error> for CoreError {
     fn from(e: Error) -> Self {
         let code = match e {
             Error::InvalidConfig(_) => ErrorCode::Invalid,
-            Error::Unreachable(_) | Error::DatabaseMissing(_) | Error::Authentication(_) => {
-                ErrorCode::Unavailable
-            }
+            Error::Unreachable(_)
+            | Error::DatabaseMissing(_)
+            | Error::Authentication(_)
+            | Error::Tls(_) => ErrorCode::Unavailable,
             Error::SchemaTooNew { .. } | Error::Database(_) => ErrorCode::Internal,
         };
         CoreError::new(code, e.to_string()).with_source(e)
@@ -130,11 +144,40 @@ pub(crate) fn map_pg(e: tokio_postgres::Error) -> CoreError {
     CoreError::new(kind, text).with_source(e)
 }
 
-/// Maps a pool error into chat-core's portable kinds.
-pub(crate) fn map_pool(e: deadpool_postgres::PoolError) -> CoreError {
-    match e {
-        deadpool_postgres::PoolError::Backend(e) => map_pg(e),
-        other => CoreError::unavailable(format!("PostgreSQL pool: {}", describe(&other)))
-            .with_source(other),
-    }
+/// The retry hint given when the pool could not serve a call in time.
+pub(crate) const POOL_RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// Maps a pool error into chat-core's portable kinds. A time-out (no free connection
+/// within the configured wait, or no new connection within the connect time-out) is
+/// `unavailable` with a retry hint and a message naming the limit that was reached.
+pub(crate) fn map_pool(pool: &Pool, e: PoolError) -> CoreError {
+    let kind = match e {
+        PoolError::Backend(e) => return map_pg(e),
+        PoolError::Timeout(kind) => kind,
+        other => {
+            return CoreError::unavailable(format!("PostgreSQL pool: {}", describe(&other)))
+                .with_source(other)
+        }
+    };
+    let timeouts = pool.timeouts();
+    let limit = |t: Option<Duration>| t.map_or_else(|| "no limit".to_owned(), |d| format!("{d:?}"));
+    let message = match kind {
+        TimeoutType::Wait => format!(
+            "PostgreSQL is busy: no connection of the pool ({} connections) became free \
+             within {}; retry later",
+            pool.status().max_size,
+            limit(timeouts.wait)
+        ),
+        TimeoutType::Create => format!(
+            "PostgreSQL did not accept a new connection within {}; retry later",
+            limit(timeouts.create)
+        ),
+        TimeoutType::Recycle => format!(
+            "PostgreSQL did not answer a pooled connection's check within {}; retry later",
+            limit(timeouts.recycle)
+        ),
+    };
+    CoreError::unavailable(message)
+        .with_retry_after(POOL_RETRY_AFTER)
+        .with_source(PoolError::Timeout(kind))
 }

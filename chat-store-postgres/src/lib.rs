@@ -32,6 +32,8 @@
 //! - `rows`: rows to model types, reading columns by those positions or by name.
 //! - `append`: batched appends (group commit): a writer task drains a channel into one
 //!   transaction of five statements per batch; gap-free seqs with several nodes.
+//! - `tls`: [`SslMode`]: `sslmode` and `sslrootcert` from the URL, on rustls (the
+//!   system's roots or a given PEM file).
 //! - `migrate` and `migrations/*.sql`: versioned schema, applied on open under an
 //!   advisory lock; a newer schema is refused ([`SCHEMA_VERSION`]).
 //! - [`error`]: the typed errors of [`PgStore::open`], and the mapping of driver errors
@@ -60,8 +62,10 @@ mod migrate;
 mod rows;
 mod sql;
 mod store;
+mod tls;
 
 pub use config::PgConfig;
 pub use error::{Error, Result};
 pub use migrate::SCHEMA_VERSION;
 pub use store::PgStore;
+pub use tls::SslMode;

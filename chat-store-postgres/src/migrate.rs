@@ -5,9 +5,10 @@
 //! name, so several nodes opening the same database at once apply each migration once.
 //! A schema whose version is newer than [`SCHEMA_VERSION`] is refused.
 
-use tokio_postgres::NoTls;
+use std::time::Duration;
 
 use crate::error::{describe, Error, Result};
+use crate::tls::Tls;
 
 /// The migrations, in order: (version, name, SQL).
 const MIGRATIONS: &[(i32, &str, &str)] =
@@ -19,12 +20,24 @@ pub const SCHEMA_VERSION: i32 = 1;
 /// First key of the advisory lock taken while migrating ("chat").
 const LOCK_CLASS: i32 = 0x6368_6174;
 
-/// Connects once (outside the pool), takes the lock, applies what is missing.
-pub(crate) async fn migrate(cfg: &tokio_postgres::Config, schema: &str) -> Result<()> {
-    let (mut client, connection) = cfg
-        .connect(NoTls)
-        .await
-        .map_err(|e| Error::from_connect(&e))?;
+/// Connects once (outside the pool), takes the lock, applies what is missing. The
+/// connection (TCP, TLS, start-up) must be made within `connect_timeout`: a server that
+/// accepts and never answers is unreachable, not a hang.
+pub(crate) async fn migrate(
+    cfg: &tokio_postgres::Config,
+    tls: &Tls,
+    connect_timeout: Duration,
+    schema: &str,
+) -> Result<()> {
+    let (mut client, connection) =
+        tokio::time::timeout(connect_timeout, cfg.connect(tls.connector.clone()))
+            .await
+            .map_err(|_| {
+                Error::Unreachable(format!(
+                    "no answer within {connect_timeout:?} (connect, TLS and start-up)"
+                ))
+            })?
+            .map_err(|e| Error::from_connect(&e))?;
     let task = tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::debug!(error = %describe(&e), "migration connection ended");

@@ -11,6 +11,8 @@ use std::time::Duration;
 use parking_lot::{Mutex, RwLock};
 
 use super::bus::BusReceiver;
+use super::stats::Counters;
+use super::store_faults::{ObservedStore, StoreFaults};
 use super::{Engine, Inner};
 use crate::error::Result;
 use crate::ids::NodeId;
@@ -29,6 +31,7 @@ pub struct EngineBuilder {
     node: Option<NodeId>,
     presence_ttl: Duration,
     maintenance: Option<Duration>,
+    store_error_log_interval: Duration,
 }
 
 impl std::fmt::Debug for EngineBuilder {
@@ -38,6 +41,7 @@ impl std::fmt::Debug for EngineBuilder {
             .field("node", &self.node)
             .field("presence_ttl", &self.presence_ttl)
             .field("maintenance", &self.maintenance)
+            .field("store_error_log_interval", &self.store_error_log_interval)
             .finish_non_exhaustive()
     }
 }
@@ -45,8 +49,8 @@ impl std::fmt::Debug for EngineBuilder {
 impl EngineBuilder {
     /// Starts a builder with the defaults: an in-memory bus (one node, its leases timed
     /// by the builder's clock), the default policy, the system clock, random ids, default
-    /// limits, a 30 s presence lease, and maintenance (typing expiry, presence renewal)
-    /// every second.
+    /// limits, a 30 s presence lease, maintenance (typing expiry, presence renewal) every
+    /// second, and at most one log line every 10 s while the store keeps failing.
     pub fn new(store: Arc<dyn Store>) -> Self {
         EngineBuilder {
             store,
@@ -58,6 +62,7 @@ impl EngineBuilder {
             node: None,
             presence_ttl: Duration::from_secs(30),
             maintenance: Some(Duration::from_secs(1)),
+            store_error_log_interval: Duration::from_secs(10),
         }
     }
 
@@ -110,6 +115,14 @@ impl EngineBuilder {
         self
     }
 
+    /// While the store keeps failing, at most one log line per `every` (default 10 s),
+    /// counting the failures it did not log; the first failure and the recovery are always
+    /// logged. Timed by the builder's clock.
+    pub fn store_error_log_interval(mut self, every: Duration) -> Self {
+        self.store_error_log_interval = every;
+        self
+    }
+
     /// Builds the engine and attaches it to the bus. Must run inside a tokio runtime
     /// when maintenance is on.
     ///
@@ -124,10 +137,25 @@ impl EngineBuilder {
         let typing_ttl = chrono::Duration::milliseconds(
             i64::try_from(self.limits.typing_ttl_ms).unwrap_or(i64::MAX),
         );
+        let counters = Arc::new(Counters::default());
+        let store = Arc::new(ObservedStore::new(
+            self.store,
+            StoreFaults::new(
+                clock.clone(),
+                counters.clone(),
+                self.store_error_log_interval,
+            ),
+        ));
+        let append_slots = match self.limits.max_pending_appends {
+            0 => None,
+            n => Some(tokio::sync::Semaphore::new(
+                n.min(tokio::sync::Semaphore::MAX_PERMITS),
+            )),
+        };
         let inner = Arc::new_cyclic(|me| Inner {
             me: me.clone(),
             node,
-            store: self.store,
+            store,
             bus: bus.clone(),
             policy: self.policy,
             clock,
@@ -140,7 +168,8 @@ impl EngineBuilder {
             presence_turns: Default::default(),
             typing: Mutex::new(TypingLeases::new(typing_ttl)),
             kinds: Default::default(),
-            counters: Default::default(),
+            counters,
+            append_slots,
             shutting_down: AtomicBool::new(false),
         });
         bus.attach(node, Arc::new(BusReceiver(Arc::downgrade(&inner))))

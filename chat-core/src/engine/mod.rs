@@ -21,6 +21,7 @@
 //! | `presence.rs` | coming online, going offline, telling friends and co-members |
 //! | `admin.rs` | what the embedder does outside any session: system messages, deletions |
 //! | `stats.rs` | counters, the append-latency histogram, [`Stats`] |
+//! | `store_faults.rs` | the store as the engine calls it: errors counted by kind, outages logged |
 //! | `keyed.rs`, `kinds.rs` | per-key async locks; the conversation-kind cache |
 
 mod admin;
@@ -34,6 +35,7 @@ mod presence;
 mod registry;
 mod session;
 mod stats;
+mod store_faults;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -92,7 +94,10 @@ pub(crate) struct Inner {
     presence_turns: KeyedLocks<UserId, ()>,
     typing: Mutex<TypingLeases>,
     kinds: KindCache,
-    counters: Counters,
+    counters: Arc<Counters>,
+    /// Slots for appends waiting for the store ([`Limits::max_pending_appends`]); `None`
+    /// when unbounded.
+    append_slots: Option<tokio::sync::Semaphore>,
     shutting_down: AtomicBool,
 }
 
@@ -122,7 +127,8 @@ impl Engine {
         &self.inner.limits
     }
 
-    /// The store.
+    /// The store, as the engine calls it: the one given to the builder, its errors counted
+    /// in [`Stats::store_errors`] and its outages logged.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.inner.store
     }

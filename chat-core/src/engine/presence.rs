@@ -53,7 +53,8 @@ impl Inner {
         }
         let now = self.clock.now();
         if let Err(e) = self.store.set_last_seen(user, now).await {
-            tracing::warn!(error = &e as &dyn std::error::Error, %user, "recording last seen");
+            // Counted and logged (rate-limited) where every store call is.
+            tracing::debug!(error = &e as &dyn std::error::Error, %user, "recording last seen");
         }
         self.announce_presence(Presence {
             user: user.clone(),
@@ -82,7 +83,7 @@ impl Inner {
         {
             Ok(c) => c,
             Err(e) => {
-                tracing::warn!(
+                tracing::debug!(
                     error = &e as &dyn std::error::Error,
                     "loading conversations for presence"
                 );
@@ -96,7 +97,7 @@ impl Inner {
                 .map(|f| f.other(&user).clone())
                 .collect(),
             Err(e) => {
-                tracing::warn!(
+                tracing::debug!(
                     error = &e as &dyn std::error::Error,
                     "loading friends for presence"
                 );

@@ -1,11 +1,13 @@
 //! What the engine counts: traffic counters, a store-latency histogram, and the
 //! [`Stats`] snapshot that `chat-server` turns into metrics.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::ErrorCode;
 use crate::ids::NodeId;
 
 /// Counters since the engine started. Every method is lock-free.
@@ -16,7 +18,19 @@ pub(crate) struct Counters {
     volatile_dropped: AtomicU64,
     slow_consumer_disconnects: AtomicU64,
     bus_errors: AtomicU64,
+    appends_refused: AtomicU64,
+    pending_appends: AtomicU64,
+    /// Errors returned by store calls, one counter per [`ErrorCode::ALL`] entry.
+    store_errors: [AtomicU64; ErrorCode::ALL.len()],
     append_latency: Histogram,
+}
+
+/// Where `code` sits in [`ErrorCode::ALL`].
+fn code_index(code: ErrorCode) -> usize {
+    ErrorCode::ALL
+        .iter()
+        .position(|c| *c == code)
+        .unwrap_or(ErrorCode::ALL.len() - 1)
 }
 
 impl Counters {
@@ -40,6 +54,22 @@ impl Counters {
         self.bus_errors.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// A send refused because too many appends were waiting for the store.
+    pub(crate) fn append_refused(&self) {
+        self.appends_refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// An append starts waiting for the store; the guard counts it out when dropped.
+    pub(crate) fn append_pending(&self) -> PendingAppend<'_> {
+        self.pending_appends.fetch_add(1, Ordering::Relaxed);
+        PendingAppend(&self.pending_appends)
+    }
+
+    /// A store call returned an error of this kind.
+    pub(crate) fn store_error(&self, code: ErrorCode) {
+        self.store_errors[code_index(code)].fetch_add(1, Ordering::Relaxed);
+    }
+
     pub(crate) fn append_took(&self, d: Duration) {
         self.append_latency.record(d);
     }
@@ -57,6 +87,17 @@ impl Counters {
             volatile_dropped: self.volatile_dropped.load(Ordering::Relaxed),
             slow_consumer_disconnects: self.slow_consumer_disconnects.load(Ordering::Relaxed),
             bus_errors: self.bus_errors.load(Ordering::Relaxed),
+            store_errors: ErrorCode::ALL
+                .iter()
+                .map(|c| {
+                    (
+                        *c,
+                        self.store_errors[code_index(*c)].load(Ordering::Relaxed),
+                    )
+                })
+                .collect(),
+            appends_refused: self.appends_refused.load(Ordering::Relaxed),
+            pending_appends: self.pending_appends.load(Ordering::Relaxed),
             append_latency: self.append_latency.snapshot(),
         }
     }
@@ -83,8 +124,30 @@ pub struct Stats {
     pub slow_consumer_disconnects: u64,
     /// Failed publishes to the bus.
     pub bus_errors: u64,
+    /// Errors returned by store calls, by kind; every kind of [`ErrorCode::ALL`] is a key.
+    /// `unavailable` and `internal` are faults (an outage, a bug); `not_found`,
+    /// `conflict` and `invalid` are usually the store's answer to a request.
+    pub store_errors: BTreeMap<ErrorCode, u64>,
+    /// Sends refused at once because [`Limits::max_pending_appends`] appends were already
+    /// waiting for the store.
+    ///
+    /// [`Limits::max_pending_appends`]: crate::model::Limits::max_pending_appends
+    pub appends_refused: u64,
+    /// Appends waiting for the store right now.
+    pub pending_appends: u64,
     /// How long store appends took, as the engine saw them.
     pub append_latency: LatencySnapshot,
+}
+
+/// Counts one pending append out when dropped (the append finished, failed or was
+/// cancelled).
+#[derive(Debug)]
+pub(crate) struct PendingAppend<'a>(&'a AtomicU64);
+
+impl Drop for PendingAppend<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Upper bounds of the buckets, in microseconds (the last bucket is unbounded).
@@ -136,5 +199,33 @@ impl LatencySnapshot {
     /// Observations in all.
     pub fn count(&self) -> u64 {
         self.counts.iter().sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_errors_are_counted_by_kind_and_every_kind_is_reported() {
+        let c = Counters::default();
+        c.store_error(ErrorCode::Unavailable);
+        c.store_error(ErrorCode::Unavailable);
+        c.store_error(ErrorCode::Internal);
+        let pending = c.append_pending();
+        let s = c.snapshot(NodeId(uuid::Uuid::nil()), (0, 0, 0));
+        assert_eq!(s.pending_appends, 1);
+        drop(pending);
+        let s = c.snapshot(NodeId(uuid::Uuid::nil()), (0, 0, 0));
+        assert_eq!(s.pending_appends, 0);
+        assert_eq!(s.store_errors.len(), ErrorCode::ALL.len());
+        assert_eq!(s.store_errors[&ErrorCode::Unavailable], 2);
+        assert_eq!(s.store_errors[&ErrorCode::Internal], 1);
+        assert_eq!(s.store_errors[&ErrorCode::NotFound], 0);
+        // JSON keys are the stable codes, and the snapshot reads back.
+        let json = serde_json::to_value(&s).expect("json");
+        assert_eq!(json["store_errors"]["unavailable"], 2);
+        let back: Stats = serde_json::from_value(json).expect("read back");
+        assert_eq!(back, s);
     }
 }

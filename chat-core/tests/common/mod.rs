@@ -1,6 +1,9 @@
 //! A test world: an engine on the memory store with a manual clock and sequential ids.
 #![allow(dead_code)]
 
+pub(crate) mod faulty;
+pub(crate) mod logs;
+
 use std::sync::Arc;
 use std::time::Duration;
 

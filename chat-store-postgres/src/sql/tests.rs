@@ -5,7 +5,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 use super::*;
 
@@ -21,11 +21,9 @@ async fn fresh_schema() -> (Client, String) {
         .unwrap_or(0);
     let rand = uuid::Uuid::new_v4().simple().to_string();
     let schema = format!("chat_test_{secs}_{}", &rand[..12]);
-    let cfg = crate::PgConfig::new(url.clone())
-        .schema(schema.clone())
-        .driver_config()
-        .expect("config");
-    crate::migrate::migrate(&cfg, &schema)
+    let config = crate::PgConfig::new(url.clone()).schema(schema.clone());
+    let (cfg, tls) = config.driver_config().expect("config");
+    crate::migrate::migrate(&cfg, &tls, config.connect_timeout, &schema)
         .await
         .unwrap_or_else(|e| {
             panic!(
@@ -33,7 +31,7 @@ async fn fresh_schema() -> (Client, String) {
                  (scripts/test.sh does) or set CHAT_TEST_PG_URL"
             )
         });
-    let (client, conn) = cfg.connect(NoTls).await.expect("connect");
+    let (client, conn) = cfg.connect(tls.connector).await.expect("connect");
     tokio::spawn(conn);
     (client, schema)
 }

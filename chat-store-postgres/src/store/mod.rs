@@ -15,7 +15,6 @@ use chat_core::ports::{ConversationSummary, Store, UserProfile};
 use chat_core::{Error as CoreError, Result as CoreResult};
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
-use tokio_postgres::NoTls;
 
 use crate::append::{self, Appender};
 use crate::config::PgConfig;
@@ -44,7 +43,7 @@ pub struct PgStore {
     schema: String,
     /// Set with [`PgConfig::drop_schema_on_drop`]: how to reach the server to drop it.
     #[cfg(feature = "test-util")]
-    drop_on_drop: Option<tokio_postgres::Config>,
+    drop_on_drop: Option<(tokio_postgres::Config, crate::tls::Tls)>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -63,28 +62,31 @@ impl PgStore {
     ///
     /// # Errors
     /// - [`Error::InvalidConfig`]: the URL does not parse, or a bad schema name or size;
-    /// - [`Error::Unreachable`]: connection refused, unknown host, time-out;
+    /// - [`Error::Unreachable`]: connection refused, unknown host, no answer within the
+    ///   connect time-out;
+    /// - [`Error::Tls`]: the TLS the URL's `sslmode` asks for failed (the server offers
+    ///   none, or its certificate is not trusted or not for this host);
     /// - [`Error::DatabaseMissing`]: the database in the URL does not exist;
     /// - [`Error::Authentication`]: the server refused the credentials;
     /// - [`Error::SchemaTooNew`]: the schema was written by a newer version of this crate;
     /// - [`Error::Database`]: a migration failed.
     pub async fn open(config: PgConfig) -> Result<Self> {
-        let driver = config.driver_config()?;
-        migrate::migrate(&driver, &config.schema).await?;
+        let (driver, tls) = config.driver_config()?;
+        migrate::migrate(&driver, &tls, config.connect_timeout, &config.schema).await?;
         let manager = Manager::from_config(
             driver.clone(),
-            NoTls,
+            tls.connector.clone(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
         );
-        let timeout = Some(config.connect_timeout);
+        let connect = Some(config.connect_timeout);
         let pool = Pool::builder(manager)
             .max_size(config.pool_size)
             .runtime(Runtime::Tokio1)
-            .wait_timeout(timeout)
-            .create_timeout(timeout)
-            .recycle_timeout(timeout)
+            .wait_timeout(Some(config.pool_wait))
+            .create_timeout(connect)
+            .recycle_timeout(connect)
             .build()
             .map_err(|e| Error::InvalidConfig(format!("pool: {e}")))?;
         let appender = Appender::spawn(pool.clone(), config.max_batch, config.append_writers);
@@ -93,7 +95,7 @@ impl PgStore {
             appender,
             schema: config.schema.clone(),
             #[cfg(feature = "test-util")]
-            drop_on_drop: config.drop_schema_on_drop.then_some(driver),
+            drop_on_drop: config.drop_schema_on_drop.then_some((driver, tls)),
         })
     }
 
@@ -117,7 +119,7 @@ impl PgStore {
 
     /// A connection from the pool.
     async fn client(&self) -> CoreResult<Object> {
-        self.pool.get().await.map_err(map_pool)
+        self.pool.get().await.map_err(|e| map_pool(&self.pool, e))
     }
 }
 
@@ -125,7 +127,7 @@ impl PgStore {
 #[cfg(feature = "test-util")]
 impl Drop for PgStore {
     fn drop(&mut self) {
-        let Some(cfg) = self.drop_on_drop.take() else {
+        let Some((cfg, tls)) = self.drop_on_drop.take() else {
             return;
         };
         self.pool.close();
@@ -138,7 +140,10 @@ impl Drop for PgStore {
                 .build()
                 .map_err(|e| e.to_string())?;
             rt.block_on(async move {
-                let (client, conn) = cfg.connect(NoTls).await.map_err(|e| e.to_string())?;
+                let (client, conn) = cfg
+                    .connect(tls.connector)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 let conn = tokio::spawn(conn);
                 let r = client
                     .batch_execute(&format!(

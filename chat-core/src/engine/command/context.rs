@@ -6,6 +6,7 @@
 //! bus subscriptions or the counters, so it reads as the business rule it implements.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
@@ -82,7 +83,24 @@ impl<'a> Ctx<'a> {
     }
 
     /// Appends to the log (timed; counted when it is not a retry).
+    ///
+    /// # Errors
+    /// `unavailable` with a retry hint, at once and without touching the store, when
+    /// [`Limits::max_pending_appends`] appends of this node are already waiting for it;
+    /// otherwise the store's error.
     pub(crate) async fn append(&self, message: NewMessage) -> Result<Appended> {
+        let inner = self.inner;
+        let _slot = match &inner.append_slots {
+            None => None,
+            Some(slots) => match slots.try_acquire() {
+                Ok(slot) => Some(slot),
+                Err(_) => {
+                    inner.counters.append_refused();
+                    return Err(overloaded(&inner.limits));
+                }
+            },
+        };
+        let _pending = inner.counters.append_pending();
         let started = std::time::Instant::now();
         let result = self.inner.store.append(message).await;
         self.inner.counters.append_took(started.elapsed());
@@ -214,6 +232,15 @@ impl<'a> Ctx<'a> {
             Some(n) => Ok(n),
         }
     }
+}
+
+/// The refusal of a send past [`Limits::max_pending_appends`].
+fn overloaded(limits: &Limits) -> Error {
+    Error::unavailable(
+        "the server is overloaded: too many messages are waiting to be stored; \
+         retry after the hinted delay",
+    )
+    .with_retry_after(Duration::from_millis(limits.overload_retry_after_ms))
 }
 
 /// The answer to a non-member: see [`Ctx::member_of`].
