@@ -333,6 +333,26 @@ pub(crate) struct Options {
     )]
     pub flood_window: humantime::Duration,
 
+    /// A write to a client stuck this long closes the connection (4008); announced in
+    /// `hello.limits.write_timeout_ms`.
+    #[arg(
+        long,
+        env = "CHAT_WRITE_TIMEOUT",
+        default_value_t = transport().write_timeout.into(),
+        global = true
+    )]
+    pub write_timeout: humantime::Duration,
+
+    /// Appends a node lets wait for the store at once; past it a send is refused at
+    /// once with `unavailable` and a retry hint (0: no bound).
+    #[arg(
+        long,
+        env = "CHAT_MAX_PENDING_APPENDS",
+        default_value_t = limits().max_pending_appends,
+        global = true
+    )]
+    pub max_pending_appends: usize,
+
     /// How often the server pings each connection.
     #[arg(
         long,
@@ -404,6 +424,7 @@ impl Options {
         l.typing_ttl_ms = u64::try_from(self.typing_ttl.as_millis()).unwrap_or(u64::MAX);
         l.commands_per_second = self.commands_per_second;
         l.command_burst = self.command_burst;
+        l.max_pending_appends = self.max_pending_appends;
         l
     }
 
@@ -415,6 +436,7 @@ impl Options {
             .max_message_bytes(self.max_frame_bytes)
             .flood_limit(self.max_frames_per_window, *self.flood_window)
             .keepalive(*self.ping_interval, *self.idle_timeout)
+            .write_timeout(*self.write_timeout)
             .allowed_origins(self.allowed_origins.iter().cloned());
         config.shutdown_grace = *self.shutdown_timeout;
         config.ready_timeout = *self.ready_timeout;
