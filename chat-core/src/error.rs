@@ -224,13 +224,30 @@ impl Error {
     }
 }
 
-/// The body of an error as transports send it: `{ "code": "...", "message": "..." }`.
+/// The body of an error as transports send it:
+/// `{ "code": "...", "message": "...", "retry_after_ms": 1000 }` (the hint only when the
+/// engine gave one: the client may retry after that long, with the same client id).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {
     /// The stable code.
     pub code: ErrorCode,
     /// A human-readable explanation.
     pub message: String,
+    /// When to retry, in milliseconds, when the engine knows (an overloaded or briefly
+    /// unavailable store).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
+}
+
+impl ErrorBody {
+    /// A body with no retry hint.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ErrorBody {
+            code,
+            message: message.into(),
+            retry_after_ms: None,
+        }
+    }
 }
 
 impl From<&Error> for ErrorBody {
@@ -238,6 +255,9 @@ impl From<&Error> for ErrorBody {
         ErrorBody {
             code: e.code(),
             message: e.to_string(),
+            retry_after_ms: e
+                .retry_after()
+                .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
         }
     }
 }

@@ -31,7 +31,8 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
 pub struct ApiError {
     status: StatusCode,
     body: ErrorBody,
-    /// Seconds for the `Retry-After` header, on a 429.
+    /// Seconds for the `Retry-After` header: on a 429, and on an error that carries the
+    /// engine's retry hint (an overloaded store: 503).
     retry_after: Option<u64>,
 }
 
@@ -40,10 +41,7 @@ impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         ApiError {
             status: status_of(code),
-            body: ErrorBody {
-                code,
-                message: message.into(),
-            },
+            body: ErrorBody::new(code, message),
             retry_after: None,
         }
     }
@@ -62,10 +60,7 @@ impl ApiError {
     pub fn unprocessable(message: impl Into<String>) -> Self {
         ApiError {
             status: StatusCode::UNPROCESSABLE_ENTITY,
-            body: ErrorBody {
-                code: ErrorCode::Invalid,
-                message: message.into(),
-            },
+            body: ErrorBody::new(ErrorCode::Invalid, message),
             retry_after: None,
         }
     }
@@ -90,10 +85,15 @@ impl From<Error> for ApiError {
 impl From<&Error> for ApiError {
     fn from(e: &Error) -> Self {
         let body = ErrorBody::from(e);
+        // The engine's retry hint becomes `Retry-After`, in whole seconds rounded up.
+        let retry_after = e.retry_after().map(|d| {
+            let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+            secs.max(1)
+        });
         ApiError {
             status: status_of(body.code),
             body,
-            retry_after: None,
+            retry_after,
         }
     }
 }
@@ -172,5 +172,31 @@ where
             .await
             .map(|p| Path(p.0))
             .map_err(|r: PathRejection| ApiError::new(ErrorCode::Invalid, r.body_text()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn an_engine_retry_hint_becomes_retry_after_and_stays_in_the_body() {
+        let e = Error::unavailable("too many appends waiting; retry")
+            .with_retry_after(Duration::from_millis(1500));
+        let response = ApiError::from(&e).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            response.headers()[axum::http::header::RETRY_AFTER],
+            "2",
+            "rounded up to whole seconds"
+        );
+        assert_eq!(ErrorBody::from(&e).retry_after_ms, Some(1500));
+        // No hint, no header.
+        let plain = ApiError::from(&Error::unavailable("down")).into_response();
+        assert!(plain
+            .headers()
+            .get(axum::http::header::RETRY_AFTER)
+            .is_none());
     }
 }

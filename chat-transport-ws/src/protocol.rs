@@ -183,6 +183,9 @@ pub enum Control {
         code: ErrorCode,
         /// A human-readable explanation.
         message: String,
+        /// When to retry, in milliseconds, when the server knows.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
     },
 }
 
@@ -225,6 +228,7 @@ pub(crate) fn error_frame(id: Option<RequestId>, error: &Error) -> Bytes {
         id,
         code: body.code,
         message: body.message,
+        retry_after_ms: body.retry_after_ms,
     })
 }
 
@@ -273,5 +277,25 @@ pub mod close {
     /// problem, or send what it may no longer see. The client resumes by seq.
     pub const fn delivers_backlog(code: u16) -> bool {
         matches!(code, NORMAL | SHUTDOWN | INTERNAL)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_frame_carries_the_retry_hint_only_when_there_is_one() {
+        let hinted = Error::unavailable("overloaded")
+            .with_retry_after(std::time::Duration::from_millis(1000));
+        let frame: Value =
+            serde_json::from_slice(&error_frame(Some(RequestId::Text("9".into())), &hinted))
+                .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(frame["type"], "error");
+        assert_eq!(frame["code"], "unavailable");
+        assert_eq!(frame["retry_after_ms"], 1000);
+        let plain: Value = serde_json::from_slice(&error_frame(None, &Error::invalid("no")))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(plain.get("retry_after_ms").is_none(), "{plain}");
     }
 }
