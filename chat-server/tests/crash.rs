@@ -1,7 +1,8 @@
 //! `kill -9` under load, through the real binary, on SQLite and on PostgreSQL: 20 clients
 //! pipeline sends, the server dies mid-stream, and after a restart every acknowledged
 //! message is there with its seq and body, the log has no gap, and re-sending every
-//! unacknowledged client id stores each at most once.
+//! unacknowledged client id stores each at most once. SIGTERM under the same load: every
+//! client, still sending, gets close 1001, and nothing acknowledged is lost.
 
 mod common;
 
@@ -28,6 +29,8 @@ struct Outcome {
     acked: HashMap<String, (u64, String)>,
     /// Every client id written to the socket.
     written: Vec<String>,
+    /// The close code the server sent, if its close frame arrived.
+    close_code: Option<u16>,
 }
 
 fn body_of(client_id: &str) -> String {
@@ -52,9 +55,13 @@ async fn pipeline(
         let acks = acks.clone();
         tokio::spawn(async move {
             let mut acked = HashMap::new();
+            let mut close_code = None;
             while let Ok(Some(Ok(msg))) =
                 tokio::time::timeout(Duration::from_secs(30), stream.next()).await
             {
+                if let Message::Close(frame) = &msg {
+                    close_code = frame.as_ref().map(|f| u16::from(f.code));
+                }
                 let Message::Text(t) = msg else { continue };
                 let v: Value = serde_json::from_str(&t).expect("json");
                 let Some(id) = v["id"].as_str() else { continue };
@@ -67,7 +74,7 @@ async fn pipeline(
                     acks.fetch_add(1, Ordering::Relaxed);
                 }
             }
-            acked
+            (acked, close_code)
         })
     };
     let mut written = Vec::new();
@@ -85,11 +92,15 @@ async fn pipeline(
         }
         written.push(client_id);
     }
-    let acked = tokio::time::timeout(Duration::from_secs(40), reader)
+    let (acked, close_code) = tokio::time::timeout(Duration::from_secs(40), reader)
         .await
         .expect("the reader ends once the socket dies")
         .expect("reader");
-    Outcome { acked, written }
+    Outcome {
+        acked,
+        written,
+        close_code,
+    }
 }
 
 /// Every message of the conversation, by seq, paged with `after`.
@@ -133,7 +144,20 @@ fn client_ids(history: &BTreeMap<u64, Value>) -> HashMap<String, u64> {
     ids
 }
 
+/// How the server stops in the middle of the load.
+#[derive(Clone, Copy, PartialEq)]
+enum Stop {
+    /// `kill -9`.
+    Kill,
+    /// SIGTERM: every client must get close 1001.
+    Term,
+}
+
 async fn kill_under_load_loses_nothing_acknowledged(store: &[&str]) {
+    stop_under_load_loses_nothing_acknowledged(store, Stop::Kill).await;
+}
+
+async fn stop_under_load_loses_nothing_acknowledged(store: &[&str], stop: Stop) {
     let mut args = store.to_vec();
     args.extend(["--commands-per-second", "0"]);
     let server = Server::spawn(&args, &[]);
@@ -169,18 +193,29 @@ async fn kill_under_load_loses_nothing_acknowledged(store: &[&str]) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let addr_args = args.clone();
-    server.kill();
+    match stop {
+        Stop::Kill => server.kill(),
+        Stop::Term => server.sigterm(),
+    }
     let mut outcomes = Vec::new();
     for t in tasks {
         outcomes.push(t.await.expect("client task"));
     }
     let acked: usize = outcomes.iter().map(|o| o.acked.len()).sum();
     let written: usize = outcomes.iter().map(|o| o.written.len()).sum();
-    assert!(acked > 0, "some sends were acknowledged before the kill");
-    assert!(
-        written > acked,
-        "the kill came with sends in flight ({acked} acked of {written})"
-    );
+    assert!(acked > 0, "some sends were acknowledged before the stop");
+    if stop == Stop::Term {
+        let codes: Vec<Option<u16>> = outcomes.iter().map(|o| o.close_code).collect();
+        assert!(
+            codes.iter().all(|c| *c == Some(1001)),
+            "every client still sending gets close 1001: {codes:?}"
+        );
+    } else {
+        assert!(
+            written > acked,
+            "the kill came with sends in flight ({acked} acked of {written})"
+        );
+    }
 
     // Restart on the same store.
     let server = Server::spawn(&addr_args, &[]);
@@ -228,7 +263,12 @@ async fn kill_under_load_loses_nothing_acknowledged(store: &[&str]) {
         );
     }
     eprintln!(
-        "kill -9 under load: {acked} acked of {written} written, {} stored before the re-send",
+        "{} under load: {acked} acked of {written} written, {} stored before the re-send",
+        if stop == Stop::Kill {
+            "kill -9"
+        } else {
+            "SIGTERM"
+        },
         stored.len()
     );
 }
@@ -260,4 +300,11 @@ async fn kill_9_under_load_on_postgres() {
     drop();
     kill_under_load_loses_nothing_acknowledged(&["--store", &url, "--pg-schema", &schema]).await;
     drop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_under_load_closes_every_client_with_1001_on_sqlite() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = format!("sqlite:{}", dir.path().join("chat.db").display());
+    stop_under_load_loses_nothing_acknowledged(&["--store", &store], Stop::Term).await;
 }

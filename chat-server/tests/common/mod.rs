@@ -99,6 +99,17 @@ impl Server {
         ws
     }
 
+    /// SIGTERM, then waits: a graceful shutdown exits 0.
+    pub(crate) fn sigterm(mut self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        let exit = self.child.wait().expect("wait");
+        assert!(exit.success(), "a graceful shutdown exits 0, got {exit}");
+    }
+
     /// `kill -9`: no shutdown, no flush.
     pub(crate) fn kill(mut self) {
         self.child.kill().expect("kill -9");
