@@ -195,7 +195,9 @@ async fn stop_under_load_loses_nothing_acknowledged(store: &[&str], stop: Stop) 
     let addr_args = args.clone();
     match stop {
         Stop::Kill => server.kill(),
-        Stop::Term => server.sigterm(),
+        Stop::Term => {
+            server.terminate();
+        }
     }
     let mut outcomes = Vec::new();
     for t in tasks {

@@ -3,7 +3,8 @@
 
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -99,8 +100,55 @@ impl Server {
         ws
     }
 
-    /// SIGTERM, then waits: a graceful shutdown exits 0.
-    pub(crate) fn sigterm(mut self) {
+    /// Starts it on a SQLite file.
+    pub(crate) fn start(db: &std::path::Path) -> Server {
+        let store = format!("sqlite:{}", db.display());
+        Server::spawn(&["--store", &store], &[])
+    }
+
+    /// `GET path` over plain HTTP/1.1: the raw response.
+    pub(crate) fn get(&self, path: &str) -> String {
+        let mut s = TcpStream::connect(&self.addr).expect("connect");
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .expect("write");
+        let mut body = String::new();
+        s.read_to_string(&mut body).expect("read");
+        body
+    }
+
+    /// One HTTP request with extra header lines: the status and the body.
+    pub(crate) fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> (u16, String) {
+        let mut s = TcpStream::connect(&self.addr).expect("connect");
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: 0\r\n",
+            self.addr
+        );
+        for (k, v) in headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head.push_str("\r\n");
+        s.write_all(head.as_bytes()).expect("write");
+        let mut raw = String::new();
+        s.read_to_string(&mut raw).expect("read");
+        let status = raw
+            .split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .expect("status line");
+        let body = raw.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_owned();
+        (status, body)
+    }
+
+    /// SIGTERM, then waits (a graceful shutdown exits 0); returns what it logged.
+    pub(crate) fn terminate(mut self) -> Vec<String> {
         let status = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
@@ -108,6 +156,7 @@ impl Server {
         assert!(status.success());
         let exit = self.child.wait().expect("wait");
         assert!(exit.success(), "a graceful shutdown exits 0, got {exit}");
+        self.lines.try_iter().collect()
     }
 
     /// `kill -9`: no shutdown, no flush.
