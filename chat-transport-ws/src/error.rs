@@ -56,6 +56,16 @@ impl ApiError {
         }
     }
 
+    /// A route that exists but not with this method: 405 `invalid`, with the same JSON
+    /// body as every other error.
+    pub fn method_not_allowed() -> Self {
+        ApiError {
+            status: StatusCode::METHOD_NOT_ALLOWED,
+            body: ErrorBody::new(ErrorCode::Invalid, "this route does not take that method"),
+            retry_after: None,
+        }
+    }
+
     /// A request body that is not valid JSON or not the expected shape: 422 `invalid`.
     pub fn unprocessable(message: impl Into<String>) -> Self {
         ApiError {

@@ -57,10 +57,15 @@ pub(crate) fn routes() -> Router<ChatState> {
         .route("/admin/stats", get(admin_stats))
         .route("/admin/users/{user}/disconnect", post(admin_disconnect))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
 }
 
 async fn not_found() -> ApiError {
     ApiError::new(chat_core::ErrorCode::NotFound, "no such route")
+}
+
+pub(crate) async fn method_not_allowed() -> ApiError {
+    ApiError::method_not_allowed()
 }
 
 async fn run(state: &ChatState, caller: &Caller, command: Command) -> ApiResult {

@@ -85,6 +85,7 @@ pub fn router(state: ChatState) -> Router {
         .route("/ws", get(ws::ws_handler))
         .route("/ws/rooms/{room}", get(ws::ws_room_handler))
         .nest("/api/v1", http::routes())
+        .method_not_allowed_fallback(http::method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
 }

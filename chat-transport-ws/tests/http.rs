@@ -625,3 +625,41 @@ async fn admin_endpoints_need_the_key() {
         .await;
     assert_eq!(h["messages"].as_array().expect("msgs").len(), 2);
 }
+
+/// A known route with a method it does not take answers 405 with the JSON error body,
+/// like every other error (found by the `http` fuzz target).
+#[tokio::test]
+async fn a_wrong_method_gets_405_with_a_json_error_body() {
+    use tower::ServiceExt;
+    let state = chat_transport_ws::ChatState::new(
+        chat_core::Engine::builder(std::sync::Arc::new(chat_core::memory::MemoryStore::new()))
+            .build()
+            .await
+            .unwrap_or_else(|e| panic!("{e}")),
+        std::sync::Arc::new(chat_transport_ws::JwtAuthenticator::hs256(&b"x".repeat(32))),
+        Default::default(),
+    );
+    for (method, path) in [
+        ("PATCH", "/api/v1/health"),
+        ("PUT", "/ws"),
+        ("DELETE", "/api/v1/rooms"),
+    ] {
+        let response = chat_transport_ws::router(state.clone())
+            .oneshot(
+                axum::http::Request::builder()
+                    .method(method)
+                    .uri(path)
+                    .body(axum::body::Body::empty())
+                    .unwrap_or_else(|e| panic!("{e}")),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(response.status(), 405, "{method} {path}");
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let v: serde_json::Value =
+            serde_json::from_slice(&body).unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        assert_eq!(v["code"], "invalid", "{method} {path}: {v}");
+    }
+}
