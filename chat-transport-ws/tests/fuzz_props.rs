@@ -275,11 +275,12 @@ fn param(raw: bool) -> BoxedStrategy<Param> {
                 .prop_map(Param::Number)
                 .boxed(),
         ),
+        // Not "online" while `DELETE /friends/online` answers 405 (the ignored
+        // `http_a_user_named_online_can_be_unfriended`); the fuzz target still tries it.
         (
             2,
             prop_oneof![
-                select(&["general", "bob", "alice", "true", "request", "online"][..])
-                    .prop_map(str::to_owned),
+                select(&["general", "bob", "alice", "true", "request"][..]).prop_map(str::to_owned),
                 ".{0,12}".prop_map(|s: String| s)
             ]
             .prop_map(Param::Text)
@@ -403,5 +404,17 @@ fn http_a_method_a_route_does_not_serve_gets_a_json_error() {
 #[ignore = "not fixed yet: 404 with an empty body"]
 fn http_the_api_root_with_a_slash_gets_a_json_error() {
     let step = bare(MethodChoice::Documented, Target::UnderApi("/".into()));
+    http::Harness::new().check(&[step]);
+}
+
+/// `DELETE /api/v1/friends/{user}` for the user `online` meets `GET /friends/online`
+/// first: 405 with an empty body, and that friendship cannot be removed over HTTP.
+#[test]
+#[ignore = "not fixed yet: 405 with an empty body"]
+fn http_a_user_named_online_can_be_unfriended() {
+    let step = bare(
+        MethodChoice::Other("DELETE".into()),
+        Target::UnderApi("/friends/online".into()),
+    );
     http::Harness::new().check(&[step]);
 }
