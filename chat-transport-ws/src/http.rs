@@ -28,6 +28,8 @@ impl<T: Serialize> axum::response::IntoResponse for Json<T> {
 /// The routes, relative to `/api/v1`.
 pub(crate) fn routes() -> Router<ChatState> {
     Router::new()
+        // `/api/v1/` itself is no route; it answers like any unknown path.
+        .route("/", axum::routing::any(not_found))
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/conversations", get(list_conversations))
@@ -50,7 +52,11 @@ pub(crate) fn routes() -> Router<ChatState> {
         .route("/rooms/{id}/invite", post(invite))
         .route("/rooms/{id}/members", get(members))
         .route("/friends", get(list_friends))
-        .route("/friends/online", get(online_friends))
+        // `DELETE /friends/online` is the user named `online`, not the list.
+        .route(
+            "/friends/online",
+            get(online_friends).delete(friend_remove_online),
+        )
         .route("/friends/{user}", axum::routing::delete(friend_remove))
         .route("/friends/{user}/{action}", post(friend_action))
         .route("/admin/rooms/{room}/messages", post(admin_message))
@@ -60,7 +66,7 @@ pub(crate) fn routes() -> Router<ChatState> {
         .method_not_allowed_fallback(method_not_allowed)
 }
 
-async fn not_found() -> ApiError {
+pub(crate) async fn not_found() -> ApiError {
     ApiError::new(chat_core::ErrorCode::NotFound, "no such route")
 }
 
@@ -360,6 +366,11 @@ async fn friend_remove(
     caller: Caller,
     Path(user): Path<UserId>,
 ) -> ApiResult {
+    run(&s, &caller, Command::FriendRemove { user }).await
+}
+
+async fn friend_remove_online(State(s): State<ChatState>, caller: Caller) -> ApiResult {
+    let user = UserId::new("online").map_err(ApiError::from)?;
     run(&s, &caller, Command::FriendRemove { user }).await
 }
 

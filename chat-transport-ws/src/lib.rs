@@ -85,6 +85,8 @@ pub fn router(state: ChatState) -> Router {
         .route("/ws", get(ws::ws_handler))
         .route("/ws/rooms/{room}", get(ws::ws_room_handler))
         .nest("/api/v1", http::routes())
+        // The nested router's own `/` is `/api/v1`; the slash form is answered here.
+        .route("/api/v1/", axum::routing::any(http::not_found))
         .method_not_allowed_fallback(http::method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
