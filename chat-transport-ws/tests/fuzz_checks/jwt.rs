@@ -3,9 +3,10 @@
 //!
 //! Properties: authentication never panics; a refusal is `unauthenticated`; a token is
 //! accepted only when it is three parts, its header says `HS256`, its signature is
-//! HMAC-SHA256 with [`SECRET`], its claims carry a numeric `exp` not in the past, a
-//! numeric `nbf` (when present) not in the future and a `sub` that is the identity
-//! returned. The oracle reads the token itself; it trusts `jsonwebtoken` only to compute
+//! HMAC-SHA256 with [`SECRET`], its claims carry a numeric `exp` not further in the past
+//! than the authenticator's clock leeway ([`JwtAuthenticator::DEFAULT_LEEWAY`]), a
+//! numeric `nbf` (when present) not further in the future than the leeway, and a `sub`
+//! that is the identity returned. The oracle reads the token itself; it trusts `jsonwebtoken` only to compute
 //! the HMAC. A [`TokenCase`] that is plainly valid must be accepted, so the check is not
 //! vacuous.
 
@@ -90,12 +91,18 @@ fn acceptable(token: &str, before: u64, after: u64, identity: &Identity) -> Resu
     let claims = json_part(claims).ok_or("has claims that are not base64url JSON")?;
     match claims.get("exp").and_then(numeric_date) {
         None => return Err("has no numeric `exp`".into()),
-        Some(exp) if exp < before => return Err(format!("expired at {exp}, before {before}")),
+        Some(exp) if exp + leeway() < before => {
+            return Err(format!(
+                "expired at {exp}, more than the leeway before {before}"
+            ))
+        }
         Some(_) => {}
     }
     if let Some(nbf) = claims.get("nbf").and_then(numeric_date) {
-        if nbf > after {
-            return Err(format!("is not valid before {nbf}, after {after}"));
+        if nbf > after + leeway() {
+            return Err(format!(
+                "is not valid before {nbf}, more than the leeway after {after}"
+            ));
         }
     }
     match claims.get("sub") {
@@ -323,4 +330,9 @@ impl TokenCase {
             && extra.iter().all(|k| !read.contains(k))
             && self.claims.iter().all(|(k, v)| well_formed(k, v))
     }
+}
+
+/// The clock leeway the authenticator allows on `exp` and `nbf`, in seconds.
+fn leeway() -> u64 {
+    JwtAuthenticator::DEFAULT_LEEWAY.as_secs()
 }
