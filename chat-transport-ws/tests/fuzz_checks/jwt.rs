@@ -91,7 +91,7 @@ fn acceptable(token: &str, before: u64, after: u64, identity: &Identity) -> Resu
     let claims = json_part(claims).ok_or("has claims that are not base64url JSON")?;
     match claims.get("exp").and_then(numeric_date) {
         None => return Err("has no numeric `exp`".into()),
-        Some(exp) if exp + leeway() < before => {
+        Some(exp) if exp.saturating_add(leeway()) < before => {
             return Err(format!(
                 "expired at {exp}, more than the leeway before {before}"
             ))
@@ -99,7 +99,7 @@ fn acceptable(token: &str, before: u64, after: u64, identity: &Identity) -> Resu
         Some(_) => {}
     }
     if let Some(nbf) = claims.get("nbf").and_then(numeric_date) {
-        if nbf > after + leeway() {
+        if nbf > after.saturating_add(leeway()) {
             return Err(format!(
                 "is not valid before {nbf}, more than the leeway after {after}"
             ));
@@ -323,8 +323,10 @@ impl TokenCase {
             && self.alg.as_deref() == Some("HS256")
             && self.header.is_empty()
             && matches!(&self.sub, Some(Value::String(s)) if UserId::new(s.as_str()).is_ok())
-            && matches!(self.exp, Some(Time::FromNow(d)) if d >= 60)
-            && matches!(self.nbf, None | Some(Time::FromNow(..=-60)))
+            // Plain dates: after 1970 and before the year 30000 (an `nbf` before 1970 or an
+            // `exp` near 2^63 may be refused, and that is no bug).
+            && matches!(self.exp, Some(Time::FromNow(d)) if (60..=900_000_000_000).contains(&d))
+            && matches!(self.nbf, None | Some(Time::FromNow(-1_000_000_000..=-60)))
             && matches!(self.name, None | Some(Value::String(_)))
             && distinct
             && extra.iter().all(|k| !read.contains(k))
