@@ -82,6 +82,14 @@ pub enum Event {
         /// How it stands now, from your side.
         friend: FriendView,
     },
+    /// Live messages of this conversation may have been lost on the way to this
+    /// connection and the server could not make up for them: send `resume` for it (or
+    /// page `history` from your `have`). Rare: the server fills gaps from the store by
+    /// itself, and sends this only when the store could not be read at that moment.
+    ResumeRequired {
+        /// The conversation to resume.
+        conversation: ConversationId,
+    },
 }
 
 impl Event {
@@ -104,6 +112,7 @@ wire_kinds!(Event {
     ConversationRemoved => "conversation_removed",
     Presence => "presence",
     Friend => "friend",
+    ResumeRequired => "resume_required",
 });
 
 /// Who receives a delivery.

@@ -56,6 +56,8 @@ pub mod model;
 pub mod ports;
 
 #[cfg(feature = "conformance")]
+pub mod bus_conformance;
+#[cfg(feature = "conformance")]
 pub mod conformance;
 
 pub use engine::{Command, Engine, EngineBuilder, Event, Reply, Session};

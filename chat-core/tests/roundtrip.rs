@@ -210,6 +210,7 @@ fn event() -> impl Strategy<Value = Event> {
         (c(), user()).prop_map(|(conversation, user)| Event::MemberLeft { conversation, user }),
         conversation().prop_map(|conversation| Event::ConversationAdded { conversation }),
         c().prop_map(|conversation| Event::ConversationRemoved { conversation }),
+        c().prop_map(|conversation| Event::ResumeRequired { conversation }),
         (user(), any::<bool>(), proptest::option::of(time())).prop_map(
             |(user, online, last_seen)| Event::Presence {
                 presence: Presence {

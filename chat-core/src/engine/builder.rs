@@ -165,6 +165,7 @@ impl EngineBuilder {
             next_session: AtomicU64::new(1),
             registry: RwLock::default(),
             topics: Default::default(),
+            marks: Default::default(),
             presence_turns: Default::default(),
             typing: Mutex::new(TypingLeases::new(typing_ttl)),
             kinds: Default::default(),

@@ -9,6 +9,7 @@
 
 use std::sync::{Arc, Weak};
 
+use super::stats::BusCounters;
 use super::Inner;
 use crate::error::Error;
 use crate::event::{Audience, Delivery, Event};
@@ -19,9 +20,10 @@ impl Inner {
     /// Delivers to this node's sessions, then publishes to the other nodes.
     pub(crate) async fn publish(&self, delivery: Delivery) {
         let delivery = Arc::new(delivery);
-        self.deliver_local(&delivery);
-        if let Err(e) = self.bus.publish(self.node, delivery).await {
-            self.bus_error(&e);
+        self.deliver_ordered(delivery.clone());
+        match self.bus.publish(self.node, delivery).await {
+            Ok(()) => BusCounters::add(&self.counters.bus.published, 1),
+            Err(e) => self.bus_error(&e),
         }
     }
 
@@ -35,13 +37,28 @@ impl Inner {
             if want == *subscribed {
                 continue;
             }
+            let conversation = match &topic {
+                Topic::Conversation(c) => Some(*c),
+                _ => None,
+            };
             let result = if want {
+                if let Some(c) = conversation {
+                    // Before subscribing: the first delivery already finds its mark.
+                    self.marks.start(c);
+                }
                 self.bus.subscribe(self.node, topic.clone()).await
             } else {
                 self.bus.unsubscribe(self.node, topic.clone()).await
             };
             match result {
-                Ok(()) => *subscribed = want,
+                Ok(()) => {
+                    *subscribed = want;
+                    match conversation {
+                        Some(c) if want => self.spawn_mark_start(c),
+                        Some(c) => self.marks.stop(c),
+                        None => {}
+                    }
+                }
                 Err(e) => self.bus_error(&e),
             }
         }
@@ -72,7 +89,8 @@ impl Inner {
 
     /// A delivery from another node: keep local subscriptions in step with membership
     /// changes, then deliver.
-    fn apply_remote(self: &Arc<Self>, delivery: &Delivery) {
+    fn apply_remote(self: &Arc<Self>, delivery: Arc<Delivery>) {
+        BusCounters::add(&self.counters.bus.received, 1);
         let topics = match (&delivery.audience, &delivery.event) {
             (Audience::User { user }, Event::ConversationAdded { conversation }) => {
                 self.registry.write().follow(user, conversation.id)
@@ -83,7 +101,7 @@ impl Inner {
             _ => Vec::new(),
         };
         self.spawn_reconcile(topics);
-        self.deliver_local(delivery);
+        self.deliver_ordered(delivery);
     }
 
     /// Counts and logs a failed bus call.
@@ -99,7 +117,13 @@ pub(crate) struct BusReceiver(pub(crate) Weak<Inner>);
 impl BusSink for BusReceiver {
     fn deliver(&self, delivery: Arc<Delivery>) {
         if let Some(inner) = self.0.upgrade() {
-            inner.apply_remote(&delivery);
+            inner.apply_remote(delivery);
+        }
+    }
+
+    fn resync(&self) {
+        if let Some(inner) = self.0.upgrade() {
+            inner.resync_all();
         }
     }
 }

@@ -18,6 +18,7 @@
 //! | `registry.rs` | sans-IO: who is connected, who follows which conversation, topic diffs |
 //! | `bus.rs` | publishing, deliveries from other nodes, bus subscriptions per topic |
 //! | `fanout.rs` | from a delivery to frames queued on this node's sessions |
+//! | `gaps.rs` | per followed conversation, the seq passed on; gaps filled from the store |
 //! | `presence.rs` | coming online, going offline, telling friends and co-members |
 //! | `admin.rs` | what the embedder does outside any session: system messages, deletions |
 //! | `stats.rs` | counters, the append-latency histogram, [`Stats`] |
@@ -29,6 +30,7 @@ mod builder;
 mod bus;
 mod command;
 mod fanout;
+mod gaps;
 mod keyed;
 mod kinds;
 mod presence;
@@ -47,7 +49,7 @@ pub use crate::event::{Audience, Delivery, Event, Skip};
 pub use builder::EngineBuilder;
 pub use command::*;
 pub use session::Session;
-pub use stats::{LatencySnapshot, Stats, BUCKETS_MICROS};
+pub use stats::{BusStats, LatencySnapshot, Stats, BUCKETS_MICROS};
 
 use crate::error::Result;
 use crate::ids::{NodeId, SessionId, UserId};
@@ -90,6 +92,8 @@ pub(crate) struct Inner {
     registry: RwLock<Registry<Arc<SessionEntry>>>,
     /// Per bus topic: whether this node is subscribed (changed under that topic's lock).
     topics: KeyedLocks<Topic, bool>,
+    /// Per followed conversation: the highest seq passed to this node's sessions.
+    marks: gaps::Marks,
     /// Per user: one online/offline transition at a time.
     presence_turns: KeyedLocks<UserId, ()>,
     typing: Mutex<TypingLeases>,
@@ -169,12 +173,13 @@ impl Engine {
         }
         let users: Vec<UserId> = inner.registry.read().users().cloned().collect();
         if !users.is_empty() {
-            if let Err(e) = inner
+            match inner
                 .bus
                 .renew_presence(inner.node, &users, inner.presence_ttl)
                 .await
             {
-                inner.bus_error(&e);
+                Ok(()) => stats::BusCounters::add(&inner.counters.bus.presence_renewals, 1),
+                Err(e) => inner.bus_error(&e),
             }
         }
     }

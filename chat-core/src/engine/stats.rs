@@ -23,6 +23,62 @@ pub(crate) struct Counters {
     /// Errors returned by store calls, one counter per [`ErrorCode::ALL`] entry.
     store_errors: [AtomicU64; ErrorCode::ALL.len()],
     append_latency: Histogram,
+    pub(crate) bus: BusCounters,
+}
+
+/// What crossed the bus, and what the store had to make up for.
+#[derive(Debug, Default)]
+pub(crate) struct BusCounters {
+    pub(crate) published: AtomicU64,
+    pub(crate) received: AtomicU64,
+    pub(crate) resyncs: AtomicU64,
+    pub(crate) gap_fills: AtomicU64,
+    pub(crate) filled_messages: AtomicU64,
+    pub(crate) duplicates: AtomicU64,
+    pub(crate) resume_required: AtomicU64,
+    pub(crate) presence_renewals: AtomicU64,
+}
+
+impl BusCounters {
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn snapshot(&self) -> BusStats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        BusStats {
+            published: get(&self.published),
+            received: get(&self.received),
+            resyncs: get(&self.resyncs),
+            gap_fills: get(&self.gap_fills),
+            filled_messages: get(&self.filled_messages),
+            duplicates: get(&self.duplicates),
+            resume_required: get(&self.resume_required),
+            presence_renewals: get(&self.presence_renewals),
+        }
+    }
+}
+
+/// This node's traffic on the bus, and how it kept its sessions whole.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct BusStats {
+    /// Deliveries published to the bus (one per event, whatever the recipients).
+    pub published: u64,
+    /// Deliveries received from other nodes.
+    pub received: u64,
+    /// Times the bus said deliveries may have been lost (a reconnect, an overflow).
+    pub resyncs: u64,
+    /// Gaps in a conversation's seqs that this node filled from the store.
+    pub gap_fills: u64,
+    /// Messages read from the store to fill gaps.
+    pub filled_messages: u64,
+    /// Messages that arrived again after being passed on already, and were dropped.
+    pub duplicates: u64,
+    /// `resume_required` events sent because a gap could not be filled.
+    pub resume_required: u64,
+    /// Presence lease renewals sent (one per batch).
+    pub presence_renewals: u64,
 }
 
 /// Where `code` sits in [`ErrorCode::ALL`].
@@ -99,6 +155,7 @@ impl Counters {
             appends_refused: self.appends_refused.load(Ordering::Relaxed),
             pending_appends: self.pending_appends.load(Ordering::Relaxed),
             append_latency: self.append_latency.snapshot(),
+            bus: self.bus.snapshot(),
         }
     }
 }
@@ -137,6 +194,8 @@ pub struct Stats {
     pub pending_appends: u64,
     /// How long store appends took, as the engine saw them.
     pub append_latency: LatencySnapshot,
+    /// Traffic on the bus, and gaps filled from the store.
+    pub bus: BusStats,
 }
 
 /// Counts one pending append out when dropped (the append finished, failed or was

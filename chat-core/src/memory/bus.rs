@@ -127,6 +127,10 @@ impl Bus for MemoryBus {
         Ok(())
     }
 
+    fn lossless(&self) -> bool {
+        true
+    }
+
     async fn online(&self, users: &[UserId]) -> Result<Vec<UserId>> {
         let now = self.clock.now();
         let s = self.state.lock();
