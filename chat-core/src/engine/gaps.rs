@@ -256,7 +256,7 @@ impl Inner {
         mut after: Seq,
         until: Option<Seq>,
     ) -> bool {
-        let page = u32::try_from(self.limits.resume_page.max(1)).unwrap_or(u32::MAX);
+        let page = self.limits.resume_page.max(1);
         let max = self.limits.max_resume_gap;
         let start = after;
         let mut filled = 0u64;
