@@ -123,3 +123,32 @@ async fn presence_follows_the_last_connection_and_reaches_friends_and_co_members
     assert_eq!(carol.events(), vec![online]);
     dave.assert_quiet();
 }
+
+#[tokio::test]
+async fn a_user_whose_node_died_goes_offline_when_the_lease_runs_out() {
+    // Alice is on node a, her friend bob on node b. Node a dies: it never says alice
+    // left and never renews her lease. Node b tells bob once the lease has run out.
+    let w = World::new().await;
+    let b = World::node(&w.store, &w.bus, &w.clock, Limits::default()).await;
+    let mut bob = w.connect_to(&b, "bob", 1024).await;
+    let mut alice = w.connect("alice").await;
+    w.befriend(&mut alice, &mut bob).await;
+    b.tick().await; // renews bob's lease; alice's is fresh
+    assert!(bob.events().is_empty(), "alice's lease is still fresh");
+    std::mem::forget(alice); // node a dies: alice's session never closes
+    w.advance(31_000); // past the 30 s lease; node a never renews
+    b.tick().await;
+    let events = bob.events();
+    assert_eq!(events.len(), 1, "{events:?}");
+    match &events[0] {
+        Event::Presence { presence } => {
+            assert_eq!(presence.user, uid("alice"));
+            assert!(!presence.online);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(b.stats().bus.presence_expired, 1);
+    w.advance(11_000);
+    b.tick().await;
+    assert!(bob.events().is_empty(), "told once");
+}

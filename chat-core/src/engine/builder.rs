@@ -166,6 +166,8 @@ impl EngineBuilder {
             registry: RwLock::default(),
             topics: Default::default(),
             marks: Default::default(),
+            remote_online: Default::default(),
+            last_renewal: Default::default(),
             presence_turns: Default::default(),
             typing: Mutex::new(TypingLeases::new(typing_ttl)),
             kinds: Default::default(),

@@ -101,6 +101,7 @@ impl Inner {
             _ => Vec::new(),
         };
         self.spawn_reconcile(topics);
+        self.note_remote_presence(&delivery);
         self.deliver_ordered(delivery);
     }
 

@@ -39,6 +39,7 @@ mod session;
 mod stats;
 mod store_faults;
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -97,6 +98,10 @@ pub(crate) struct Inner {
     /// Per user: one online/offline transition at a time.
     presence_turns: KeyedLocks<UserId, ()>,
     typing: Mutex<TypingLeases>,
+    /// Users another node announced online, with whom to tell when their leases expire.
+    remote_online: Mutex<HashSet<UserId>>,
+    /// When this node last renewed its presence leases (renewed every third of a lease).
+    last_renewal: Mutex<Option<chrono::DateTime<chrono::Utc>>>,
     kinds: KindCache,
     counters: Arc<Counters>,
     /// Slots for appends waiting for the store ([`Limits::max_pending_appends`]); `None`
@@ -153,8 +158,9 @@ impl Engine {
     }
 
     /// Periodic upkeep, run by the background task (or by tests after moving a manual
-    /// clock): ends expired typing leases (telling the others) and renews this node's
-    /// presence leases.
+    /// clock): ends expired typing leases (telling the others); every third of a presence
+    /// lease, renews this node's leases in one batch and tells its sessions of users of
+    /// other nodes whose leases ran out.
     pub async fn tick(&self) {
         let inner = &self.inner;
         let expired = inner.typing.lock().expire(inner.clock.now());
@@ -171,6 +177,23 @@ impl Engine {
                 })
                 .await;
         }
+        let now = inner.clock.now();
+        let due = {
+            let mut last = inner.last_renewal.lock();
+            let every = chrono::Duration::from_std(inner.presence_ttl / 3).unwrap_or_default();
+            let due = match *last {
+                Some(at) => now - at >= every,
+                None => true,
+            };
+            if due {
+                *last = Some(now);
+            }
+            due
+        };
+        if !due {
+            return;
+        }
+        inner.sweep_departed().await;
         let users: Vec<UserId> = inner.registry.read().users().cloned().collect();
         if !users.is_empty() {
             match inner

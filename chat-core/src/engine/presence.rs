@@ -8,7 +8,7 @@
 use std::slice;
 
 use super::command::all_friendships;
-use super::Inner;
+use super::{stats, Inner};
 use crate::event::{Audience, Delivery, Event, Skip};
 use crate::ids::UserId;
 use crate::model::Presence;
@@ -73,12 +73,82 @@ impl Inner {
             .is_empty()
     }
 
+    /// A presence change from another node: remember who is online elsewhere, so that
+    /// their going offline is noticed even if their node dies without saying so.
+    pub(crate) fn note_remote_presence(&self, delivery: &Delivery) {
+        let Event::Presence { presence } = &delivery.event else {
+            return;
+        };
+        let mut remote = self.remote_online.lock();
+        if presence.online {
+            remote.insert(presence.user.clone());
+        } else {
+            remote.remove(&presence.user);
+        }
+    }
+
+    /// Users announced online by another node whose leases are all gone (their node died
+    /// or lost the bus): this node's sessions are told they went offline. Each node tells
+    /// only its own sessions, so nobody hears it twice.
+    pub(crate) async fn sweep_departed(&self) {
+        let watched: Vec<UserId> = {
+            let registry = self.registry.read();
+            self.remote_online
+                .lock()
+                .iter()
+                .filter(|u| !registry.is_online(u))
+                .cloned()
+                .collect()
+        };
+        if watched.is_empty() {
+            return;
+        }
+        let online = match self.bus.online(&watched).await {
+            Ok(o) => o,
+            Err(e) => return self.bus_error(&e),
+        };
+        let now = self.clock.now();
+        let gone: Vec<UserId> = {
+            let mut remote = self.remote_online.lock();
+            watched
+                .into_iter()
+                .filter(|u| !online.contains(u) && remote.remove(u))
+                .collect()
+        };
+        for user in gone {
+            stats::BusCounters::add(&self.counters.bus.presence_expired, 1);
+            let audience = self.presence_audience(&user).await;
+            self.deliver_local(&Delivery {
+                audience,
+                skip: Skip::User { user: user.clone() },
+                event: Event::Presence {
+                    presence: Presence {
+                        user,
+                        online: false,
+                        last_seen: Some(now),
+                    },
+                },
+            });
+        }
+    }
+
     /// Tells friends and co-members about a presence change.
     pub(crate) async fn announce_presence(&self, presence: Presence) {
         let user = presence.user.clone();
+        self.publish(Delivery {
+            audience: self.presence_audience(&user).await,
+            skip: Skip::User { user },
+            event: Event::Presence { presence },
+        })
+        .await;
+    }
+
+    /// Who hears of `user`'s presence: their co-members and friends (as far as the store
+    /// can say right now).
+    async fn presence_audience(&self, user: &UserId) -> Audience {
         let conversations = match self
             .store
-            .conversations_of(&user, self.limits.max_live_conversations)
+            .conversations_of(user, self.limits.max_live_conversations)
             .await
         {
             Ok(c) => c,
@@ -90,11 +160,11 @@ impl Inner {
                 Vec::new()
             }
         };
-        let friends = match all_friendships(&self.store, &user, self.limits.max_list_page).await {
+        let friends = match all_friendships(&self.store, user, self.limits.max_list_page).await {
             Ok(f) => f
                 .into_iter()
                 .filter(|f| f.is_friends())
-                .map(|f| f.other(&user).clone())
+                .map(|f| f.other(user).clone())
                 .collect(),
             Err(e) => {
                 tracing::debug!(
@@ -104,15 +174,10 @@ impl Inner {
                 Vec::new()
             }
         };
-        self.publish(Delivery {
-            audience: Audience::Presence {
-                subject: user.clone(),
-                conversations,
-                users: friends,
-            },
-            skip: Skip::User { user },
-            event: Event::Presence { presence },
-        })
-        .await;
+        Audience::Presence {
+            subject: user.clone(),
+            conversations,
+            users: friends,
+        }
     }
 }

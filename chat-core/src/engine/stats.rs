@@ -37,6 +37,7 @@ pub(crate) struct BusCounters {
     pub(crate) duplicates: AtomicU64,
     pub(crate) resume_required: AtomicU64,
     pub(crate) presence_renewals: AtomicU64,
+    pub(crate) presence_expired: AtomicU64,
 }
 
 impl BusCounters {
@@ -55,6 +56,7 @@ impl BusCounters {
             duplicates: get(&self.duplicates),
             resume_required: get(&self.resume_required),
             presence_renewals: get(&self.presence_renewals),
+            presence_expired: get(&self.presence_expired),
         }
     }
 }
@@ -79,6 +81,9 @@ pub struct BusStats {
     pub resume_required: u64,
     /// Presence lease renewals sent (one per batch).
     pub presence_renewals: u64,
+    /// Users of another node seen offline because their leases expired (the node died
+    /// or lost the bus) rather than because it said so.
+    pub presence_expired: u64,
 }
 
 /// Where `code` sits in [`ErrorCode::ALL`].
