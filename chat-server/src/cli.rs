@@ -103,6 +103,38 @@ impl std::str::FromStr for StoreSpec {
     }
 }
 
+/// How nodes hear each other.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) enum BusSpec {
+    /// One node: in-process.
+    Memory,
+    /// A `redis://` or `rediss://` URL.
+    Redis(String),
+    /// A `nats://` or `tls://` URL.
+    Nats(String),
+}
+
+impl std::fmt::Debug for BusSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&crate::bus::describe(self))
+    }
+}
+
+impl std::str::FromStr for BusSpec {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> anyhow::Result<Self> {
+        if s == "memory" {
+            Ok(BusSpec::Memory)
+        } else if s.starts_with("redis://") || s.starts_with("rediss://") {
+            Ok(BusSpec::Redis(s.to_owned()))
+        } else if s.starts_with("nats://") || s.starts_with("tls://") {
+            Ok(BusSpec::Nats(s.to_owned()))
+        } else {
+            anyhow::bail!("unknown bus {s:?}: use memory, redis://… or nats://…")
+        }
+    }
+}
+
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum LogFormat {
@@ -132,6 +164,29 @@ pub(crate) struct Options {
         global = true
     )]
     pub store: StoreSpec,
+
+    /// How nodes hear each other: `memory` (one node), a `redis://` URL or a `nats://`
+    /// URL. Several nodes need a PostgreSQL store; SQLite serves one node only.
+    #[arg(long, env = "CHAT_BUS", default_value = "memory", global = true)]
+    pub bus: BusSpec,
+
+    /// Prefix of the bus's channels, subjects and keys (nodes of one cluster share it).
+    #[arg(long, env = "CHAT_BUS_PREFIX", default_value = "chat", global = true)]
+    pub bus_prefix: String,
+
+    /// This node's id, a UUID (default: a new one at each start).
+    #[arg(long, env = "CHAT_NODE_ID", global = true)]
+    pub node_id: Option<uuid::Uuid>,
+
+    /// How long a node's presence lease lasts without renewal: a node that dies leaves
+    /// its users online this long at most. Renewed every third of it.
+    #[arg(
+        long,
+        env = "CHAT_PRESENCE_TTL",
+        default_value = "30s",
+        global = true
+    )]
+    pub presence_ttl: humantime::Duration,
 
     /// PostgreSQL schema to use (with a postgres store).
     #[arg(long, env = "CHAT_PG_SCHEMA", default_value = "chat", global = true)]

@@ -19,6 +19,7 @@
 
 mod cli;
 mod metrics;
+mod bus;
 mod store;
 mod web;
 
@@ -170,12 +171,19 @@ impl Keys {
 
 async fn serve(opts: Options) -> anyhow::Result<()> {
     let keys = Keys::from_options(&opts, true)?;
+    let bus = bus::open(&opts.bus, &opts.bus_prefix, &opts.store).await?;
     let store = store::open(&opts.store, &opts.pg_schema).await?;
-    let engine = Engine::builder(store)
+    let mut builder = Engine::builder(store)
         .limits(opts.limits())
-        .build()
-        .await
-        .context("starting the engine")?;
+        .presence_ttl(*opts.presence_ttl);
+    if let Some(bus) = bus {
+        builder = builder.bus(bus);
+    }
+    if let Some(node) = opts.node_id {
+        builder = builder.node(chat_core::NodeId(node));
+    }
+    let engine = builder.build().await.context("starting the engine")?;
+    let engine_node = engine.node().0;
     let state = ChatState::new(engine, keys.authenticator, opts.transport());
     let dev_signer = if opts.dev { keys.signer } else { None };
     let app = web::routes(state.clone(), dev_signer);
@@ -188,6 +196,8 @@ async fn serve(opts: Options) -> anyhow::Result<()> {
     tracing::info!(
         address = %addr,
         store = %store::describe(&opts.store),
+        bus = %bus::describe(&opts.bus),
+        node = %engine_node,
         dev = opts.dev,
         "chat server listening; open http://{addr}/"
     );

@@ -80,6 +80,56 @@ pub(crate) fn render(stats: &Stats, live_connections: usize) -> String {
         "gauge",
         stats.pending_appends,
     );
+    let b = &stats.bus;
+    for (name, help, value) in [
+        (
+            "chat_bus_published_total",
+            "Deliveries published to the bus (one per event, whatever the recipients).",
+            b.published,
+        ),
+        (
+            "chat_bus_received_total",
+            "Deliveries received from other nodes.",
+            b.received,
+        ),
+        (
+            "chat_bus_resyncs_total",
+            "Times the bus said deliveries may have been lost (a reconnect, an overflow).",
+            b.resyncs,
+        ),
+        (
+            "chat_bus_gap_fills_total",
+            "Gaps in a conversation's seqs filled from the store.",
+            b.gap_fills,
+        ),
+        (
+            "chat_bus_filled_messages_total",
+            "Messages read from the store to fill gaps.",
+            b.filled_messages,
+        ),
+        (
+            "chat_bus_duplicates_total",
+            "Messages that arrived again after being passed on, dropped.",
+            b.duplicates,
+        ),
+        (
+            "chat_bus_resume_required_total",
+            "resume_required events sent because a gap could not be filled.",
+            b.resume_required,
+        ),
+        (
+            "chat_presence_renewals_total",
+            "Presence lease renewals sent to the bus (one per batch).",
+            b.presence_renewals,
+        ),
+        (
+            "chat_presence_expired_total",
+            "Users of other nodes seen offline because their leases ran out.",
+            b.presence_expired,
+        ),
+    ] {
+        gauge(name, help, "counter", value);
+    }
     let name = "chat_store_errors_total";
     let _ = writeln!(
         out,
@@ -119,7 +169,10 @@ mod tests {
             "messages_sent": 0, "deliveries": 0, "volatile_dropped": 0,
             "slow_consumer_disconnects": 0, "bus_errors": 0,
             "store_errors": {}, "appends_refused": 3, "pending_appends": 7,
-            "append_latency": { "counts": [], "sum_micros": 0 }
+            "append_latency": { "counts": [], "sum_micros": 0 },
+            "bus": { "published": 0, "received": 0, "resyncs": 2, "gap_fills": 1,
+                     "filled_messages": 4, "duplicates": 0, "resume_required": 0,
+                     "presence_renewals": 9, "presence_expired": 0 }
         }))
         .expect("stats");
         stats.store_errors.insert(ErrorCode::Unavailable, 19_500);
@@ -140,5 +193,8 @@ mod tests {
         );
         assert!(text.contains("chat_appends_refused_total 3"));
         assert!(text.contains("chat_pending_appends 7"));
+        assert!(text.contains("chat_bus_resyncs_total 2"));
+        assert!(text.contains("chat_bus_filled_messages_total 4"));
+        assert!(text.contains("chat_presence_renewals_total 9"));
     }
 }

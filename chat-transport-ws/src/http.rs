@@ -103,26 +103,37 @@ struct Ready {
     status: &'static str,
 }
 
-/// 200 when the store answers a cheap read (a room lookup by an unused name) within
-/// `ready_timeout`; 503 `unavailable` otherwise. The store's own error goes to the log,
-/// not to the caller.
+/// 200 when the store answers a cheap read (a room lookup by an unused name) and the bus
+/// answers its own check, each within `ready_timeout`; 503 `unavailable` otherwise, naming
+/// the part that failed. The part's own error goes to the log, not to the caller.
 async fn ready(State(s): State<ChatState>) -> Result<Json<Ready>, ApiError> {
     let timeout = s.inner.config.ready_timeout;
-    let store = s.inner.engine.store();
-    match tokio::time::timeout(timeout, store.room_by_name("")).await {
-        Ok(Ok(_)) => Ok(Json(Ready { status: "ready" })),
+    let engine = &s.inner.engine;
+    let store = async { engine.store().room_by_name("").await.map(|_| ()) };
+    check_ready("store", timeout, store).await?;
+    check_ready("bus", timeout, engine.bus_ready()).await?;
+    Ok(Json(Ready { status: "ready" }))
+}
+
+async fn check_ready(
+    part: &str,
+    timeout: std::time::Duration,
+    check: impl std::future::Future<Output = chat_core::Result<()>>,
+) -> Result<(), ApiError> {
+    match tokio::time::timeout(timeout, check).await {
+        Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => {
-            tracing::warn!(error = %e, "readiness: the store failed");
+            tracing::warn!(error = %e, part, "readiness: a part failed");
             Err(ApiError::new(
                 chat_core::ErrorCode::Unavailable,
-                "the store is not available",
+                format!("the {part} is not available"),
             ))
         }
         Err(_) => {
-            tracing::warn!(?timeout, "readiness: the store did not answer in time");
+            tracing::warn!(?timeout, part, "readiness: a part did not answer in time");
             Err(ApiError::new(
                 chat_core::ErrorCode::Unavailable,
-                format!("the store did not answer within {timeout:?}"),
+                format!("the {part} did not answer within {timeout:?}"),
             ))
         }
     }

@@ -142,6 +142,14 @@ impl Engine {
         &self.inner.store
     }
 
+    /// Whether the bus answers now (an in-process bus always does).
+    ///
+    /// # Errors
+    /// `unavailable` when the bus server cannot be reached.
+    pub async fn bus_ready(&self) -> Result<()> {
+        self.inner.bus.ready().await
+    }
+
     /// Runs a command as `user` without a connection (for an HTTP API): the same rules
     /// apply, and events reach the user's live sessions, if any.
     ///

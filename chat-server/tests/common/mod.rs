@@ -3,6 +3,9 @@
 
 #![allow(dead_code)]
 
+pub(crate) mod cluster;
+pub(crate) mod pg;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
