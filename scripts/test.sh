@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace. Starts what the tests need when it is not running:
-# PostgreSQL on 127.0.0.1:5432 (override with CHAT_TEST_PG_URL).
+# PostgreSQL on 127.0.0.1:5432 (override with CHAT_TEST_PG_URL); installs redis-server
+# and nats-server when missing (the tests run their own on free ports).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +17,19 @@ if ! pg_up; then
   fi
   for _ in $(seq 1 30); do pg_up && break; sleep 1; done
   pg_up || { echo "test.sh: PostgreSQL could not be started" >&2; exit 1; }
+fi
+
+# The bus and cluster tests start their own redis-server and nats-server on free ports
+# (never the shared ones): install the binaries from Debian's packages when missing.
+need=()
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+command -v nats-server >/dev/null 2>&1 || need+=(nats-server)
+if [ "${#need[@]}" -gt 0 ]; then
+  echo "test.sh: installing ${need[*]}" >&2
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
+  # The Debian service would take the standard port; the tests need only the binary.
+  $SUDO systemctl disable --now redis-server 2>/dev/null || true
 fi
 
 cargo test --workspace "$@"

@@ -15,6 +15,7 @@ use crate::cli::{BusSpec, StoreSpec};
 pub(crate) async fn open(
     spec: &BusSpec,
     prefix: &str,
+    presence_ttl: std::time::Duration,
     store: &StoreSpec,
 ) -> anyhow::Result<Option<Arc<dyn Bus>>> {
     if !matches!(spec, BusSpec::Memory) {
@@ -42,7 +43,9 @@ pub(crate) async fn open(
             Ok(Some(Arc::new(bus)))
         }
         BusSpec::Nats(url) => {
-            let config = chat_bus_nats::NatsBusConfig::default().prefix(prefix);
+            let config = chat_bus_nats::NatsBusConfig::default()
+                .prefix(prefix)
+                .presence_ttl(presence_ttl);
             let bus = chat_bus_nats::NatsBus::connect(url, config)
                 .await
                 .with_context(|| format!("connecting to the bus at {}", describe(spec)))?;

@@ -171,7 +171,7 @@ impl Keys {
 
 async fn serve(opts: Options) -> anyhow::Result<()> {
     let keys = Keys::from_options(&opts, true)?;
-    let bus = bus::open(&opts.bus, &opts.bus_prefix, &opts.store).await?;
+    let bus = bus::open(&opts.bus, &opts.bus_prefix, *opts.presence_ttl, &opts.store).await?;
     let store = store::open(&opts.store, &opts.pg_schema).await?;
     let mut builder = Engine::builder(store)
         .limits(opts.limits())
