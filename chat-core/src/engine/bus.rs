@@ -41,10 +41,13 @@ impl Inner {
                 Topic::Conversation(c) => Some(*c),
                 _ => None,
             };
+            let mut newest_before = None;
             let result = if want {
                 if let Some(c) = conversation {
-                    // Before subscribing: the first delivery already finds its mark.
+                    // Before subscribing: the first delivery already finds its mark, and
+                    // the newest seq read now is where the mark starts once subscribed.
                     self.marks.start(c);
+                    newest_before = self.newest_seq_before_subscribing(c).await;
                 }
                 self.bus.subscribe(self.node, topic.clone()).await
             } else {
@@ -54,7 +57,7 @@ impl Inner {
                 Ok(()) => {
                     *subscribed = want;
                     match conversation {
-                        Some(c) if want => self.spawn_mark_start(c),
+                        Some(c) if want => self.mark_subscribed(c, newest_before),
                         Some(c) => self.marks.stop(c),
                         None => {}
                     }

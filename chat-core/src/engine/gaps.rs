@@ -15,9 +15,11 @@
 //! cannot be read, the conversation's sessions get `resume_required` and the mark moves
 //! on, so live traffic keeps flowing.
 //!
-//! Marks exist only while this node is subscribed to the conversation. A new mark is
-//! unknown until the first message passes or the store says the conversation's newest
-//! seq, whichever comes first (read only when the bus can lose deliveries).
+//! Marks exist only while this node is subscribed to the conversation. When the bus can
+//! lose deliveries, a new mark starts at the newest seq read just before subscribing, and
+//! the store is read once more after subscribing for what was committed in between (so a
+//! message right after a join is neither missed nor doubled); on an in-process bus the
+//! first message passed sets it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -143,28 +145,40 @@ impl Inner {
         }
     }
 
-    /// Reads a newly followed conversation's newest seq so that a loss before its first
-    /// message can be seen (only when the bus can lose deliveries).
-    pub(crate) fn spawn_mark_start(&self, conversation: ConversationId) {
+    /// A conversation's newest seq, read before this node subscribes to it (only when
+    /// the bus can lose deliveries; `None` otherwise or when the store cannot say).
+    pub(crate) async fn newest_seq_before_subscribing(
+        &self,
+        conversation: ConversationId,
+    ) -> Option<Seq> {
         if self.bus.lossless() {
-            return;
+            return None;
         }
-        let (Some(inner), Ok(handle)) = (self.me.upgrade(), tokio::runtime::Handle::try_current())
-        else {
+        match self.store.conversation(conversation).await {
+            Ok(Some(c)) => Some(c.last_seq),
+            _ => None,
+        }
+    }
+
+    /// This node is now subscribed to `conversation`. Its mark starts at the newest seq
+    /// read before subscribing (unless a message passed meanwhile), and whatever was
+    /// committed between that read and the subscription is read from the store: its live
+    /// copies, if any arrive, are then dropped as duplicates.
+    pub(crate) fn mark_subscribed(&self, conversation: ConversationId, newest: Option<Seq>) {
+        let Some(newest) = newest else { return };
+        let Some(mark) = self.marks.get(conversation) else {
             return;
         };
-        handle.spawn(async move {
-            let Ok(Some(c)) = inner.store.conversation(conversation).await else {
-                return;
-            };
-            if let Some(mark) = inner.marks.get(conversation) {
-                let mut m = mark.lock();
-                if m.passed.is_none() {
-                    m.passed = Some(c.last_seq);
-                    inner.drain(&mut m);
-                }
-            }
-        });
+        let mut m = mark.lock();
+        if m.passed.is_none() {
+            m.passed = Some(newest);
+        }
+        m.resync = true;
+        if !m.filling {
+            m.filling = true;
+            drop(m);
+            self.spawn_fill(conversation, mark);
+        }
     }
 
     /// Passes on the waiting deliveries that now follow the mark.

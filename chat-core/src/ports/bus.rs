@@ -54,7 +54,7 @@ pub trait Bus: Send + Sync + 'static {
     /// [`Topic::Broadcast`].
     async fn attach(&self, node: NodeId, sink: Arc<dyn BusSink>) -> Result<()>;
 
-    /// Unregisters a node and its subscriptions.
+    /// Unregisters a node: its subscriptions and its presence leases go with it.
     async fn detach(&self, node: NodeId) -> Result<()>;
 
     /// Subscribes a node to a topic. When it returns `Ok`, publications from then on
