@@ -102,8 +102,9 @@
 //!
 //! - `renew_presence` puts the key of every user of the batch, concurrently (256 in
 //!   flight), and returns when the server has acknowledged them all.
-//! - `drop_presence` purges that node's key; `detach` purges every key the node renewed
-//!   through this client (best effort).
+//! - `drop_presence` deletes that node's key (a delete marker, not a purge: see
+//!   `presence` for the server bug purges meet on 2.9); `detach` deletes every key the
+//!   node renewed through this client (best effort).
 //! - A node that dies stops renewing: its keys are removed by the bucket's `max_age`,
 //!   and they count no longer than their lease in every view meanwhile.
 //! - `online(users)` answers from memory: each client watches the whole bucket and keeps,

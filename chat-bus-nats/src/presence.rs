@@ -1,8 +1,14 @@
 //! Presence leases in a JetStream key-value bucket, and this client's view of them.
 //!
 //! Writes go to the bucket: one key per (user, node), put on every renewal (concurrently,
-//! [`PUT_CONCURRENCY`] at a time) and purged when the user's last connection on that
+//! [`PUT_CONCURRENCY`] at a time) and deleted when the user's last connection on that
 //! node closes. The bucket's `max_age` removes the keys of a node that died.
+//!
+//! Deleted, not purged: a purge is a rollup, and on nats-server before 2.9.12 a subject
+//! purge moves every consumer of the stream past messages it has not delivered yet
+//! (nats-io/nats-server#3838), so two concurrent purges made the watches skip one of
+//! them. A delete is a plain marker that replaces the value (history 1) and ends with
+//! `max_age` like any entry.
 //!
 //! Reads come from memory: a task watches the whole bucket (`watch_all`: the newest
 //! entry of every key, then every change) into a [`View`] that holds, per user, each
@@ -112,7 +118,7 @@ pub(crate) struct Presence {
     /// Asks the watch task to make a new watch (after a reconnect).
     rewatch: Arc<Notify>,
     watcher: JoinHandle<()>,
-    /// The users each node of this client holds leases for, to purge on detach.
+    /// The users each node of this client holds leases for, to delete on detach.
     own: Mutex<HashMap<NodeId, HashSet<UserId>>>,
     warned_ttl: AtomicBool,
 }
@@ -261,7 +267,7 @@ impl Presence {
         }
     }
 
-    /// Purges `user`'s lease on `node`.
+    /// Deletes `user`'s lease on `node`.
     pub(crate) async fn drop_lease(&self, node: NodeId, user: &UserId) -> Result<()> {
         {
             let mut own = self.own.lock();
@@ -272,29 +278,29 @@ impl Presence {
                 }
             }
         }
-        tokio::time::timeout(self.timeout, self.kv.purge(lease_key(user, node)))
+        tokio::time::timeout(self.timeout, self.kv.delete(lease_key(user, node)))
             .await
             .map_err(|e| unavailable("dropping a lease timed out", e))?
             .map_err(|e| unavailable("dropping a lease", e))
     }
 
-    /// Purges every lease `node` holds through this client (it detaches). Best effort:
+    /// Deletes every lease `node` holds through this client (it detaches). Best effort:
     /// what fails ends with `max_age`.
     pub(crate) async fn drop_node(&self, node: NodeId) {
         let users = self.own.lock().remove(&node).unwrap_or_default();
         let keys: Vec<String> = users.iter().map(|u| lease_key(u, node)).collect();
         let kv = &self.kv;
-        let purges = futures::stream::iter(keys)
-            .map(|key| kv.purge(key))
+        let deletes = futures::stream::iter(keys)
+            .map(|key| kv.delete(key))
             .buffer_unordered(PUT_CONCURRENCY)
             .collect::<Vec<_>>();
-        match tokio::time::timeout(self.timeout, purges).await {
+        match tokio::time::timeout(self.timeout, deletes).await {
             Ok(results) => {
                 if let Some(e) = results.into_iter().find_map(Result::err) {
-                    tracing::debug!(error = %e, %node, "purging a detached node's leases");
+                    tracing::debug!(error = %e, %node, "deleting a detached node's leases");
                 }
             }
-            Err(_) => tracing::debug!(%node, "purging a detached node's leases timed out"),
+            Err(_) => tracing::debug!(%node, "deleting a detached node's leases timed out"),
         }
     }
 
@@ -334,6 +340,12 @@ impl Presence {
             return; // nothing left to see: every lease ended
         }
         let target = info.state.last_sequence;
+        tracing::trace!(
+            target,
+            messages = info.state.messages,
+            applied = *self.applied.borrow(),
+            "presence: catching up"
+        );
         let mut applied = self.applied.subscribe();
         if tokio::time::timeout(self.timeout, applied.wait_for(|a| *a >= target))
             .await
@@ -389,6 +401,7 @@ async fn watch_loop(
                 _ = sweep.tick() => view.lock().sweep(Instant::now()),
                 entry = entries.next() => match entry {
                     Some(Ok(entry)) => {
+                        tracing::trace!(key = %entry.key, revision = entry.revision, op = ?entry.operation, "presence: applied");
                         view.lock().apply(&entry, max_age, Instant::now(), SystemTime::now());
                         applied.send_if_modified(|a| {
                             let newer = entry.revision > *a;

@@ -21,6 +21,10 @@ pub(crate) const WITHIN: Duration = Duration::from_secs(10);
 
 /// A fresh server. Fails the test when `nats-server` is missing: never skips.
 pub(crate) async fn server() -> NatsServer {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
     NatsServer::start()
         .await
         .unwrap_or_else(|e| panic!("cannot start nats-server for this test: {e}"))
