@@ -10,8 +10,8 @@
 //! them. A delete is a plain marker that replaces the value (history 1) and ends with
 //! `max_age` like any entry.
 //!
-//! Reads come from memory: a task watches the whole bucket (`watch_all`: the newest
-//! entry of every key, then every change) into a [`View`] that holds, per user, each
+//! Reads come from memory: a task watches the whole bucket (`watch_with_history(">")`:
+//! the newest entry of every key, then every change) into a [`View`] that holds, per user, each
 //! node's lease and when it ends (the entry's server time plus the lease, since an entry
 //! that `max_age` removes leaves no marker behind). Before answering, [`Presence::online`]
 //! asks the server for the bucket's last sequence and waits until the view has applied
@@ -42,6 +42,9 @@ use crate::wire;
 
 /// How many lease writes of one renewal are in flight at once.
 pub(crate) const PUT_CONCURRENCY: usize = 256;
+
+/// Every key of the bucket, as a watch filter.
+const ALL_KEYS: &str = ">";
 
 /// The longest pause between two attempts to (re)make the watch.
 const MAX_WATCH_BACKOFF: Duration = Duration::from_secs(2);
@@ -381,7 +384,10 @@ async fn watch_loop(
     loop {
         // Until the new watch has replayed the bucket, `online` waits for it.
         applied.send_replace(0);
-        let mut entries = match kv.watch_all().await {
+        // With history: the newest entry of every key, then every change (`watch_all`
+        // would deliver new changes only, and a client would miss the leases already
+        // in the bucket).
+        let mut entries = match kv.watch_with_history(ALL_KEYS).await {
             Ok(w) => w,
             Err(e) => {
                 tracing::debug!(error = %e, "presence: watching the bucket; retrying");

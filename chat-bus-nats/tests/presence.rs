@@ -189,3 +189,26 @@ async fn detach_drops_the_nodes_leases() {
         );
     }
 }
+
+/// A client that connects after leases were written sees them at once (its watch
+/// replays the bucket), in one call for many users.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_connects_later_sees_the_leases_already_there() {
+    let server = server().await;
+    let a = Node::attach(&bus(&server.url(), config()).await).await;
+    let users: Vec<UserId> = (0..100).map(|n| user(&format!("early{n}"))).collect();
+    a.bus
+        .renew_presence(a.id, &users[..60], Duration::from_secs(30))
+        .await
+        .expect("renew");
+    a.bus.drop_presence(a.id, &users[0]).await.expect("drop");
+    let late = bus(&server.url(), config()).await;
+    let started = Instant::now();
+    let online = late.online(&users).await.expect("online");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "online waited {:?}: the late client's view did not catch up",
+        started.elapsed()
+    );
+    assert_eq!(sorted(online), sorted(users[1..60].to_vec()));
+}
