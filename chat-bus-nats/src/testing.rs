@@ -13,8 +13,8 @@
 //! # }
 //! ```
 //!
-//! The binary is `$NATS_SERVER` when set, else `nats-server` on the `PATH`
-//! (Debian: `apt-get install nats-server`). A missing binary is an error that says so:
+//! The binary is `$NATS_SERVER` when set, else `nats-server` on the `PATH` or in
+//! `/usr/sbin` (Debian: `apt-get install nats-server`). A missing binary is an error that says so:
 //! tests that need a server fail, they never skip.
 
 use std::io;
@@ -38,14 +38,16 @@ pub struct NatsServer {
     child: Mutex<Option<Child>>,
 }
 
-/// The server binary: `$NATS_SERVER`, else `nats-server` found on the `PATH`.
+/// The server binary: `$NATS_SERVER`, else `nats-server` on the `PATH` or in `/usr/sbin`.
 fn binary() -> io::Result<PathBuf> {
     if let Some(path) = std::env::var_os("NATS_SERVER") {
         return Ok(PathBuf::from(path));
     }
+    // Debian installs it in /usr/sbin, which a user's PATH may lack.
     std::env::var_os("PATH")
         .iter()
         .flat_map(std::env::split_paths)
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/local/sbin")])
         .map(|dir| dir.join("nats-server"))
         .find(|p| p.is_file())
         .ok_or_else(|| {
