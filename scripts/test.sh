@@ -18,6 +18,13 @@ if ! pg_up; then
   pg_up || { echo "test.sh: PostgreSQL could not be started" >&2; exit 1; }
 fi
 
+# chat-bus-nats: its tests start nats-server processes of their own on free ports (never
+# the shared one on 4222); they fail, never skip, without the binary.
+if ! command -v nats-server >/dev/null 2>&1 && [ ! -x /usr/sbin/nats-server ]; then
+  echo "test.sh: installing nats-server" >&2
+  apt-get install -y nats-server >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y nats-server >/dev/null; }
+fi
+
 cargo test --workspace "$@"
 
 # The demo page in a real browser (installs chromium and the npm packages when missing).
