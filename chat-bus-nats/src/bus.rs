@@ -152,7 +152,11 @@ impl Bus for NatsBus {
         for subject in self.shared.subjects_of(node) {
             self.shared.unsubscribe_subject(node, &subject).await;
         }
-        self.shared.presence.drop_node(node).await;
+        // Disconnected, the deletes would wait out their time-out for nothing: the
+        // leases end with their TTL anyway.
+        if self.shared.is_connected() {
+            self.shared.presence.drop_node(node).await;
+        }
         Ok(())
     }
 

@@ -196,7 +196,8 @@ impl Shared {
                 continue; // emptied and dropped while we waited: start over
             }
             let added = slot.nodes.write().insert(node);
-            if state.task.is_none() {
+            // No task, or one whose subscription ended (the client closed it): subscribe.
+            if !matches!(&state.task, Some(task) if !task.is_finished()) {
                 // Queued in the client's buffer even while disconnected; the client sends
                 // it when it reconnects, with every other subscription.
                 let sub = tokio::time::timeout(
