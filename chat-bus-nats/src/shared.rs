@@ -224,6 +224,7 @@ impl Shared {
             }
             break added;
         };
+        tracing::trace!(%node, %subject, added, "NATS bus: subscribed");
         if !added || !self.is_connected() {
             // Already heard, or recorded for the reconnect (which then resyncs).
             return Ok(());
@@ -243,6 +244,7 @@ impl Shared {
 
     /// Removes `node` from `subject`, unsubscribing on the server when it was the last.
     pub(crate) async fn unsubscribe_subject(&self, node: NodeId, subject: &str) {
+        tracing::trace!(%node, %subject, "NATS bus: unsubscribe");
         loop {
             let Some(slot) = self.slots.lock().get(subject).cloned() else {
                 return;
@@ -288,6 +290,7 @@ impl Shared {
         }
         match wire::decode(payload, slot.broadcast) {
             Ok(Inbound::Delivery { origin, delivery }) => {
+                tracing::trace!(subject = %slot.subject, %origin, "NATS bus: delivery");
                 let targets: Vec<Arc<dyn BusSink>> = {
                     let nodes = slot.nodes.read();
                     let sinks = self.sinks.read();
@@ -355,6 +358,7 @@ impl Shared {
         {
             self.send_control().await;
         }
+        tracing::trace!(%subject, "NATS bus: publish");
         let sent = self.send(subject, payload).await;
         if sent.is_err() {
             self.control_owed.store(true, Ordering::Release);

@@ -57,22 +57,50 @@ impl Client {
 
     /// Waits for `message` among this client's events.
     async fn receives(&mut self, message: &Message) {
-        let deadline = tokio::time::Instant::now() + WITHIN;
+        assert!(
+            self.got_within(message, WITHIN).await,
+            "{:?} never arrived",
+            message.body
+        );
+    }
+
+    /// Whether `message` comes among this client's events within `within`.
+    async fn got_within(&mut self, message: &Message, within: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + within;
         loop {
             for event in self.conn.drain() {
                 if let Event::Message { message: got } = event {
                     if got.id == message.id {
-                        return;
+                        return true;
                     }
                 }
             }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{:?} never arrived",
-                message.body
-            );
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    async fn create_room(&self, name: &str) -> ConversationId {
+        match self
+            .run(Command::CreateRoom {
+                name: name.into(),
+                visibility: Visibility::Public,
+            })
+            .await
+        {
+            Reply::Room { conversation, .. } => conversation.id,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    async fn join(&self, room: ConversationId) {
+        self.run(Command::Join {
+            room: room.into(),
+            create: false,
+        })
+        .await;
     }
 }
 
@@ -85,34 +113,53 @@ async fn messages_cross_nodes_and_survive_a_bus_outage() {
     let two = node(&store, bus(&server.url(), config()).await).await;
     let mut alice = Client::open(&one, "alice").await;
     let mut bob = Client::open(&two, "bob").await;
-    let room = match alice
-        .run(Command::CreateRoom {
-            name: "general".into(),
-            visibility: Visibility::Public,
-        })
-        .await
-    {
-        Reply::Room { conversation, .. } => conversation,
-        other => panic!("{other:?}"),
-    };
-    bob.run(Command::Join {
-        room: room.id.into(),
-        create: false,
-    })
-    .await;
+    let room = alice.create_room("general").await;
+    bob.join(room).await;
+    // Give node two time to read the room's newest seq after subscribing: see
+    // `a_message_right_after_a_join_reaches_the_joiner` for the race this avoids.
+    tokio::time::sleep(Duration::from_millis(300)).await;
 
-    let hello = alice.send(room.id, "across nodes").await;
+    let hello = alice.send(room, "across nodes").await;
     bob.receives(&hello).await;
-    let back = bob.send(room.id, "and back").await;
+    let back = bob.send(room, "and back").await;
     alice.receives(&back).await;
 
     // The bus server goes away; a message committed meanwhile is not published (the
     // node logs the bus error), yet bob gets it once the bus is back.
     server.stop().await;
     common::until_disconnected(&bus_one).await;
-    let during = alice.send(room.id, "while the bus was down").await;
+    let during = alice.send(room, "while the bus was down").await;
     server.resume().await.expect("server back");
     bob.receives(&during).await;
-    let after = alice.send(room.id, "after").await;
+    let after = alice.send(room, "after").await;
     bob.receives(&after).await;
+}
+
+/// A message sent the moment another node's user has joined reaches them.
+///
+/// Ignored: it fails about half the time, from a race in chat-core, not in this bus.
+/// After subscribing to a newly followed conversation the engine reads the room's newest
+/// seq and takes it as already passed (`spawn_mark_start`); a message committed after the
+/// subscription but before that read arrives live with a seq at or below the mark and is
+/// dropped as a duplicate (`bus.duplicates` counts it), so the joiner never gets it.
+/// Run it with `--ignored` once chat-core reads the newest seq before subscribing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "chat-core race: a message committed between a node's subscribe and its mark-start read is dropped"]
+async fn a_message_right_after_a_join_reaches_the_joiner() {
+    let server = server().await;
+    let store = Arc::new(MemoryStore::new());
+    let one = node(&store, bus(&server.url(), config()).await).await;
+    let two = node(&store, bus(&server.url(), config()).await).await;
+    let alice = Client::open(&one, "alice").await;
+    let mut bob = Client::open(&two, "bob").await;
+    for round in 0..10 {
+        let room = alice.create_room(&format!("room{round}")).await;
+        bob.join(room).await;
+        let hello = alice.send(room, "right after the join").await;
+        assert!(
+            bob.got_within(&hello, Duration::from_secs(2)).await,
+            "round {round}: the joiner missed it; node two: {:?}",
+            two.stats().bus
+        );
+    }
 }
