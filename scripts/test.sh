@@ -23,7 +23,7 @@ fi
 # (never the shared ones): install the binaries from Debian's packages when missing.
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
-command -v nats-server >/dev/null 2>&1 || need+=(nats-server)
+{ command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ]; } || need+=(nats-server)
 if [ "${#need[@]}" -gt 0 ]; then
   echo "test.sh: installing ${need[*]}" >&2
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
