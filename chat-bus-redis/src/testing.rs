@@ -33,6 +33,7 @@ const START_WITHIN: Duration = Duration::from_secs(10);
 #[derive(Debug)]
 pub struct RedisServer {
     program: PathBuf,
+    args: Vec<String>,
     port: u16,
     dir: tempfile::TempDir,
     child: Mutex<Option<Child>>,
@@ -45,6 +46,15 @@ impl RedisServer {
     /// When `redis-server` is missing or does not start (the message says which, with
     /// the end of its log).
     pub async fn start() -> io::Result<RedisServer> {
+        Self::start_with(&[]).await
+    }
+
+    /// As [`start`](Self::start), with more `redis-server` arguments (e.g.
+    /// `["--requirepass", "secret"]`).
+    ///
+    /// # Errors
+    /// As [`start`](Self::start).
+    pub async fn start_with(args: &[&str]) -> io::Result<RedisServer> {
         let program = std::env::var_os("REDIS_SERVER")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("redis-server"));
@@ -56,6 +66,7 @@ impl RedisServer {
                 .port();
             let server = RedisServer {
                 program: program.clone(),
+                args: args.iter().map(|a| (*a).to_owned()).collect(),
                 port,
                 dir: tempfile::Builder::new().prefix("chat-redis-").tempdir()?,
                 child: Mutex::new(None),
@@ -121,11 +132,12 @@ impl RedisServer {
             .arg("--port")
             .arg(self.port.to_string())
             .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .args(["--daemonize", "no", "--databases", "1"])
+            .args(["--daemonize", "no"])
             .arg("--dir")
             .arg(self.dir.path())
             .arg("--logfile")
             .arg(self.log())
+            .args(&self.args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -195,14 +207,15 @@ impl Drop for RedisServer {
     }
 }
 
-/// True when a server on `port` answers `PING`.
+/// True when a server on `port` answers `PING` (`+PONG`, or `-NOAUTH` when it wants a
+/// password).
 async fn pong(port: u16) -> bool {
     let attempt = async {
         let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
         s.write_all(b"PING\r\n").await?;
         let mut buf = [0u8; 7];
         s.read_exact(&mut buf).await?;
-        io::Result::Ok(&buf == b"+PONG\r\n")
+        io::Result::Ok(&buf == b"+PONG\r\n" || &buf == b"-NOAUTH")
     };
     matches!(
         tokio::time::timeout(Duration::from_millis(500), attempt).await,

@@ -208,3 +208,58 @@ pub(crate) fn typing(conversation: ConversationId, n: u32) -> Delivery {
         },
     }
 }
+
+/// The connections Redis has now: (id, flags), without the asking one.
+pub(crate) async fn connections(client: &Client) -> Vec<(String, String)> {
+    let list: String = command(client, &["CLIENT", "LIST"])
+        .await
+        .convert()
+        .expect("CLIENT LIST is text");
+    let me: String = command(client, &["CLIENT", "ID"])
+        .await
+        .convert()
+        .expect("CLIENT ID");
+    list.lines()
+        .filter_map(|line| {
+            let field = |name: &str| {
+                line.split(' ')
+                    .find_map(|f| f.strip_prefix(name))
+                    .map(str::to_owned)
+            };
+            Some((field("id=")?, field("flags=")?))
+        })
+        .filter(|(id, _)| *id != me)
+        .collect()
+}
+
+/// How many subscribers `channel` has.
+pub(crate) async fn subscribers(client: &Client, channel: &str) -> i64 {
+    let reply: Vec<Value> = command(client, &["PUBSUB", "NUMSUB", channel])
+        .await
+        .convert()
+        .expect("PUBSUB NUMSUB is a list");
+    reply
+        .get(1)
+        .and_then(|v| v.as_i64())
+        .expect("a subscriber count")
+}
+
+/// Waits until `channel` has `n` subscribers.
+pub(crate) async fn until_subscribers(client: &Client, channel: &str, n: i64) {
+    let deadline = tokio::time::Instant::now() + WITHIN;
+    loop {
+        let now = subscribers(client, channel).await;
+        if now == n {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{channel}: {now} subscribers, not {n}, after {WITHIN:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+pub(crate) fn channel_of(conversation: ConversationId) -> String {
+    format!("chat:c:{conversation}")
+}
