@@ -45,10 +45,13 @@ impl std::fmt::Debug for RedisBus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisBus")
             .field("url", &self.url)
-            .field("prefix", &self.names)
+            .field("prefix", &self.names.prefix())
             .field("instance", &self.publisher.instance)
             .field("publisher_connected", &self.publisher.client.is_connected())
-            .field("subscriber_connected", &self.subscriber.is_connected())
+            .field(
+                "subscriber_connected",
+                &(!self.shared.down.load(Ordering::Relaxed) && self.subscriber.is_connected()),
+            )
             .field("nodes", &self.shared.nodes.load(Ordering::Relaxed))
             .field("channels", &self.shared.channels.load(Ordering::Relaxed))
             .field(
@@ -141,6 +144,7 @@ impl RedisBus {
         // Before connecting, so that no event is missed.
         let publisher_events = publisher.reconnect_rx();
         let subscriber_events = subscriber.reconnect_rx();
+        let subscriber_errors = subscriber.error_rx();
         let messages = subscriber.message_rx();
 
         let mut connections = Vec::new();
@@ -186,6 +190,7 @@ impl RedisBus {
         );
         let mut tasks = vec![tokio::spawn(driver.run(
             requests_rx,
+            subscriber_errors,
             subscriber_events,
             messages,
         ))];
@@ -301,7 +306,7 @@ impl Bus for RedisBus {
     }
 
     async fn ready(&self) -> Result<()> {
-        if !self.subscriber.is_connected() {
+        if self.shared.down.load(Ordering::Relaxed) || !self.subscriber.is_connected() {
             return Err(Error::unavailable(
                 "the bus's subscribing connection to Redis is down",
             ));

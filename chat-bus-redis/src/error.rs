@@ -1,24 +1,12 @@
 //! Driver errors into chat-core's portable kinds, keeping the driver's error as the cause.
 //!
 //! The bus returns [`chat_core::Error`] (the port's error) rather than an error of its
-//! own: every failure a caller can act on is `unavailable` (Redis is down or too slow,
-//! try later) or `invalid` (a configuration that cannot work).
+//! own: a failure is `unavailable` (Redis is down, too slow, or refused the call: try
+//! later) or, from `connect`, `invalid` (a configuration that cannot work); `internal`
+//! only for what cannot happen (a reply of the wrong shape).
 
 use chat_core::Error;
-use fred::error::{Error as RedisError, ErrorKind};
-
-/// True when `e` says the connection is down or slow, as opposed to a refusal by the
-/// server (a permission, a wrong command).
-pub(crate) fn is_connection(e: &RedisError) -> bool {
-    matches!(
-        e.kind(),
-        ErrorKind::IO
-            | ErrorKind::Canceled
-            | ErrorKind::Timeout
-            | ErrorKind::Backpressure
-            | ErrorKind::Routing
-    )
-}
+use fred::error::Error as RedisError;
 
 /// `unavailable` for a failed call: `what` names the call; the cause is kept for logs.
 pub(crate) fn unavailable(what: &str, e: RedisError) -> Error {

@@ -18,6 +18,11 @@ impl Names {
         }
     }
 
+    /// The prefix of every name.
+    pub(crate) fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     /// The channel a topic's deliveries are published on.
     pub(crate) fn channel(&self, topic: &Topic) -> String {
         match topic {

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chat_core::ports::BusSink;
-use chat_core::{Error, NodeId, Result};
+use chat_core::{NodeId, Result};
 use fred::clients::Client;
 use fred::interfaces::{ClientLike, PubsubInterface};
 use fred::types::config::Server;
@@ -27,7 +27,6 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use uuid::Uuid;
 
-use crate::error::is_connection;
 use crate::payload::Payload;
 
 /// Requests handled as one batch, at most.
@@ -67,6 +66,8 @@ pub(crate) struct Shared {
     pub(crate) channels: AtomicUsize,
     /// Every wanted channel is confirmed by the server.
     pub(crate) in_sync: AtomicBool,
+    /// The subscribing connection was lost and is not back yet.
+    pub(crate) down: AtomicBool,
 }
 
 /// The task's state.
@@ -87,12 +88,12 @@ pub(crate) struct Driver {
     /// Deliveries may have been lost (a reconnection, a subscription acknowledged before
     /// the server confirmed it): resync every node once `wanted` is all confirmed.
     owe_resync: bool,
-}
-
-/// A caller waiting for its batch, and what to undo if the server refuses it.
-struct Waiter {
-    reply: oneshot::Sender<Result<()>>,
-    undo: Option<(NodeId, String, bool)>,
+    /// The last (un)subscription failed: log the next failures quietly.
+    failing: bool,
+    /// The connection was lost (the client reported an error) and no new one has been
+    /// reported since. The client's own state says "connected" until its first attempt
+    /// to reconnect, which may be a back-off delay later.
+    down: bool,
 }
 
 impl Driver {
@@ -114,6 +115,8 @@ impl Driver {
             active: HashSet::new(),
             dirty: false,
             owe_resync: false,
+            failing: false,
+            down: false,
         }
     }
 
@@ -121,6 +124,7 @@ impl Driver {
     pub(crate) async fn run(
         mut self,
         mut requests: mpsc::Receiver<Request>,
+        mut errors: broadcast::Receiver<(fred::error::Error, Option<Server>)>,
         mut reconnects: broadcast::Receiver<Server>,
         mut messages: broadcast::Receiver<Message>,
     ) {
@@ -129,6 +133,16 @@ impl Driver {
         loop {
             tokio::select! {
                 biased;
+                // Errors first: the client reports a lost connection before the next
+                // one, so when both wait, this order is theirs.
+                error = errors.recv() => match error {
+                    Ok((e, _)) => self.lost(&e),
+                    Err(RecvError::Lagged(_)) => self.lost(&fred::error::Error::new(
+                        fred::error::ErrorKind::Unknown,
+                        "connection errors were missed",
+                    )),
+                    Err(RecvError::Closed) => break,
+                },
                 event = reconnects.recv() => match event {
                     Ok(_) | Err(RecvError::Lagged(_)) => self.reconnected().await,
                     Err(RecvError::Closed) => break,
@@ -146,6 +160,11 @@ impl Driver {
                     }
                     None => break,
                 },
+                _ = retry.tick(), if self.dirty => {
+                    if self.connected() {
+                        self.sync(false).await;
+                    }
+                }
                 message = messages.recv() => match message {
                     Ok(m) => self.dispatch(&m),
                     Err(RecvError::Lagged(lost)) => {
@@ -154,17 +173,27 @@ impl Driver {
                     }
                     Err(RecvError::Closed) => break,
                 },
-                _ = retry.tick(), if self.dirty => {
-                    if self.client.is_connected() {
-                        let _ = self.sync(false).await;
-                    }
-                }
             }
         }
     }
 
+    fn connected(&self) -> bool {
+        !self.down && self.client.is_connected()
+    }
+
+    /// The connection is lost: until a new one is reported, calls are only recorded.
+    fn lost(&mut self, e: &fred::error::Error) {
+        if !self.down {
+            tracing::warn!(error = %e, "bus: subscriber lost its connection to Redis");
+        }
+        self.down = true;
+        self.shared.down.store(true, Ordering::Relaxed);
+    }
+
     /// A new connection: nothing is subscribed on it yet.
     async fn reconnected(&mut self) {
+        self.down = false;
+        self.shared.down.store(false, Ordering::Relaxed);
         tracing::info!(
             channels = self.wanted.len(),
             "bus: subscriber connected; restoring subscriptions"
@@ -174,7 +203,7 @@ impl Driver {
         self.owe_resync = true;
         // The client reports the new connection just before it calls itself connected;
         // commands sent meanwhile wait for it, so do not wait for the flag.
-        let _ = self.sync(true).await;
+        self.sync(true).await;
     }
 
     fn want(&mut self, node: NodeId, channel: String) {
@@ -191,17 +220,14 @@ impl Driver {
     }
 
     async fn handle(&mut self, batch: Vec<Request>) {
-        let mut waiters = Vec::with_capacity(batch.len());
+        let mut replies = Vec::with_capacity(batch.len());
         for request in batch {
             match request {
                 Request::Attach { node, sink, reply } => {
                     self.sinks.insert(node, sink);
                     let all = self.all.clone();
-                    self.want(node, all.clone());
-                    waiters.push(Waiter {
-                        reply,
-                        undo: Some((node, all, true)),
-                    });
+                    self.want(node, all);
+                    replies.push(reply);
                 }
                 Request::Detach { node, reply } => {
                     self.sinks.remove(&node);
@@ -209,18 +235,15 @@ impl Driver {
                         nodes.remove(&node);
                         !nodes.is_empty()
                     });
-                    waiters.push(Waiter { reply, undo: None });
+                    replies.push(reply);
                 }
                 Request::Subscribe {
                     node,
                     channel,
                     reply,
                 } => {
-                    self.want(node, channel.clone());
-                    waiters.push(Waiter {
-                        reply,
-                        undo: Some((node, channel, false)),
-                    });
+                    self.want(node, channel);
+                    replies.push(reply);
                 }
                 Request::Unsubscribe {
                     node,
@@ -230,33 +253,24 @@ impl Driver {
                     // Effective at once: from now on no message of the channel reaches
                     // the node, whether or not the server has been told yet.
                     self.unwant(node, &channel);
-                    waiters.push(Waiter { reply, undo: None });
+                    replies.push(reply);
                 }
             }
         }
-        let refused = self.sync(false).await;
-        for w in waiters {
-            let result = match (&refused, w.undo) {
-                (Some((channels, e)), Some((node, channel, attach)))
-                    if channels.contains(&channel) =>
-                {
-                    self.unwant(node, &channel);
-                    if attach {
-                        self.sinks.remove(&node);
-                    }
-                    Err(e.clone())
-                }
-                _ => Ok(()),
-            };
-            let _ = w.reply.send(result);
+        self.sync(false).await;
+        for reply in replies {
+            let _ = reply.send(Ok(()));
         }
-        self.publish_counts();
     }
 
-    /// Brings the server's subscriptions in line with `wanted`. Returns the channels the
-    /// server refused (not merely failed to confirm in time) and why. When not connected
-    /// (and `connecting` is false), only records that it must be done.
-    async fn sync(&mut self, connecting: bool) -> Option<(HashSet<String>, Error)> {
+    /// Brings the server's subscriptions in line with `wanted`. When not connected (and
+    /// not `connecting`), or when the server does not confirm in time, only records that
+    /// it must be done: it is tried again, and the nodes resync once it is.
+    ///
+    /// Nothing here fails: the client cannot tell a refusal by the server from a
+    /// connection lost while writing (fred reports both as `Unknown`), so every failure
+    /// is retried; the first of a streak is logged as a warning.
+    async fn sync(&mut self, connecting: bool) {
         let to_unsubscribe: Vec<String> = self
             .active
             .iter()
@@ -269,17 +283,13 @@ impl Driver {
             .filter(|c| !self.active.contains(*c))
             .cloned()
             .collect();
-        let mut refused = None;
         if to_subscribe.is_empty() && to_unsubscribe.is_empty() {
             self.dirty = false;
+        } else if !connecting && !self.connected() {
+            // Recorded: restored, then resynced, on the next connection.
+            self.dirty = true;
+            self.owe_resync |= !to_subscribe.is_empty();
         } else {
-            if !connecting && !self.client.is_connected() {
-                // Recorded: restored, then resynced, on the next connection.
-                self.dirty = true;
-                self.owe_resync |= !to_subscribe.is_empty();
-                self.publish_counts();
-                return None;
-            }
             self.dirty = false;
             for chunk in to_unsubscribe.chunks(CHANNELS_PER_COMMAND) {
                 match self.command(false, chunk).await {
@@ -289,27 +299,20 @@ impl Driver {
                         }
                     }
                     // Harmless meanwhile: no node wants the channel's messages.
-                    Err(_) => self.dirty = true,
+                    Err(e) => self.failed("unsubscribing", &e),
                 }
             }
             for chunk in to_subscribe.chunks(CHANNELS_PER_COMMAND) {
                 match self.command(true, chunk).await {
                     Ok(()) => self.active.extend(chunk.iter().cloned()),
-                    Err(e) if e.is_connection => {
-                        tracing::warn!(error = %e.error, "bus: subscribing; will retry");
-                        self.dirty = true;
+                    Err(e) => {
+                        self.failed("subscribing", &e);
                         self.owe_resync = true;
                     }
-                    Err(e) => {
-                        tracing::warn!(error = %e.error, "bus: Redis refused a subscription");
-                        let set: HashSet<String> = chunk.iter().cloned().collect();
-                        refused = Some((
-                            set,
-                            Error::unavailable("Redis refused the bus's subscription")
-                                .with_source(e.error),
-                        ));
-                    }
                 }
+            }
+            if !self.dirty {
+                self.failing = false;
             }
         }
         if !self.dirty && self.owe_resync {
@@ -317,10 +320,22 @@ impl Driver {
             self.resync_all();
         }
         self.publish_counts();
-        refused
     }
 
-    async fn command(&self, subscribe: bool, channels: &[String]) -> Result<(), Failure> {
+    fn failed(&mut self, what: &str, e: &fred::error::Error) {
+        self.dirty = true;
+        if std::mem::replace(&mut self.failing, true) {
+            tracing::debug!(error = %e, "bus: {what} failed again; will retry");
+        } else {
+            tracing::warn!(error = %e, "bus: {what} failed; will retry");
+        }
+    }
+
+    async fn command(
+        &self,
+        subscribe: bool,
+        channels: &[String],
+    ) -> Result<(), fred::error::Error> {
         let channels = channels.to_vec();
         let call = async {
             if subscribe {
@@ -333,20 +348,14 @@ impl Driver {
             // means the server has processed it.
             self.client.ping::<fred::types::Value>(None).await.map(drop)
         };
-        match tokio::time::timeout(self.timeout, call).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(error)) => Err(Failure {
-                is_connection: is_connection(&error),
-                error,
-            }),
-            Err(_) => Err(Failure {
-                is_connection: true,
-                error: fred::error::Error::new(
+        tokio::time::timeout(self.timeout, call)
+            .await
+            .unwrap_or_else(|_| {
+                Err(fred::error::Error::new(
                     fred::error::ErrorKind::Timeout,
                     "no confirmation in time",
-                ),
-            }),
-        }
+                ))
+            })
     }
 
     fn publish_counts(&self) {
@@ -394,10 +403,4 @@ impl Driver {
             }
         }
     }
-}
-
-/// A failed `SUBSCRIBE` or `UNSUBSCRIBE`.
-struct Failure {
-    is_connection: bool,
-    error: fred::error::Error,
 }

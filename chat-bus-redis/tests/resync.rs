@@ -166,7 +166,7 @@ async fn a_failed_publish_is_bounded_and_followed_by_a_resync_message() {
     }
 }
 
-/// A sink that is slow on its first delivery, holding up the bus's receiving task.
+/// A sink that is slow until it is told to resync, holding up the bus's receiving task.
 struct Slow {
     delivered: AtomicUsize,
     resyncs: AtomicUsize,
@@ -174,8 +174,9 @@ struct Slow {
 
 impl BusSink for Slow {
     fn deliver(&self, _: Arc<Delivery>) {
-        if self.delivered.fetch_add(1, Ordering::SeqCst) == 0 {
-            std::thread::sleep(Duration::from_millis(300));
+        self.delivered.fetch_add(1, Ordering::SeqCst);
+        if self.resyncs.load(Ordering::SeqCst) == 0 {
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
     fn resync(&self) {
