@@ -31,7 +31,6 @@ use crate::subscriber::{Driver, Request, Shared};
 pub struct RedisBus {
     url: String,
     names: Names,
-    timeout: Duration,
     publisher: Arc<Publisher>,
     subscriber: Client,
     requests: mpsc::Sender<Request>,
@@ -47,7 +46,7 @@ impl std::fmt::Debug for RedisBus {
             .field("url", &self.url)
             .field("prefix", &self.names.prefix())
             .field("instance", &self.publisher.instance)
-            .field("publisher_connected", &self.publisher.client.is_connected())
+            .field("publisher_connected", &self.publisher.connected())
             .field(
                 "subscriber_connected",
                 &(!self.shared.down.load(Ordering::Relaxed) && self.subscriber.is_connected()),
@@ -143,6 +142,7 @@ impl RedisBus {
         let subscriber = client(&redis, &config)?;
         // Before connecting, so that no event is missed.
         let publisher_events = publisher.reconnect_rx();
+        let publisher_errors = publisher.error_rx();
         let subscriber_events = subscriber.reconnect_rx();
         let subscriber_errors = subscriber.error_rx();
         let messages = subscriber.message_rx();
@@ -196,7 +196,7 @@ impl RedisBus {
         ))];
         let watcher = publisher.clone();
         tasks.push(tokio::spawn(async move {
-            watcher.watch(publisher_events).await;
+            watcher.watch(publisher_errors, publisher_events).await;
         }));
         tasks.push(tokio::spawn(heartbeat(
             publisher.clone(),
@@ -207,7 +207,6 @@ impl RedisBus {
         Ok(RedisBus {
             url: shown,
             names,
-            timeout: config.command_timeout,
             publisher,
             subscriber,
             requests,
@@ -229,9 +228,8 @@ impl RedisBus {
 
     fn leases(&self) -> Leases<'_> {
         Leases {
-            client: &self.publisher.client,
+            publisher: &self.publisher,
             names: &self.names,
-            timeout: self.timeout,
         }
     }
 }

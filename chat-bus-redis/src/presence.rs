@@ -18,6 +18,7 @@ use fred::types::{ClusterHash, CustomCommand, Value};
 
 use crate::error::{timed_out, unavailable};
 use crate::names::Names;
+use crate::publisher::Publisher;
 
 /// Users per script call.
 pub(crate) const CHUNK: usize = 256;
@@ -52,20 +53,13 @@ return out
 /// The presence calls, on the publishing connection.
 #[derive(Debug)]
 pub(crate) struct Leases<'a> {
-    pub(crate) client: &'a Client,
+    pub(crate) publisher: &'a Publisher,
     pub(crate) names: &'a Names,
-    pub(crate) timeout: Duration,
 }
 
 impl Leases<'_> {
-    fn check_connected(&self, what: &str) -> Result<()> {
-        if self.client.is_connected() {
-            Ok(())
-        } else {
-            Err(chat_core::Error::unavailable(format!(
-                "the bus could not {what}: not connected to Redis"
-            )))
-        }
+    fn client(&self) -> &Client {
+        &self.publisher.client
     }
 
     fn keys(&self, users: &[UserId]) -> Vec<String> {
@@ -80,8 +74,8 @@ impl Leases<'_> {
         users: &[UserId],
         args: Vec<String>,
     ) -> Result<Vec<Value>> {
-        self.check_connected(what)?;
-        let pipeline = self.client.pipeline();
+        self.publisher.check_connected(what)?;
+        let pipeline = self.client().pipeline();
         // fred's pipelines have no `eval`: the command spelled out.
         let eval = CustomCommand::new_static("EVAL", ClusterHash::FirstKey, false);
         for chunk in users.chunks(CHUNK) {
@@ -96,7 +90,7 @@ impl Leases<'_> {
                 .await
                 .map_err(|e| unavailable(what, e))?;
         }
-        let results = tokio::time::timeout(self.timeout, pipeline.try_all::<Value>())
+        let results = tokio::time::timeout(self.publisher.timeout, pipeline.try_all::<Value>())
             .await
             .map_err(|_| timed_out(what))?;
         results
@@ -122,14 +116,14 @@ impl Leases<'_> {
 
     pub(crate) async fn drop_lease(&self, node: NodeId, user: &UserId) -> Result<()> {
         let what = "drop a presence lease";
-        self.check_connected(what)?;
+        self.publisher.check_connected(what)?;
         let options = Options {
             fail_fast: true,
-            timeout: Some(self.timeout),
+            timeout: Some(self.publisher.timeout),
             ..Options::default()
         };
         let _: i64 = self
-            .client
+            .client()
             .with_options(&options)
             .zrem(self.names.presence(user), node.to_string())
             .await

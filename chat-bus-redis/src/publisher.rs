@@ -28,6 +28,9 @@ pub(crate) struct Publisher {
     /// The other nodes may have missed a publication of this instance (it failed, or
     /// the connection was replaced): send them the control message before anything else.
     owe_control: AtomicBool,
+    /// The connection was lost and no new one has been reported since (the client's
+    /// own state says "connected" until its first attempt to reconnect).
+    down: AtomicBool,
 }
 
 impl Publisher {
@@ -38,6 +41,23 @@ impl Publisher {
             instance,
             timeout,
             owe_control: AtomicBool::new(false),
+            down: AtomicBool::new(false),
+        }
+    }
+
+    /// Whether commands can be sent now.
+    pub(crate) fn connected(&self) -> bool {
+        !self.down.load(Ordering::Acquire) && self.client.is_connected()
+    }
+
+    /// `unavailable` at once when not connected.
+    pub(crate) fn check_connected(&self, what: &str) -> Result<()> {
+        if self.connected() {
+            Ok(())
+        } else {
+            Err(Error::unavailable(format!(
+                "the bus could not {what}: not connected to Redis"
+            )))
         }
     }
 
@@ -52,6 +72,10 @@ impl Publisher {
 
     /// Publishes `payload` on `channel`: one `PUBLISH`.
     pub(crate) async fn publish(&self, channel: String, payload: Vec<u8>) -> Result<()> {
+        if let Err(e) = self.check_connected("publish") {
+            self.owe_control.store(true, Ordering::Release);
+            return Err(e);
+        }
         if self.owe_control.load(Ordering::Acquire) {
             self.settle(false).await;
         }
@@ -98,6 +122,7 @@ impl Publisher {
 
     /// Checks the connection with a `PING`.
     pub(crate) async fn ping(&self) -> Result<()> {
+        self.check_connected("reach Redis")?;
         let client = self.client.with_options(&self.fast());
         let call = client.ping::<String>(None);
         match tokio::time::timeout(self.timeout, call).await {
@@ -107,18 +132,42 @@ impl Publisher {
         }
     }
 
-    /// Runs until the client closes: after each reconnection (not the first connection),
-    /// owes the other nodes a control message and sends it.
-    pub(crate) async fn watch(&self, mut reconnects: broadcast::Receiver<Server>) {
+    /// Runs until the client closes: notes each lost connection, and after each
+    /// reconnection (not the first connection) owes the other nodes a control message and
+    /// sends it.
+    pub(crate) async fn watch(
+        &self,
+        mut errors: broadcast::Receiver<(fred::error::Error, Option<Server>)>,
+        mut reconnects: broadcast::Receiver<Server>,
+    ) {
         let mut first = true;
-        // Lagged: reconnections were missed, which is a reconnection all the same.
-        while let Ok(_) | Err(RecvError::Lagged(_)) = reconnects.recv().await {
-            if std::mem::take(&mut first) {
-                continue;
+        loop {
+            tokio::select! {
+                biased;
+                // Errors first: the client reports a lost connection before the next
+                // one, so when both wait, this order is theirs.
+                error = errors.recv() => match error {
+                    Ok(_) | Err(RecvError::Lagged(_)) => {
+                        if !self.down.swap(true, Ordering::AcqRel) {
+                            tracing::warn!("bus: publisher lost its connection to Redis");
+                        }
+                    }
+                    Err(RecvError::Closed) => break,
+                },
+                // Lagged: reconnections were missed, which is a reconnection all the same.
+                event = reconnects.recv() => match event {
+                    Ok(_) | Err(RecvError::Lagged(_)) => {
+                        self.down.store(false, Ordering::Release);
+                        if std::mem::take(&mut first) {
+                            continue;
+                        }
+                        tracing::info!("bus: publisher reconnected");
+                        self.owe_control.store(true, Ordering::Release);
+                        self.settle(true).await;
+                    }
+                    Err(RecvError::Closed) => break,
+                },
             }
-            tracing::info!("bus: publisher reconnected");
-            self.owe_control.store(true, Ordering::Release);
-            self.settle(true).await;
         }
     }
 
