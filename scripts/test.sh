@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace. Starts what the tests need when it is not running:
-# PostgreSQL on 127.0.0.1:5432 (override with CHAT_TEST_PG_URL).
+# PostgreSQL on 127.0.0.1:5432 (override with CHAT_TEST_PG_URL). Installs redis-server
+# when missing: chat-bus-redis's tests start their own, each on a free loopback port.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +17,12 @@ if ! pg_up; then
   fi
   for _ in $(seq 1 30); do pg_up && break; sleep 1; done
   pg_up || { echo "test.sh: PostgreSQL could not be started" >&2; exit 1; }
+fi
+
+if ! command -v redis-server >/dev/null 2>&1 && [ -z "${REDIS_SERVER:-}" ]; then
+  echo "test.sh: installing redis-server (chat-bus-redis's tests run their own)" >&2
+  apt-get install -y redis-server >/dev/null 2>&1 ||
+    { apt-get update >/dev/null && apt-get install -y redis-server >/dev/null; }
 fi
 
 cargo test --workspace "$@"

@@ -35,8 +35,9 @@ pub struct RedisBus {
     subscriber: Client,
     requests: mpsc::Sender<Request>,
     shared: Arc<Shared>,
-    /// The driver, the publisher's watcher, the heartbeat, and both connection tasks.
+    /// The subscribing task, the publisher's watcher, and the heartbeat.
     tasks: Vec<JoinHandle<()>>,
+    /// Each client's connection task.
     connections: Vec<fred::types::ConnectHandle>,
 }
 
@@ -47,10 +48,7 @@ impl std::fmt::Debug for RedisBus {
             .field("prefix", &self.names.prefix())
             .field("instance", &self.publisher.instance)
             .field("publisher_connected", &self.publisher.connected())
-            .field(
-                "subscriber_connected",
-                &(!self.shared.down.load(Ordering::Relaxed) && self.subscriber.is_connected()),
-            )
+            .field("subscriber_connected", &self.subscriber_connected())
             .field("nodes", &self.shared.nodes.load(Ordering::Relaxed))
             .field("channels", &self.shared.channels.load(Ordering::Relaxed))
             .field(
@@ -125,17 +123,20 @@ impl RedisBus {
     pub async fn connect(url: &str, config: RedisBusConfig) -> Result<RedisBus> {
         config.validate()?;
         let shown = redact(url);
+        if url
+            .get(..7)
+            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("rediss:"))
+        {
+            return Err(Error::invalid(format!(
+                "the bus URL {shown}: TLS (rediss://) is not supported yet"
+            )));
+        }
         let redis = Config::from_url(url).map_err(|e| {
             Error::invalid(format!("the bus URL {shown} is not a Redis URL")).with_source(e)
         })?;
         if !matches!(redis.server, ServerConfig::Centralized { .. }) {
             return Err(Error::invalid(format!(
                 "the bus URL {shown}: one Redis server is supported (no cluster, no sentinel)"
-            )));
-        }
-        if url.starts_with("rediss:") {
-            return Err(Error::invalid(format!(
-                "the bus URL {shown}: TLS (rediss://) is not supported yet"
             )));
         }
         let publisher = client(&redis, &config)?;
@@ -216,14 +217,15 @@ impl RedisBus {
         })
     }
 
-    /// Sends a request to the subscribing task and waits for its answer.
-    async fn ask(
-        &self,
-        request: impl FnOnce(oneshot::Sender<Result<()>>) -> Request,
-    ) -> Result<()> {
+    /// Sends a request to the subscribing task and waits until it is done.
+    async fn ask(&self, request: impl FnOnce(oneshot::Sender<()>) -> Request) -> Result<()> {
         let (tx, rx) = oneshot::channel();
         self.requests.send(request(tx)).await.map_err(|_| gone())?;
-        rx.await.map_err(|_| gone())?
+        rx.await.map_err(|_| gone())
+    }
+
+    fn subscriber_connected(&self) -> bool {
+        !self.shared.down.load(Ordering::Relaxed) && self.subscriber.is_connected()
     }
 
     fn leases(&self) -> Leases<'_> {
@@ -304,7 +306,7 @@ impl Bus for RedisBus {
     }
 
     async fn ready(&self) -> Result<()> {
-        if self.shared.down.load(Ordering::Relaxed) || !self.subscriber.is_connected() {
+        if !self.subscriber_connected() {
             return Err(Error::unavailable(
                 "the bus's subscribing connection to Redis is down",
             ));

@@ -79,16 +79,19 @@
 //!
 //! | feature | default | what it adds |
 //! |---|---|---|
-//! | `test-util` | no | [`testing`]: a private `redis-server` on a free loopback port, in a temporary directory, stopped on drop, that a test can kill and restart. |
+//! | `test-util` | no | `chat_bus_redis::testing`: a private `redis-server` on a free loopback port, in a temporary directory, stopped on drop, that a test can kill and restart. |
 //!
 //! # Why fred
 //!
 //! [fred](https://docs.rs/fred) reconnects by itself with a back-off policy, reports each
-//! new connection (`reconnect_rx`), fails a command at once when disconnected
-//! (`fail_fast`), closes connections that stop answering, and pipelines. The wanted
-//! subscriptions are kept here rather than in the client, because `subscribe` must
-//! succeed while disconnected and the nodes must be told to resync only once every
-//! subscription is back.
+//! lost and each new connection (`error_rx`, `reconnect_rx`), fails a command at once
+//! when disconnected (`fail_fast`), closes connections that stop answering, and
+//! pipelines. The wanted subscriptions are kept here rather than in the client, because
+//! `subscribe` must succeed while disconnected and the nodes must be told to resync only
+//! once every subscription is back. Two things fred does not do are done here: it
+//! resolves `SUBSCRIBE` once the command is written, so a `PING` after it stands for the
+//! server's confirmation; and its connection state reads "connected" until its first
+//! reconnection attempt, so a lost connection is taken from its error reports.
 
 pub mod config;
 #[cfg(feature = "test-util")]

@@ -3,8 +3,10 @@
 //! Sans locks: the task owns the attached nodes, the wanted subscriptions (channel →
 //! nodes) and the set the server has confirmed on the current connection. Callers send it
 //! requests and await its answer; it handles whatever requests have piled up as one
-//! batch (one `SUBSCRIBE` and one `UNSUBSCRIBE` for all of them), and passes each
-//! received message to the nodes that want its channel.
+//! batch (one `SUBSCRIBE` and one `UNSUBSCRIBE` for all of them, each followed by a
+//! `PING` whose answer means the server has processed it: fred resolves a `SUBSCRIBE` as
+//! soon as it is written), and passes each received message to the nodes that want its
+//! channel, but the one it came from.
 //!
 //! While a batch waits for the server, received messages wait in the driver's buffer
 //! (`RedisBusConfig::buffer`); if it overflows, every node is told to resync. After a
@@ -18,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chat_core::ports::BusSink;
-use chat_core::{NodeId, Result};
+use chat_core::NodeId;
 use fred::clients::Client;
 use fred::interfaces::{ClientLike, PubsubInterface};
 use fred::types::config::Server;
@@ -41,21 +43,21 @@ pub(crate) enum Request {
     Attach {
         node: NodeId,
         sink: Arc<dyn BusSink>,
-        reply: oneshot::Sender<Result<()>>,
+        reply: oneshot::Sender<()>,
     },
     Detach {
         node: NodeId,
-        reply: oneshot::Sender<Result<()>>,
+        reply: oneshot::Sender<()>,
     },
     Subscribe {
         node: NodeId,
         channel: String,
-        reply: oneshot::Sender<Result<()>>,
+        reply: oneshot::Sender<()>,
     },
     Unsubscribe {
         node: NodeId,
         channel: String,
-        reply: oneshot::Sender<Result<()>>,
+        reply: oneshot::Sender<()>,
     },
 }
 
@@ -72,12 +74,12 @@ pub(crate) struct Shared {
 
 /// The task's state.
 pub(crate) struct Driver {
-    pub(crate) client: Client,
+    client: Client,
     /// This bus instance: its own resync control messages are ignored.
-    pub(crate) instance: Uuid,
-    pub(crate) all: String,
-    pub(crate) timeout: Duration,
-    pub(crate) shared: Arc<Shared>,
+    instance: Uuid,
+    all: String,
+    timeout: Duration,
+    shared: Arc<Shared>,
     sinks: HashMap<NodeId, Arc<dyn BusSink>>,
     /// Channel → the nodes that want it. A channel is here only while some node wants it.
     wanted: HashMap<String, HashSet<NodeId>>,
@@ -259,7 +261,7 @@ impl Driver {
         }
         self.sync(false).await;
         for reply in replies {
-            let _ = reply.send(Ok(()));
+            let _ = reply.send(());
         }
     }
 
