@@ -10,7 +10,9 @@
 //! in-process bus) that hands out one [`Bus`] client per node. Each behaviour panics on
 //! the first broken expectation, naming it. Waits are bounded: a delivery that should
 //! come has [`ARRIVES_WITHIN`]; one that should not is checked with a marker published
-//! after it on a topic the node does hear, so no test sleeps to prove an absence.
+//! after it on a topic the node does hear (a bus that orders each topic on its own makes
+//! that check weaker, never flaky). Only `detach_stops_delivery` sleeps to prove an
+//! absence: a detached node has no topic left to carry a marker.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

@@ -138,6 +138,12 @@ async fn a_user_whose_node_died_goes_offline_when_the_lease_runs_out() {
     std::mem::forget(alice); // node a dies: alice's session never closes
     w.advance(31_000); // past the 30 s lease; node a never renews
     b.tick().await;
+    assert!(
+        bob.events().is_empty(),
+        "not yet: a node that drops a lease announces it itself a moment later"
+    );
+    w.advance(11_000);
+    b.tick().await;
     let events = bob.events();
     assert_eq!(events.len(), 1, "{events:?}");
     match &events[0] {

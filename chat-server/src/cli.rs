@@ -180,12 +180,7 @@ pub(crate) struct Options {
 
     /// How long a node's presence lease lasts without renewal: a node that dies leaves
     /// its users online this long at most. Renewed every third of it.
-    #[arg(
-        long,
-        env = "CHAT_PRESENCE_TTL",
-        default_value = "30s",
-        global = true
-    )]
+    #[arg(long, env = "CHAT_PRESENCE_TTL", default_value = "30s", global = true)]
     pub presence_ttl: humantime::Duration,
 
     /// PostgreSQL schema to use (with a postgres store).

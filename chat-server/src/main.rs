@@ -17,9 +17,9 @@
 //! - `web`: the demo page, `/config.json`, `/dev/token`, `/metrics`.
 //! - `metrics`: the Prometheus rendering of the engine's stats.
 
+mod bus;
 mod cli;
 mod metrics;
-mod bus;
 mod store;
 mod web;
 

@@ -66,8 +66,7 @@ async fn room(owner: &mut Client, name: &str, members: &mut [&mut Client]) -> St
 }
 
 async fn befriend(a: &mut Client, b: &mut Client) {
-    a.call(json!({"type":"friend_request","user":b.user}))
-        .await;
+    a.call(json!({"type":"friend_request","user":b.user})).await;
     b.call(json!({"type":"friend_accept","user":a.user})).await;
 }
 
@@ -88,7 +87,7 @@ fn assert_whole(who: &str, events: &[u64], own: &BTreeSet<u64>, last: u64) {
 
 async fn a_room_across_three_nodes_gets_every_message_once_in_order(kind: Kind) {
     const EACH: usize = 20;
-    let c = Cluster::start(kind, "room");
+    let c = Cluster::start(kind, "room").await;
     let mut clients = Vec::new();
     for i in 0..6 {
         clients.push(c.connect(i % 3, &format!("m{i}")).await);
@@ -144,7 +143,7 @@ async fn a_room_across_three_nodes_gets_every_message_once_in_order(kind: Kind) 
 }
 
 async fn receipts_and_typing_cross_nodes_in_a_direct_conversation(kind: Kind) {
-    let c = Cluster::start(kind, "direct");
+    let c = Cluster::start(kind, "direct").await;
     let mut alice = c.connect(0, "alice").await;
     let mut bob = c.connect(1, "bob").await;
     befriend(&mut alice, &mut bob).await;
@@ -172,9 +171,9 @@ async fn receipts_and_typing_cross_nodes_in_a_direct_conversation(kind: Kind) {
     assert!(
         alice
             .until(LONG, |ev| {
-                let read = ev.iter().any(|e| {
-                    e["type"] == "receipt" && e["user"] == "bob" && e["read_seq"] == seq
-                });
+                let read = ev
+                    .iter()
+                    .any(|e| e["type"] == "receipt" && e["user"] == "bob" && e["read_seq"] == seq);
                 let delivered = ev.iter().any(|e| {
                     e["type"] == "receipt" && e["user"] == "bob" && e["delivered_seq"] == seq
                 });
@@ -197,7 +196,7 @@ fn presence_of<'a>(events: &'a [Value], user: &str) -> Vec<&'a Value> {
 }
 
 async fn a_user_on_two_nodes_gets_everything_on_both_and_goes_offline_once(kind: Kind) {
-    let c = Cluster::start(kind, "twice");
+    let c = Cluster::start(kind, "twice").await;
     let mut alice0 = c.connect(0, "alice").await;
     let mut carol = c.connect(2, "carol").await;
     befriend(&mut alice0, &mut carol).await;
@@ -271,7 +270,7 @@ async fn history(cl: &mut Client, id: &str) -> Vec<Value> {
 }
 
 async fn a_killed_node_loses_nothing_acknowledged(kind: Kind) {
-    let mut c = Cluster::start(kind, "kill");
+    let mut c = Cluster::start(kind, "kill").await;
     let mut a = c.connect(0, "a").await;
     let mut b = c.connect(1, "b").await;
     let mut d = c.connect(2, "d").await;
@@ -327,7 +326,10 @@ async fn a_killed_node_loses_nothing_acknowledged(kind: Kind) {
     let resumed = d
         .call(json!({"type":"resume","conversations":[{"conversation":id,"last_seq":0}]}))
         .await;
-    assert_eq!(resumed["conversations"][0]["outcome"], "replayed", "{resumed}");
+    assert_eq!(
+        resumed["conversations"][0]["outcome"], "replayed",
+        "{resumed}"
+    );
     let replayed: BTreeSet<u64> = resumed["conversations"][0]["messages"]
         .as_array()
         .expect("messages")
@@ -335,7 +337,10 @@ async fn a_killed_node_loses_nothing_acknowledged(kind: Kind) {
         .filter_map(|m| m["seq"].as_u64())
         .collect();
     for seq in acked.values() {
-        assert!(replayed.contains(seq), "acknowledged seq {seq} is in the replay");
+        assert!(
+            replayed.contains(seq),
+            "acknowledged seq {seq} is in the replay"
+        );
     }
     for cid in &written {
         let reply = d
@@ -349,13 +354,12 @@ async fn a_killed_node_loses_nothing_acknowledged(kind: Kind) {
     }
     let all = history(&mut d, &id).await;
     let seqs: Vec<u64> = all.iter().filter_map(|m| m["seq"].as_u64()).collect();
-    assert_eq!(
-        seqs,
-        (1..=seqs.len() as u64).collect::<Vec<_>>(),
-        "no gaps"
-    );
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "no gaps");
     for cid in &written {
-        let n = all.iter().filter(|m| m["client_id"] == *cid.as_str()).count();
+        let n = all
+            .iter()
+            .filter(|m| m["client_id"] == *cid.as_str())
+            .count();
         assert_eq!(n, 1, "{cid} stored exactly once");
     }
     for (cid, seq) in &acked {
@@ -369,7 +373,7 @@ async fn a_killed_node_loses_nothing_acknowledged(kind: Kind) {
 }
 
 async fn a_bus_outage_leaves_no_connected_client_short(kind: Kind) {
-    let mut c = Cluster::start(kind, "outage");
+    let c = Cluster::start(kind, "outage").await;
     let mut a = c.connect(0, "a").await;
     let mut b = c.connect(1, "b").await;
     let mut x = c.connect(2, "x").await;
@@ -388,11 +392,11 @@ async fn a_bus_outage_leaves_no_connected_client_short(kind: Kind) {
     }
     for k in 0..60 {
         if k == 20 {
-            c.bus.down();
+            c.bus.down().await;
         }
         if k == 40 {
             tokio::time::sleep(Duration::from_secs(2)).await;
-            c.bus.up();
+            c.bus.up().await;
         }
         let (u, s) = send(&mut a, &id, k).await;
         own.entry(u).or_default().insert(s);
@@ -445,7 +449,7 @@ async fn a_bus_outage_leaves_no_connected_client_short(kind: Kind) {
 
 async fn a_postgres_restart_never_acks_falsely_and_recovers(kind: Kind) {
     let mut pg = PrivatePg::start();
-    let c = Cluster::start_on(kind, "pgrestart", &pg.url());
+    let c = Cluster::start_on(kind, "pgrestart", &pg.url()).await;
     let mut a = c.connect(0, "a").await;
     let mut b = c.connect(1, "b").await;
     let mut x = c.connect(2, "x").await;

@@ -28,6 +28,39 @@ fn refuses_to_serve_without_a_secret_and_says_why() {
 }
 
 #[test]
+fn a_server_bus_needs_a_shared_store() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = format!("sqlite:{}", dir.path().join("one.db").display());
+    for bus in ["redis://127.0.0.1:1", "nats://127.0.0.1:1"] {
+        let (ok, _, err) = run(
+            &["--store", &db, "--bus", bus],
+            &[("CHAT_JWT_SECRET", SECRET)],
+        );
+        assert!(!ok, "--bus {bus} with SQLite started");
+        assert!(
+            err.contains("SQLite file serves one node only") && err.contains("postgres://"),
+            "{err}"
+        );
+        let (ok, _, err) = run(
+            &["--store", "memory"],
+            &[("CHAT_JWT_SECRET", SECRET), ("CHAT_BUS", bus)],
+        );
+        assert!(!ok, "CHAT_BUS={bus} with the memory store started");
+        assert!(err.contains("lives in one process"), "{err}");
+    }
+    let (ok, _, err) = run(
+        &["--store", "memory", "--bus", "kafka://x"],
+        &[("CHAT_JWT_SECRET", SECRET)],
+    );
+    assert!(!ok);
+    assert!(err.contains("unknown bus"), "{err}");
+    assert!(
+        !dir.path().join("one.db").exists(),
+        "refused before opening the store"
+    );
+}
+
+#[test]
 fn help_documents_every_option() {
     let (ok, out, _) = run(&["--help"], &[]);
     assert!(ok);
@@ -35,6 +68,10 @@ fn help_documents_every_option() {
         "--listen",
         "--store",
         "--pg-schema",
+        "--bus",
+        "--bus-prefix",
+        "--node-id",
+        "--presence-ttl",
         "--jwt-secret",
         "--jwt-public-key",
         "--jwt-private-key",

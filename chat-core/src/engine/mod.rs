@@ -39,7 +39,7 @@ mod session;
 mod stats;
 mod store_faults;
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -99,7 +99,8 @@ pub(crate) struct Inner {
     presence_turns: KeyedLocks<UserId, ()>,
     typing: Mutex<TypingLeases>,
     /// Users another node announced online, with whom to tell when their leases expire.
-    remote_online: Mutex<HashSet<UserId>>,
+    /// (Whether the last sweep found them without a lease.)
+    remote_online: Mutex<HashMap<UserId, bool>>,
     /// When this node last renewed its presence leases (renewed every third of a lease).
     last_renewal: Mutex<Option<chrono::DateTime<chrono::Utc>>>,
     kinds: KindCache,

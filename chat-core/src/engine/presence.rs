@@ -81,7 +81,7 @@ impl Inner {
         };
         let mut remote = self.remote_online.lock();
         if presence.online {
-            remote.insert(presence.user.clone());
+            remote.insert(presence.user.clone(), false);
         } else {
             remote.remove(&presence.user);
         }
@@ -89,13 +89,15 @@ impl Inner {
 
     /// Users announced online by another node whose leases are all gone (their node died
     /// or lost the bus): this node's sessions are told they went offline. Each node tells
-    /// only its own sessions, so nobody hears it twice.
+    /// only its own sessions, so nobody hears it twice. A user found without a lease is
+    /// told of one sweep later, and only if no node announced it meanwhile: a node that
+    /// drops a lease announces the departure itself a moment later.
     pub(crate) async fn sweep_departed(&self) {
         let watched: Vec<UserId> = {
             let registry = self.registry.read();
             self.remote_online
                 .lock()
-                .iter()
+                .keys()
                 .filter(|u| !registry.is_online(u))
                 .cloned()
                 .collect()
@@ -110,10 +112,20 @@ impl Inner {
         let now = self.clock.now();
         let gone: Vec<UserId> = {
             let mut remote = self.remote_online.lock();
-            watched
-                .into_iter()
-                .filter(|u| !online.contains(u) && remote.remove(u))
-                .collect()
+            let mut gone = Vec::new();
+            for u in watched {
+                let here = online.contains(&u);
+                match remote.get_mut(&u) {
+                    Some(suspect) if here => *suspect = false,
+                    Some(suspect) if !*suspect => *suspect = true,
+                    Some(_) => {
+                        remote.remove(&u);
+                        gone.push(u);
+                    }
+                    None => {}
+                }
+            }
+            gone
         };
         for user in gone {
             stats::BusCounters::add(&self.counters.bus.presence_expired, 1);

@@ -41,7 +41,8 @@ pub trait BusSink: Send + Sync + 'static {
     fn deliver(&self, delivery: Arc<Delivery>);
 
     /// Called when deliveries may have been lost on the way here: after the connection
-    /// to the bus server came back (subscriptions already restored), or when a buffer
+    /// to the bus server came back (subscriptions already restored, and before any
+    /// delivery received on the new connection is handed over), or when a buffer
     /// overflowed. The node then re-reads what it follows from the store, which is the
     /// truth; the bus is only the fast path.
     fn resync(&self) {}
@@ -54,7 +55,8 @@ pub trait Bus: Send + Sync + 'static {
     /// [`Topic::Broadcast`].
     async fn attach(&self, node: NodeId, sink: Arc<dyn BusSink>) -> Result<()>;
 
-    /// Unregisters a node: its subscriptions and its presence leases go with it.
+    /// Unregisters a node and its subscriptions. Its presence leases are dropped with it
+    /// or left to expire (the engine drops each user's lease as their sessions close).
     async fn detach(&self, node: NodeId) -> Result<()>;
 
     /// Subscribes a node to a topic. When it returns `Ok`, publications from then on

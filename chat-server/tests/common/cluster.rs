@@ -3,8 +3,7 @@
 //! `chat-server` processes, and clients that keep every frame they get.
 
 use std::collections::HashMap;
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use futures::stream::{SplitSink, SplitStream};
@@ -22,111 +21,50 @@ pub(crate) enum Kind {
     Nats,
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-fn port_open(port: u16) -> bool {
-    std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-}
-
-/// A bus server of this test's own, on a free loopback port.
-pub(crate) struct BusServer {
-    pub(crate) kind: Kind,
-    pub(crate) port: u16,
-    dir: tempfile::TempDir,
-    child: Option<Child>,
+/// A bus server of this test's own, on a free loopback port (the bus crates' test
+/// servers: they find the binary and fail, never skip, when it is missing).
+pub(crate) enum BusServer {
+    Redis(chat_bus_redis::testing::RedisServer),
+    Nats(chat_bus_nats::testing::NatsServer),
 }
 
 impl BusServer {
-    pub(crate) fn start(kind: Kind) -> BusServer {
-        let mut s = BusServer {
-            kind,
-            port: free_port(),
-            dir: tempfile::tempdir().expect("a temp dir"),
-            child: None,
-        };
-        s.up();
-        s
+    pub(crate) async fn start(kind: Kind) -> BusServer {
+        match kind {
+            Kind::Redis => BusServer::Redis(
+                chat_bus_redis::testing::RedisServer::start()
+                    .await
+                    .expect("a redis-server of the test's own"),
+            ),
+            Kind::Nats => BusServer::Nats(
+                chat_bus_nats::testing::NatsServer::start()
+                    .await
+                    .expect("a nats-server of the test's own"),
+            ),
+        }
     }
 
     pub(crate) fn url(&self) -> String {
-        match self.kind {
-            Kind::Redis => format!("redis://127.0.0.1:{}", self.port),
-            Kind::Nats => format!("nats://127.0.0.1:{}", self.port),
+        match self {
+            BusServer::Redis(s) => s.url(),
+            BusServer::Nats(s) => s.url(),
         }
-    }
-
-    /// Starts the server (again) on its port, and waits until it accepts connections.
-    pub(crate) fn up(&mut self) {
-        let port = self.port.to_string();
-        let dir = self.dir.path().display().to_string();
-        let mut cmd = match self.kind {
-            Kind::Redis => {
-                let mut c = Command::new("redis-server");
-                c.args([
-                    "--port",
-                    &port,
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                    "--dir",
-                    &dir,
-                ]);
-                c
-            }
-            Kind::Nats => {
-                let mut c = Command::new("nats-server");
-                c.args(["-js", "-a", "127.0.0.1", "-p", &port, "-sd", &dir]);
-                c
-            }
-        };
-        let child = cmd
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "starting {:?} ({e}): scripts/test.sh installs redis-server and nats-server",
-                    self.kind
-                )
-            });
-        self.child = Some(child);
-        for _ in 0..200 {
-            if port_open(self.port) {
-                // NATS answers before JetStream is ready; give it a moment.
-                std::thread::sleep(Duration::from_millis(200));
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        }
-        panic!("{:?} did not start on port {}", self.kind, self.port);
     }
 
     /// Kills the server (like a crash).
-    pub(crate) fn down(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        for _ in 0..100 {
-            if !port_open(self.port) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
+    pub(crate) async fn down(&self) {
+        match self {
+            BusServer::Redis(s) => s.kill(),
+            BusServer::Nats(s) => s.stop().await,
         }
     }
-}
 
-impl Drop for BusServer {
-    fn drop(&mut self) {
-        self.down();
+    /// Starts it again on the same port.
+    pub(crate) async fn up(&self) {
+        match self {
+            BusServer::Redis(s) => s.start_again().await.expect("redis-server again"),
+            BusServer::Nats(s) => s.resume().await.expect("nats-server again"),
+        }
     }
 }
 
@@ -175,15 +113,15 @@ pub(crate) struct Cluster {
 
 impl Cluster {
     /// On the PostgreSQL of `CHAT_TEST_PG_URL` (or the local default).
-    pub(crate) fn start(kind: Kind, tag: &str) -> Cluster {
+    pub(crate) async fn start(kind: Kind, tag: &str) -> Cluster {
         let url = std::env::var("CHAT_TEST_PG_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-        Cluster::start_on(kind, tag, &url)
+        Cluster::start_on(kind, tag, &url).await
     }
 
     /// On the PostgreSQL at `url`.
-    pub(crate) fn start_on(kind: Kind, tag: &str, url: &str) -> Cluster {
-        let bus = BusServer::start(kind);
+    pub(crate) async fn start_on(kind: Kind, tag: &str, url: &str) -> Cluster {
+        let bus = BusServer::start(kind).await;
         let schema = Schema::new(tag, url);
         let mut c = Cluster {
             bus,
@@ -317,8 +255,7 @@ impl Client {
     async fn pump(&mut self, wait: Duration) -> bool {
         match tokio::time::timeout(wait, self.rx.recv()).await {
             Ok(Some(Frame::Json(v))) => {
-                if matches!(v["type"].as_str(), Some("reply" | "error")) && v["id"].is_string()
-                {
+                if matches!(v["type"].as_str(), Some("reply" | "error")) && v["id"].is_string() {
                     let id = v["id"].as_str().unwrap_or_default().to_owned();
                     self.answers.insert(id, v);
                 } else {

@@ -77,7 +77,14 @@ impl PrivatePg {
         }
         let data = dir.path().join("data");
         let out = pg_command("initdb")
-            .args(["-D", &data.display().to_string(), "-A", "trust", "-U", "postgres"])
+            .args([
+                "-D",
+                &data.display().to_string(),
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+            ])
             .args(["--no-sync", "-E", "UTF8"])
             .stdout(Stdio::null())
             .output()
