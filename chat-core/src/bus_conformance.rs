@@ -165,7 +165,7 @@ fn to_conversation(conversation: ConversationId, n: u32) -> Delivery {
         event: Event::Typing {
             conversation,
             user: user(&format!("u{n}")),
-            typing: n % 2 == 0,
+            typing: n.is_multiple_of(2),
         },
     }
 }

@@ -107,7 +107,7 @@ async fn a_revoked_token_is_refused_with_401_on_connect_and_over_http() {
         t.jti.is_some_and(|id| l.ids.contains(id))
             || l.users_before
                 .get(t.sub)
-                .is_some_and(|before| t.iat.map_or(true, |iat| iat < *before))
+                .is_some_and(|before| t.iat.is_none_or(|iat| iat < *before))
     });
     let engine = engine(Limits::default()).await;
     let state = ChatState::new(

@@ -527,7 +527,7 @@ impl Store for MemoryStore {
             .friendships
             .values()
             .filter(|f| &f.a == user || &f.b == user)
-            .filter(|f| after.map_or(true, |after| f.other(user) > after))
+            .filter(|f| after.is_none_or(|after| f.other(user) > after))
             .cloned()
             .collect();
         out.sort_by(|x, y| x.other(user).cmp(y.other(user)));

@@ -24,7 +24,9 @@ pub async fn fanout(opts: &Options, name: &str) -> Result<Outcome, String> {
         0
     };
     // Member 0 of each room always reads and sends; every `slow_every`-th other is slow.
-    let slow = move |id: u32| slow_every > 0 && id as usize % members != 0 && id % slow_every == 1;
+    let slow = move |id: u32| {
+        slow_every > 0 && !(id as usize).is_multiple_of(members) && id % slow_every == 1
+    };
     let n = rooms * members;
     let slow_count = (0..n as u32).filter(|id| slow(*id)).count();
     let senders = n - slow_count;

@@ -107,7 +107,7 @@ async fn open_room_clients(
     };
     let firsts: Vec<u32> = (0..rooms).map(|r| (r * members) as u32).collect();
     let rest: Vec<u32> = (0..(rooms * members) as u32)
-        .filter(|id| *id as usize % members != 0)
+        .filter(|id| !(*id as usize).is_multiple_of(members))
         .collect();
     let mut clients = Vec::with_capacity(rooms * members);
     for batch in [firsts, rest] {

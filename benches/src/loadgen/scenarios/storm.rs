@@ -31,7 +31,7 @@ pub async fn storm(opts: &Options, name: &str) -> Result<Outcome, String> {
     let steady: Vec<Client>;
     (steady, stormers) = clients
         .into_iter()
-        .partition(|c| c.id as usize % members == 0);
+        .partition(|c| (c.id as usize).is_multiple_of(members));
     let storm_n = stormers.len();
     // The senders run as an ordinary fan-out.
     let running = start(
