@@ -50,6 +50,11 @@ pub struct ServerOptions {
     pub secret: String,
     /// Frames queued per connection before a slow consumer is cut off.
     pub queue_capacity: usize,
+    /// Appends that may wait for the store at once (`Limits::max_pending_appends`; 0:
+    /// no bound). The engine's default when `None`.
+    pub max_pending_appends: Option<usize>,
+    /// Turns on the admin routes (`GET /api/v1/admin/stats`) with this key.
+    pub admin_key: Option<String>,
 }
 
 impl Default for ServerOptions {
@@ -58,6 +63,8 @@ impl Default for ServerOptions {
             store: StoreKind::Memory,
             secret: "bench-secret".into(),
             queue_capacity: Config::default().queue_capacity,
+            max_pending_appends: None,
+            admin_key: None,
         }
     }
 }
@@ -91,14 +98,21 @@ pub fn transport_config(opts: &ServerOptions) -> Config {
         .flood_limit(1_000_000, Duration::from_secs(1));
     c.write_timeout = Duration::from_secs(30);
     c.shutdown_grace = Duration::from_secs(5);
+    if let Some(key) = &opts.admin_key {
+        c = c.admin_api_key(key.clone());
+    }
     c
 }
 
-/// The engine's limits for load: no per-session command rate.
-pub fn limits() -> Limits {
+/// The engine's limits for load: no per-session command rate; the bound on pending
+/// appends as asked.
+pub fn limits(opts: &ServerOptions) -> Limits {
     let mut limits = Limits::default();
     limits.commands_per_second = 0;
     limits.max_resume_gap = 10_000;
+    if let Some(n) = opts.max_pending_appends {
+        limits.max_pending_appends = n;
+    }
     limits
 }
 
@@ -137,7 +151,7 @@ pub async fn start(
         }
     };
     let engine = Engine::builder(store)
-        .limits(limits())
+        .limits(limits(opts))
         .build()
         .await
         .map_err(|e| format!("engine: {e}"))?;

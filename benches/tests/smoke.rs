@@ -1,10 +1,11 @@
-//! CI smoke of the load generator: the bench server in process (memory store) on
-//! 127.0.0.1:0, and the fan-out scenario for about a second with tiny numbers. It asserts
-//! only that messages were delivered and none was lost, never a time.
+//! CI smoke of the load generator: the bench server in process on 127.0.0.1:0, and the
+//! fan-out, overload and soak scenarios for a few seconds with tiny numbers. They assert
+//! what must hold (delivered, nothing lost, every send answered, sessions back to where
+//! they were after each storm), never a time or a rate.
 
 use std::time::Duration;
 
-use chat_benches::loadgen::{self, Options, Proto};
+use chat_benches::loadgen::{self, scenarios, Options, Proto};
 use chat_benches::server::{start, ServerOptions};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -55,4 +56,103 @@ async fn fanout_delivers_everything_through_the_real_server() {
         outcome.server_rss_kib.is_some(),
         "/proc was read: {outcome:?}"
     );
+}
+
+/// The bench server in process over SQLite, with room for one pending append and an
+/// admin key.
+async fn sqlite_server(max_pending_appends: usize) -> (chat_benches::server::BenchServer, Options) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let server_opts = ServerOptions {
+        store: chat_benches::server::StoreKind::Sqlite,
+        max_pending_appends: Some(max_pending_appends),
+        admin_key: Some("smoke-key".into()),
+        ..ServerOptions::default()
+    };
+    let server = start(listener, &server_opts).await.expect("bench server");
+    let opts = Options {
+        label: "smoke".into(),
+        proto: Proto::Chat,
+        addr: server.addr.to_string(),
+        server_pid: Some(std::process::id()),
+        secret: server_opts.secret.clone(),
+        admin_key: server_opts.admin_key.clone(),
+        setup_concurrency: 8,
+        ..Options::default()
+    };
+    (server, opts)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overload_answers_every_send_with_an_ack_or_a_refusal() {
+    let (server, mut opts) = sqlite_server(1).await;
+    opts.rooms = 6;
+    opts.members = 2;
+    opts.sends_per_s = Some(2_000.0);
+    opts.duration = Duration::from_millis(1_000);
+    opts.warmup = Duration::from_millis(200);
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(40),
+        loadgen::run("overload", "smoke-overload", &opts),
+    )
+    .await
+    .expect("the scenario is bounded")
+    .expect("the scenario ran");
+    server.stop().await;
+
+    let ov = outcome.overload.clone().expect("overload figures");
+    assert!(ov.acked_per_s > 0.0, "{outcome:?}");
+    assert!(
+        ov.refused > 0,
+        "12 clients at 2,000 sends/s over one pending append: {outcome:?}"
+    );
+    assert_eq!(ov.retry_after_ms, Some(1_000), "{outcome:?}");
+    assert_eq!(ov.unanswered, 0, "every send was answered: {outcome:?}");
+    assert_eq!(ov.other_errors, 0, "{outcome:?}");
+    assert_eq!(outcome.server_closed, 0, "{outcome:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_each_storm_sessions_users_and_live_conversations_return_to_where_they_were() {
+    let (server, mut opts) = sqlite_server(1024).await;
+    opts.rooms = 2;
+    opts.rate = 5.0;
+    let so = scenarios::SoakOptions {
+        minutes: 4.0 / 60.0,
+        storm_clients: 10,
+        period: Duration::from_secs(2),
+        settle: Duration::from_millis(200),
+    };
+    let report = tokio::time::timeout(Duration::from_secs(120), scenarios::soak(&opts, &so))
+        .await
+        .expect("the soak is bounded")
+        .expect("the soak ran");
+    server.stop().await;
+
+    assert_eq!(
+        report.samples.len(),
+        3,
+        "the baseline and two storms: {report:?}"
+    );
+    let baseline = report.samples[0].back.expect("baseline stats");
+    assert_eq!(
+        baseline,
+        [12, 12, 2],
+        "2 senders + 10 storm clients in 2 rooms"
+    );
+    for s in &report.samples[1..] {
+        assert_eq!(s.failed, 0, "{report:?}");
+        assert_eq!(
+            s.away,
+            Some([2, 2, 2]),
+            "only the senders while away: {report:?}"
+        );
+        assert_eq!(s.back, Some(baseline), "back to the baseline: {report:?}");
+        assert!(s.rss_kib > 0, "{report:?}");
+    }
+    assert_eq!(report.after_all_left, Some([0, 0, 0]), "{report:?}");
+    assert!(report.deliveries > 0, "{report:?}");
+    assert_eq!(report.errors, 0, "{report:?}");
+    assert!(report.notes.is_empty(), "{:?}", report.notes);
 }

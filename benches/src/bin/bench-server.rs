@@ -2,7 +2,10 @@
 //! with the limits raised for load, for the load generator to hit.
 //!
 //! `bench-server --store memory|sqlite|postgres [--addr 127.0.0.1:4100] [--secret S]
-//! [--queue N]`; prints `listening on ADDR` and runs until SIGINT or SIGTERM.
+//! [--queue N] [--max-pending-appends N] [--admin-key K]`; prints `listening on ADDR`
+//! and runs until SIGINT or SIGTERM. `--max-pending-appends` bounds the sends waiting for
+//! the store (0: no bound; the engine's default otherwise); `--admin-key` turns on
+//! `GET /api/v1/admin/stats` for the soak.
 
 use chat_benches::server::{start, ServerOptions, StoreKind};
 
@@ -34,6 +37,14 @@ fn real_main() -> Result<(), String> {
             "--queue" => {
                 opts.queue_capacity = value()?.parse().map_err(|_| "--queue: a number")?;
             }
+            "--max-pending-appends" => {
+                opts.max_pending_appends = Some(
+                    value()?
+                        .parse()
+                        .map_err(|_| "--max-pending-appends: a number")?,
+                );
+            }
+            "--admin-key" => opts.admin_key = Some(value()?),
             other => return Err(format!("unknown argument {other:?}")),
         }
     }

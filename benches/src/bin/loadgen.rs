@@ -5,10 +5,12 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use chat_benches::loadgen::scenarios::{self, SoakOptions};
 use chat_benches::loadgen::{self, report, Options, Outcome, Proto};
 
 const USAGE: &str = "\
-loadgen run KIND [--name NAME] [options]   KIND: idle | fanout | slow | pingpong | storm
+loadgen run KIND [--name NAME] [options]   KIND: idle | fanout | slow | pingpong | storm | overload
+loadgen soak [--minutes 10] [--storm 2000] [--period 60] [--settle 5] [options]
 loadgen report --json FILE --out BENCHMARKS.md [--context FILE] [--appendix FILE]
 
 run options:
@@ -26,6 +28,18 @@ run options:
   --round-trips K    ping-pong round trips (default 2000)
   --concurrency C    connections set up at once (default 128)
   --json FILE        append the outcome as a JSON line
+  --admin-key K      the server's admin key: read its stats (overload, soak)
+
+overload (ours): --rooms R --members M clients offer sends open-loop, refusals not retried:
+  --factor F         offer F × the sustainable rate (default 2)
+  --sends-per-s X    offer X sends per second instead (no calibration)
+  --calibrate S      seconds to measure the sustainable rate (default 5)
+  --calibrate-clients C   closed-loop clients measuring it, one send in flight each;
+                     at most the server's max_pending_appends (default 64)
+
+soak (ours; needs --pid and --admin-key): --rooms R rooms, each with a sender at --rate
+  msg/s and its share of --storm clients that drop and come back every --period seconds,
+  for --minutes; the server's RSS and stats after each storm
 ";
 
 fn parse_flags(args: &[String]) -> Result<HashMap<String, String>, String> {
@@ -92,6 +106,15 @@ fn options(f: &HashMap<String, String>) -> Result<Options, String> {
         slow_fraction: get(f, "slow", d.slow_fraction)?,
         round_trips: get(f, "round-trips", d.round_trips)?,
         setup_concurrency: get(f, "concurrency", d.setup_concurrency)?.max(1),
+        factor: get(f, "factor", d.factor)?,
+        sends_per_s: f
+            .get("sends-per-s")
+            .map(|v| v.parse())
+            .transpose()
+            .map_err(|_| "--sends-per-s".to_owned())?,
+        calibrate: secs("calibrate", d.calibrate)?,
+        calibrate_clients: get(f, "calibrate-clients", d.calibrate_clients)?.max(1),
+        admin_key: f.get("admin-key").cloned(),
     })
 }
 
@@ -136,6 +159,50 @@ fn real_main(args: &[String]) -> Result<(), String> {
             report::print_table(std::slice::from_ref(&outcome));
             if let Some(path) = flags.get("json") {
                 report::append_json(&PathBuf::from(path), &outcome)
+                    .map_err(|e| format!("writing {path}: {e}"))?;
+            }
+            Ok(())
+        }
+        Some("soak") => {
+            let flags = parse_flags(&args[1..])?;
+            let opts = options(&flags)?;
+            let d = SoakOptions::default();
+            let so = SoakOptions {
+                minutes: get(&flags, "minutes", d.minutes)?,
+                storm_clients: get(&flags, "storm", d.storm_clients)?,
+                period: Duration::from_secs_f64(get(&flags, "period", d.period.as_secs_f64())?),
+                settle: Duration::from_secs_f64(get(&flags, "settle", d.settle.as_secs_f64())?),
+            };
+            if so.minutes <= 0.0 || so.period.is_zero() {
+                return Err("--minutes and --period must be positive".into());
+            }
+            if let Err(e) = rlimit::increase_nofile_limit(1 << 20) {
+                eprintln!("loadgen: could not raise the open-file limit: {e}");
+            }
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(std::thread::available_parallelism().map_or(1, |n| n.get()))
+                .enable_all()
+                .build()
+                .map_err(|e| format!("runtime: {e}"))?;
+            // Bounded: the soak's own time, plus setup and the last storm's overrun.
+            let limit =
+                Duration::from_secs_f64(so.minutes * 60.0) + so.period + Duration::from_secs(300);
+            let result = rt.block_on(async {
+                tokio::time::timeout(limit, scenarios::soak(&opts, &so))
+                    .await
+                    .map_err(|_| "the soak overran its time limit".to_owned())?
+            });
+            rt.shutdown_timeout(Duration::from_secs(2));
+            let report = result?;
+            scenarios::print_soak(&report);
+            if let Some(path) = flags.get("json") {
+                let line = serde_json::to_string(&report).map_err(|e| e.to_string())?;
+                use std::io::Write as _;
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .and_then(|mut f| writeln!(f, "{line}"))
                     .map_err(|e| format!("writing {path}: {e}"))?;
             }
             Ok(())

@@ -5,10 +5,14 @@
 //! - [`proto`]: the three wire protocols, text in and text out.
 //! - [`client`]: one simulated client (connect, handshake, join, pump), the shared
 //!   counters and the latency histogram.
-//! - [`scenarios`]: idle, fan-out (and slow consumer), direct ping-pong, reconnect storm.
+//! - [`scenarios`]: idle, fan-out (and slow consumer), direct ping-pong, reconnect storm,
+//!   overload (sends above what the store takes), and the soak (a reconnect storm every
+//!   minute for a bounded time, the server's memory and stats after each).
 //! - [`procfs`]: the server's CPU time and RSS from `/proc`.
+//! - [`admin`]: our server's stats over its admin route.
 //! - [`report`]: the table, the JSON lines, and the `BENCHMARKS.md` section.
 
+pub mod admin;
 pub mod client;
 pub mod procfs;
 pub mod proto;
@@ -54,6 +58,18 @@ pub struct Options {
     pub round_trips: usize,
     /// Connections set up at once.
     pub setup_concurrency: usize,
+    /// Overload: the offered sends per second, as a multiple of the sustainable rate
+    /// measured first.
+    pub factor: f64,
+    /// Overload: offer this many sends per second instead (no calibration).
+    pub sends_per_s: Option<f64>,
+    /// Overload: how long the sustainable rate is measured.
+    pub calibrate: Duration,
+    /// Overload: clients that measure the sustainable rate, each with one send in flight
+    /// (keep it at or below the server's `max_pending_appends`, so none is refused).
+    pub calibrate_clients: usize,
+    /// The server's admin key, for `GET /api/v1/admin/stats` (soak).
+    pub admin_key: Option<String>,
 }
 
 impl Default for Options {
@@ -74,6 +90,11 @@ impl Default for Options {
             slow_fraction: 0.1,
             round_trips: 2000,
             setup_concurrency: 128,
+            factor: 2.0,
+            sends_per_s: None,
+            calibrate: Duration::from_secs(5),
+            calibrate_clients: 64,
+            admin_key: None,
         }
     }
 }
@@ -135,6 +156,35 @@ pub struct Outcome {
     pub errors: u64,
     /// Anything worth a footnote.
     pub notes: Vec<String>,
+    /// Overload: what the overload scenario measured.
+    #[serde(default)]
+    pub overload: Option<OverloadFigures>,
+}
+
+/// The overload scenario's figures (its ack latencies are the outcome's p50/p99/p99.9).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct OverloadFigures {
+    /// Sends per second acknowledged by a closed loop of `calibrate_clients` clients,
+    /// each with one send in flight (none when the offered rate was given).
+    pub sustainable_per_s: Option<f64>,
+    /// Sends per second the pacer offered over the window.
+    pub offered_per_s: f64,
+    /// Sends per second written to the server over the window.
+    pub written_per_s: f64,
+    /// Sends per second acknowledged (`sent`) over the window.
+    pub acked_per_s: f64,
+    /// Sends refused with `unavailable` over the window.
+    pub refused: u64,
+    /// Refused sends per second over the window.
+    pub refused_per_s: f64,
+    /// The 99th percentile of the time to a refusal, ms.
+    pub refused_p99_ms: Option<f64>,
+    /// The largest `retry_after_ms` seen on a refusal.
+    pub retry_after_ms: Option<u64>,
+    /// Sends written in the window and still unanswered 10 s after the load stopped.
+    pub unanswered: u64,
+    /// Other error frames (not `unavailable`).
+    pub other_errors: u64,
 }
 
 impl Outcome {
@@ -156,9 +206,10 @@ impl Outcome {
 }
 
 /// The scenarios the load generator knows.
-pub const SCENARIOS: &[&str] = &["idle", "fanout", "slow", "pingpong", "storm"];
+pub const SCENARIOS: &[&str] = &["idle", "fanout", "slow", "pingpong", "storm", "overload"];
 
-/// Runs one scenario by kind (`idle`, `fanout`, `slow`, `pingpong`, `storm`), naming it
+/// Runs one scenario by kind (`idle`, `fanout`, `slow`, `pingpong`, `storm`,
+/// `overload`), naming it
 /// `name` in the report.
 ///
 /// # Errors
@@ -199,6 +250,7 @@ async fn run_scenario(kind: &str, name: &str, opts: &Options) -> Result<Outcome,
         "slow" => scenarios::fanout(opts, name).await,
         "pingpong" => scenarios::pingpong(opts, name).await,
         "storm" => scenarios::storm(opts, name).await,
+        "overload" => scenarios::overload(opts, name).await,
         other => Err(format!(
             "unknown scenario {other:?}; one of {}",
             SCENARIOS.join(", ")

@@ -43,6 +43,16 @@ pub fn sample(pid: u32) -> Option<ProcSample> {
     })
 }
 
+/// Anonymous memory of the process (the heap and thread stacks, not mapped files), in
+/// KiB, from `/proc/PID/smaps_rollup`; `None` when it cannot be read.
+pub fn anonymous_kib(pid: u32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("Anonymous:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+}
+
 /// Clock ticks per second as `/proc` counts them (`USER_HZ`, 100 on every Linux we
 /// run on; `getconf CLK_TCK` would need libc).
 fn clock_ticks() -> f64 {
@@ -90,5 +100,7 @@ mod tests {
         let s = sample(std::process::id()).expect("own /proc entry");
         assert!(s.rss_kib > 0);
         assert!(s.cpu_s >= 0.0);
+        let anon = anonymous_kib(std::process::id()).expect("own smaps_rollup");
+        assert!(anon > 0, "{anon} KiB");
     }
 }

@@ -204,7 +204,7 @@ fn body_of(text: &str) -> Option<Stamp> {
 }
 
 /// Where `key` starts in `text` (memchr's SIMD search: this runs once per delivery).
-fn find(text: &str, key: &str) -> Option<usize> {
+pub(crate) fn find(text: &str, key: &str) -> Option<usize> {
     memchr::memmem::find(text.as_bytes(), key.as_bytes())
 }
 
@@ -217,7 +217,7 @@ fn string_after<'a>(text: &'a str, key: &str) -> Option<&'a str> {
 }
 
 /// The unsigned number that follows `key`.
-fn number_after(text: &str, key: &str) -> Option<u64> {
+pub(crate) fn number_after(text: &str, key: &str) -> Option<u64> {
     let start = find(text, key)? + key.len();
     let digits: &str = &text[start..];
     let end = digits

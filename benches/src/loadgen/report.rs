@@ -72,6 +72,23 @@ pub fn print_table(outcomes: &[Outcome]) {
             int(o.server_rss_kib),
             num(o.rss_per_conn_kib, 1),
         );
+        if let Some(ov) = &o.overload {
+            println!(
+                "    overload: sustainable {} sends/s; offered {} /s, written {} /s, acked {} /s; refused {} ({} /s, p99 {} ms, retry_after_ms {}); ack p50 {} ms, p99 {} ms; unanswered {}, other errors {}",
+                num(ov.sustainable_per_s, 0),
+                num(Some(ov.offered_per_s), 0),
+                num(Some(ov.written_per_s), 0),
+                num(Some(ov.acked_per_s), 0),
+                group_thousands(ov.refused),
+                num(Some(ov.refused_per_s), 0),
+                num(ov.refused_p99_ms, 2),
+                int(ov.retry_after_ms),
+                num(o.p50_ms, 2),
+                num(o.p99_ms, 2),
+                ov.unanswered,
+                ov.other_errors,
+            );
+        }
         for n in &o.notes {
             println!("    note: {n}");
         }

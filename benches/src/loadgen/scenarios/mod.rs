@@ -1,4 +1,5 @@
-//! The scenarios: idle, fan-out, direct ping-pong, slow consumer, reconnect storm.
+//! The scenarios: idle, fan-out, direct ping-pong, slow consumer, reconnect storm,
+//! overload, soak.
 //!
 //! Every scenario is bounded: setup steps time out
 //! ([`SETUP_TIMEOUT`](super::client::SETUP_TIMEOUT)), load runs for a set duration,
@@ -7,7 +8,7 @@
 //! This module holds what the scenarios share (tokens, names, the room clients, the
 //! pumps and the pacer, the outcome helpers); each scenario has its own file.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,12 +22,16 @@ use super::{Options, Outcome};
 
 mod fanout;
 mod idle;
+mod overload;
 mod pingpong;
+mod soak;
 mod storm;
 
 pub use fanout::fanout;
 pub use idle::idle;
+pub use overload::overload;
 pub use pingpong::pingpong;
+pub use soak::{print as print_soak, slope, soak, SoakOptions, SoakReport, StormSample};
 pub use storm::storm;
 
 /// A receive buffer small enough that a client that stops reading backs up into the
@@ -165,8 +170,30 @@ fn start(
     senders.sort_by_key(|(m, r, _)| (*m, *r));
     let senders: Vec<mpsc::Sender<()>> = senders.into_iter().map(|(_, _, tx)| tx).collect();
     let pacer_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let stop = pacer_stop.clone();
-    let pacer = tokio::spawn(async move {
+    let pacer = spawn_pacer(
+        senders,
+        total_rate,
+        pacer_stop.clone(),
+        Arc::new(AtomicU64::new(0)),
+    );
+    Running {
+        tasks,
+        phase: phase_tx,
+        pacer,
+        pacer_stop,
+    }
+}
+
+/// Spreads `total_rate` ticks per second over `senders` in turn (every millisecond, what
+/// is due) until `stop`, keeping the count of ticks issued in `issued_count`. Returns how
+/// many were skipped because a sender's queue was full.
+fn spawn_pacer(
+    senders: Vec<mpsc::Sender<()>>,
+    total_rate: f64,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    issued_count: Arc<AtomicU64>,
+) -> JoinHandle<u64> {
+    tokio::spawn(async move {
         let mut skipped = 0u64;
         if senders.is_empty() || total_rate <= 0.0 {
             return skipped;
@@ -186,15 +213,10 @@ fn start(
                 issued += 1;
                 next = (next + 1) % senders.len();
             }
+            issued_count.store(issued, Ordering::Relaxed);
         }
         skipped
-    });
-    Running {
-        tasks,
-        phase: phase_tx,
-        pacer,
-        pacer_stop,
-    }
+    })
 }
 
 impl Running {

@@ -148,7 +148,7 @@ pub async fn storm(opts: &Options, name: &str) -> Result<Outcome, String> {
 
 /// Reconnects a storm client: ours resumes from its contiguous seq and applies the
 /// replay; the peers join their room again.
-async fn rejoin(
+pub(super) async fn rejoin(
     c: &mut Client,
     opts: &Options,
     prefix: &str,
