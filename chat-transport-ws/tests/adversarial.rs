@@ -605,8 +605,15 @@ fn rows(ids: &Ids) -> Vec<Row> {
         row(
             "a resume of max_resume_conversations + 1",
             text(json!({"id":"a50","type":"resume","conversations":
-                (0..101).map(|_| json!({"conversation":den,"last_seq":0})).collect::<Vec<_>>()})),
+                (0..=Limits::default().max_resume_conversations)
+                    .map(|_| json!({"conversation":den,"last_seq":0})).collect::<Vec<_>>()})),
             invalid(json!("a50")),
+        ),
+        row(
+            "a resume point with an unknown field",
+            text(json!({"id":"a50b","type":"resume","conversations":
+                [{"conversation":den,"last_seq":0,"evil":1}]})),
+            invalid(json!("a50b")),
         ),
         row(
             "a refresh_token that is not a token",
@@ -765,9 +772,6 @@ async fn hostile_input_gets_its_documented_answer_and_changes_nothing() {
     // Each row sends two or three frames at once: the command rate and the flood cap
     // have their own tests (ws.rs, close_codes.rs) and would only cut the table short.
     limits.commands_per_second = 0;
-    // 1,001 resume points (the default limit + 1) take about 69 KB, more than a frame
-    // may hold: the row checks the limit itself with a smaller one.
-    limits.max_resume_conversations = 100;
     let config = Config::default().flood_limit(100_000, std::time::Duration::from_secs(1));
     assert_eq!(
         config.max_message_bytes, 65_536,

@@ -21,7 +21,8 @@ pub struct Limits {
     /// A resume that misses more messages than this in one conversation is answered
     /// "too far behind" and the client pages history instead (default 500).
     pub max_resume_gap: u64,
-    /// Maximum conversations in one resume command (default 1,000).
+    /// Maximum conversations in one resume command (default 500: a full resume of
+    /// that many fits in one 64 KiB frame).
     pub max_resume_conversations: usize,
     /// Typing lease length in milliseconds (default 5,000).
     pub typing_ttl_ms: u64,
@@ -63,7 +64,7 @@ impl Default for Limits {
             max_list_page: 200,
             max_room_members: 10_000,
             max_resume_gap: 500,
-            max_resume_conversations: 1_000,
+            max_resume_conversations: 500,
             typing_ttl_ms: 5_000,
             commands_per_second: 50,
             command_burst: 100,

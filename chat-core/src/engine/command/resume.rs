@@ -10,6 +10,7 @@ use crate::model::{HistoryPage, Message};
 
 /// Where a client stands in one conversation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ResumePoint {
     /// The conversation.
     pub conversation: ConversationId,
