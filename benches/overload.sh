@@ -3,7 +3,7 @@
 # server pinned to core 0 (the load generator on core 1). Two runs, each on a fresh
 # server:
 #
-#   1. bounded: `--max-pending-appends` MAX_PENDING (the engine's default, 1024). The load
+#   1. bounded: `--max-pending-appends` MAX_PENDING (the engine's default, 256). The load
 #      generator first measures the sustainable rate (a closed loop of MAX_PENDING
 #      clients, one send in flight each, so none is refused), then offers FACTOR times it;
 #   2. unbounded (`--max-pending-appends 0`) at the same offered rate, for comparison.
@@ -11,9 +11,9 @@
 # Each prints offered, written, acked and refused sends per second and the ack latency.
 #
 #   benches/overload.sh
-#   MAX_PENDING=256 ROOMS=500 benches/overload.sh
+#   MAX_PENDING=1024 ROOMS=500 benches/overload.sh
 #
-# Environment: MAX_PENDING (1024), FACTOR (2), ROOMS (1000) × MEMBERS (2) clients,
+# Environment: MAX_PENDING (256), FACTOR (2), ROOMS (1000) × MEMBERS (2) clients,
 # DURATION (10 s), WARMUP (2 s), CALIBRATE (5 s), PORT (4170). Loopback only.
 set -euo pipefail
 
@@ -23,7 +23,7 @@ OUT="$BENCHES/results"
 mkdir -p "$OUT"
 STAMP="$(date +%Y%m%d-%H%M%S)"
 JSON="$OUT/overload-$STAMP.jsonl"
-MAX_PENDING="${MAX_PENDING:-1024}"
+MAX_PENDING="${MAX_PENDING:-256}"
 FACTOR="${FACTOR:-2}"
 ROOMS="${ROOMS:-1000}"
 MEMBERS="${MEMBERS:-2}"

@@ -64,9 +64,9 @@ async fn until_in_store(store: &FaultyStore, n: usize) {
 }
 
 #[test]
-fn the_default_bound_is_1024_pending_appends() {
+fn the_default_bound_is_256_pending_appends() {
     let limits = Limits::default();
-    assert_eq!(limits.max_pending_appends, 1024);
+    assert_eq!(limits.max_pending_appends, 256);
     assert_eq!(limits.overload_retry_after_ms, 1000);
 }
 

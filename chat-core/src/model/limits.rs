@@ -46,7 +46,7 @@ pub struct Limits {
     pub kind_cache_max: usize,
     /// Messages read from the store per page while replaying a resume (default 1,000).
     pub resume_page: u32,
-    /// Appends this node may have waiting for the store at once (default 1,024; 0 means
+    /// Appends this node may have waiting for the store at once (default 256; 0 means
     /// no bound). Past it a send is refused at once with `unavailable` and a retry hint
     /// ([`Limits::overload_retry_after_ms`]) instead of queueing: under overload, latency
     /// stays bounded and the excess is shed.
@@ -73,7 +73,7 @@ impl Default for Limits {
             presence_room_limit: 500,
             kind_cache_max: 100_000,
             resume_page: 1_000,
-            max_pending_appends: 1024,
+            max_pending_appends: 256,
             overload_retry_after_ms: 1_000,
         }
     }
