@@ -572,3 +572,94 @@ impl Conn {
 pub(crate) fn code_of(status: &Status) -> Option<String> {
     chat_transport_grpc::error::stable_code(status).map(str::to_owned)
 }
+
+// ---------------------------------------------------------------------------------------
+// A WebSocket client (protocol v1, JSON) on the same engine
+
+use futures::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+
+pub(crate) struct WsClient {
+    ws: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+    pending: VecDeque<Value>,
+    next_id: u64,
+}
+
+impl WsClient {
+    /// Connects `user` to the server's WebSocket and reads the hello.
+    pub(crate) async fn connect(server: &Server, user: &str) -> WsClient {
+        let addr = server.ws_addr.expect("a WebSocket server");
+        let mut req = format!("ws://{addr}/ws")
+            .into_client_request()
+            .expect("request");
+        req.headers_mut().insert(
+            "authorization",
+            format!("Bearer {}", token(user)).parse().expect("header"),
+        );
+        let (ws, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(req))
+            .await
+            .expect("connect in time")
+            .expect("connect");
+        let mut c = WsClient {
+            ws,
+            pending: VecDeque::new(),
+            next_id: 0,
+        };
+        let hello = c.read().await;
+        assert_eq!(hello["type"], "hello");
+        assert_eq!(hello["user"], user);
+        c
+    }
+
+    async fn read(&mut self) -> Value {
+        loop {
+            let msg = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("a frame in time")
+                .expect("open")
+                .expect("frame");
+            match msg {
+                WsMessage::Text(t) => return serde_json::from_str(t.as_str()).expect("JSON"),
+                WsMessage::Ping(_) | WsMessage::Pong(_) => continue,
+                other => panic!("unexpected frame {other:?}"),
+            }
+        }
+    }
+
+    /// The first frame (pending or new) matching `pred`; others stay pending.
+    pub(crate) async fn wait_for(&mut self, pred: impl Fn(&Value) -> bool) -> Value {
+        if let Some(i) = self.pending.iter().position(&pred) {
+            return self.pending.remove(i).expect("index");
+        }
+        loop {
+            let f = self.read().await;
+            if pred(&f) {
+                return f;
+            }
+            self.pending.push_back(f);
+        }
+    }
+
+    /// The reply to a command, which must succeed.
+    pub(crate) async fn ok(&mut self, mut command: Value) -> Value {
+        self.next_id += 1;
+        let id = format!("w{}", self.next_id);
+        command["id"] = json!(id);
+        tokio::time::timeout(WAIT, self.ws.send(WsMessage::text(command.to_string())))
+            .await
+            .expect("send in time")
+            .expect("send");
+        let frame = self.wait_for(|f| f["id"] == json!(id)).await;
+        assert_eq!(frame["type"], "reply", "{command} failed: {frame}");
+        frame["reply"].clone()
+    }
+
+    /// The next event of this type matching `pred`.
+    pub(crate) async fn event(&mut self, kind: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        self.wait_for(|f| f["type"] == kind && pred(f)).await
+    }
+}
