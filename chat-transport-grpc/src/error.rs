@@ -49,8 +49,6 @@ pub enum StreamEnd {
     Engine(CloseReason),
     /// The credential expired and no `refresh_token` replaced it.
     TokenExpired,
-    /// The session could not open (the engine's error says why).
-    SessionFailed,
 }
 
 impl StreamEnd {
@@ -59,7 +57,6 @@ impl StreamEnd {
         match self {
             StreamEnd::Engine(reason) => reason.as_str(),
             StreamEnd::TokenExpired => "token_expired",
-            StreamEnd::SessionFailed => "unavailable",
         }
     }
 
