@@ -1,0 +1,673 @@
+//! Between the engine's types and the protobuf messages: requests into [`Command`]s,
+//! [`Reply`]s and [`Event`]s into messages. No I/O, no policy: a request that does not
+//! parse is `invalid`, as a bad frame is in protocol v1.
+
+use std::str::FromStr;
+
+use chat_core::engine::{MemberMarks, MessageView, ResumeOutcome, ResumePoint, ResumeResult};
+use chat_core::model::{
+    Conversation, ConversationKind, FriendStatus, FriendView, Member, Message, MessageKind,
+    MessageStatus, Presence, Role, RoomRef, Visibility,
+};
+use chat_core::ports::{ConversationSummary, Credential};
+use chat_core::{Command, ConversationId, Error, Event, Reply, Result, UserId};
+use chrono::{DateTime, Utc};
+
+use crate::proto;
+use crate::proto::client_frame::Command as Cmd;
+
+// ---------------------------------------------------------------------------------------
+// Requests → commands
+
+/// A conversation id as a request gives it.
+pub(crate) fn conversation_id(s: &str) -> Result<ConversationId> {
+    ConversationId::from_str(s)
+}
+
+/// A user id as a request gives it.
+pub(crate) fn user_id(s: &str) -> Result<UserId> {
+    UserId::new(s)
+}
+
+fn visibility(v: i32) -> Result<Visibility> {
+    match proto::Visibility::try_from(v) {
+        Ok(proto::Visibility::Unspecified | proto::Visibility::Public) => Ok(Visibility::Public),
+        Ok(proto::Visibility::Private) => Ok(Visibility::Private),
+        Err(_) => Err(Error::invalid(format!("unknown visibility {v}"))),
+    }
+}
+
+/// A request message that is one command.
+pub(crate) trait IntoCommand {
+    /// The command it stands for.
+    fn into_command(self) -> Result<Command>;
+}
+
+impl IntoCommand for proto::CreateRoomRequest {
+    fn into_command(self) -> Result<Command> {
+        Ok(Command::CreateRoom {
+            visibility: visibility(self.visibility)?,
+            name: self.name,
+        })
+    }
+}
+
+impl IntoCommand for proto::JoinRequest {
+    fn into_command(self) -> Result<Command> {
+        if self.room.is_empty() {
+            return Err(Error::invalid("`room` is a room id or name"));
+        }
+        Ok(Command::Join {
+            room: RoomRef::from(self.room),
+            create: self.create,
+        })
+    }
+}
+
+impl IntoCommand for proto::LeaveRequest {
+    fn into_command(self) -> Result<Command> {
+        Ok(Command::Leave {
+            conversation: conversation_id(&self.conversation)?,
+        })
+    }
+}
+
+impl IntoCommand for proto::InviteRequest {
+    fn into_command(self) -> Result<Command> {
+        Ok(Command::Invite {
+            conversation: conversation_id(&self.conversation)?,
+            user: user_id(&self.user)?,
+        })
+    }
+}
+
+impl IntoCommand for proto::OpenDirectRequest {
+    fn into_command(self) -> Result<Command> {
+        Ok(Command::OpenDirect {
+            user: user_id(&self.user)?,
+        })
+    }
+}
+
+impl IntoCommand for proto::SendRequest {
+    fn into_command(self) -> Result<Command> {
+        Ok(Command::Send {
+            conversation: conversation_id(&self.conversation)?,
+            body: self.body,
+            client_id: self.client_id,
+        })
+    }
+}
+
+impl IntoCommand for proto::EditRequest {
+    fn into_command(self) -> Result<Command> {
+        Ok(Command::Edit {
+            conversation: conversation_id(&self.conversation)?,
+            seq: self.seq,
+            body: self.body,
+        })
+    }
+}
+
+impl IntoCommand for proto::DeleteRequest {
+    fn into_command(self) -> Result<Command> {
+        Ok(Command::Delete {
+            conversation: conversation_id(&self.conversation)?,
+            seq: self.seq,
+        })
+    }
+}
+
+impl IntoCommand for proto::HistoryRequest {
+    fn into_command(self) -> Result<Command> {
+        Ok(Command::History {
+            conversation: conversation_id(&self.conversation)?,
+            before: self.before,
+            after: self.after,
+            limit: self.limit,
+        })
+    }
+}
+
+impl IntoCommand for proto::TypingRequest {
+    fn into_command(self) -> Result<Command> {
+        Ok(Command::Typing {
+            conversation: conversation_id(&self.conversation)?,
+            typing: self.typing,
+        })
+    }
+}
+
+impl IntoCommand for proto::ListConversationsRequest {
+    fn into_command(self) -> Result<Command> {
+        Ok(Command::ListConversations { limit: self.limit })
+    }
+}
+
+impl IntoCommand for proto::MembersRequest {
+    fn into_command(self) -> Result<Command> {
+        Ok(Command::Members {
+            conversation: conversation_id(&self.conversation)?,
+            after: self.after.as_deref().map(user_id).transpose()?,
+            limit: self.limit,
+        })
+    }
+}
+
+impl IntoCommand for proto::UnreadTotalRequest {
+    fn into_command(self) -> Result<Command> {
+        Ok(Command::UnreadTotal {})
+    }
+}
+
+impl IntoCommand for proto::OnlineFriendsRequest {
+    fn into_command(self) -> Result<Command> {
+        Ok(Command::OnlineFriends {})
+    }
+}
+
+impl IntoCommand for proto::ListFriendsRequest {
+    fn into_command(self) -> Result<Command> {
+        Ok(Command::ListFriends {})
+    }
+}
+
+impl IntoCommand for proto::ResumeRequest {
+    fn into_command(self) -> Result<Command> {
+        let conversations = self
+            .conversations
+            .into_iter()
+            .map(|p| {
+                Ok(ResumePoint {
+                    conversation: conversation_id(&p.conversation)?,
+                    last_seq: p.last_seq,
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(Command::Resume { conversations })
+    }
+}
+
+impl IntoCommand for proto::RefreshTokenRequest {
+    fn into_command(self) -> Result<Command> {
+        Ok(Command::RefreshToken {
+            token: Credential::new(self.token),
+        })
+    }
+}
+
+/// Which mark a [`proto::MarkRequest`] moves.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Mark {
+    Delivered,
+    Read,
+}
+
+pub(crate) fn mark(r: proto::MarkRequest, which: Mark) -> Result<Command> {
+    let conversation = conversation_id(&r.conversation)?;
+    Ok(match which {
+        Mark::Delivered => Command::MarkDelivered {
+            conversation,
+            seq: r.seq,
+        },
+        Mark::Read => Command::MarkRead {
+            conversation,
+            seq: r.seq,
+        },
+    })
+}
+
+/// What a [`proto::UserRequest`] asks about a friendship.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Friend {
+    Request,
+    Accept,
+    Decline,
+    Cancel,
+    Remove,
+    Block,
+    Unblock,
+}
+
+pub(crate) fn friend(r: proto::UserRequest, action: Friend) -> Result<Command> {
+    let user = user_id(&r.user)?;
+    Ok(match action {
+        Friend::Request => Command::FriendRequest { user },
+        Friend::Accept => Command::FriendAccept { user },
+        Friend::Decline => Command::FriendDecline { user },
+        Friend::Cancel => Command::FriendCancel { user },
+        Friend::Remove => Command::FriendRemove { user },
+        Friend::Block => Command::Block { user },
+        Friend::Unblock => Command::Unblock { user },
+    })
+}
+
+/// The command of a `Connect` frame.
+pub(crate) fn command(c: Cmd) -> Result<Command> {
+    match c {
+        Cmd::CreateRoom(r) => r.into_command(),
+        Cmd::Join(r) => r.into_command(),
+        Cmd::Leave(r) => r.into_command(),
+        Cmd::Invite(r) => r.into_command(),
+        Cmd::OpenDirect(r) => r.into_command(),
+        Cmd::Send(r) => r.into_command(),
+        Cmd::Edit(r) => r.into_command(),
+        Cmd::Delete(r) => r.into_command(),
+        Cmd::History(r) => r.into_command(),
+        Cmd::MarkDelivered(r) => mark(r, Mark::Delivered),
+        Cmd::MarkRead(r) => mark(r, Mark::Read),
+        Cmd::Typing(r) => r.into_command(),
+        Cmd::ListConversations(r) => r.into_command(),
+        Cmd::Members(r) => r.into_command(),
+        Cmd::UnreadTotal(r) => r.into_command(),
+        Cmd::OnlineFriends(r) => r.into_command(),
+        Cmd::FriendRequest(r) => friend(r, Friend::Request),
+        Cmd::FriendAccept(r) => friend(r, Friend::Accept),
+        Cmd::FriendDecline(r) => friend(r, Friend::Decline),
+        Cmd::FriendCancel(r) => friend(r, Friend::Cancel),
+        Cmd::FriendRemove(r) => friend(r, Friend::Remove),
+        Cmd::Block(r) => friend(r, Friend::Block),
+        Cmd::Unblock(r) => friend(r, Friend::Unblock),
+        Cmd::ListFriends(r) => r.into_command(),
+        Cmd::Resume(r) => r.into_command(),
+        Cmd::RefreshToken(r) => r.into_command(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The model → messages
+
+pub(crate) fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: t.timestamp(),
+        // Below 2 * 10^9 by construction (leap seconds included).
+        nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(999_999_999),
+    }
+}
+
+fn role(r: Role) -> proto::Role {
+    match r {
+        Role::Owner => proto::Role::Owner,
+        Role::Member => proto::Role::Member,
+    }
+}
+
+fn message_status(s: Option<MessageStatus>) -> proto::MessageStatus {
+    match s {
+        None => proto::MessageStatus::Unspecified,
+        Some(MessageStatus::Sent) => proto::MessageStatus::Sent,
+        Some(MessageStatus::Delivered) => proto::MessageStatus::Delivered,
+        Some(MessageStatus::Read) => proto::MessageStatus::Read,
+    }
+}
+
+/// The status word of the reference calls (`sent`, `delivered`, `read`; empty when not
+/// derived).
+pub(crate) fn status_word(s: Option<MessageStatus>) -> &'static str {
+    match s {
+        None => "",
+        Some(MessageStatus::Sent) => "sent",
+        Some(MessageStatus::Delivered) => "delivered",
+        Some(MessageStatus::Read) => "read",
+    }
+}
+
+pub(crate) fn conversation(c: Conversation) -> proto::Conversation {
+    let kind = match c.kind {
+        ConversationKind::Room { name, visibility } => {
+            proto::conversation::Kind::Room(proto::RoomInfo {
+                name,
+                visibility: match visibility {
+                    Visibility::Public => proto::Visibility::Public,
+                    Visibility::Private => proto::Visibility::Private,
+                } as i32,
+            })
+        }
+        ConversationKind::Direct { a, b } => proto::conversation::Kind::Direct(proto::DirectPair {
+            a: a.to_string(),
+            b: b.to_string(),
+        }),
+    };
+    proto::Conversation {
+        id: c.id.to_string(),
+        kind: Some(kind),
+        created_by: c.created_by.to_string(),
+        created_at: Some(timestamp(c.created_at)),
+        last_seq: c.last_seq,
+    }
+}
+
+pub(crate) fn message(m: Message) -> proto::Message {
+    proto::Message {
+        id: m.id.to_string(),
+        conversation: m.conversation.to_string(),
+        seq: m.seq,
+        sender: m.sender.to_string(),
+        client_id: m.client_id,
+        kind: match m.kind {
+            MessageKind::User => proto::MessageKind::User,
+            MessageKind::System => proto::MessageKind::System,
+        } as i32,
+        body: m.body,
+        created_at: Some(timestamp(m.created_at)),
+        edited_at: m.edited_at.map(timestamp),
+        deleted_at: m.deleted_at.map(timestamp),
+    }
+}
+
+fn member(m: Member) -> proto::Member {
+    proto::Member {
+        conversation: m.conversation.to_string(),
+        user: m.user.to_string(),
+        role: role(m.role) as i32,
+        delivered_seq: m.watermarks.delivered_seq,
+        read_seq: m.watermarks.read_seq,
+        joined_at: Some(timestamp(m.joined_at)),
+    }
+}
+
+fn friend_view(f: FriendView) -> proto::FriendView {
+    proto::FriendView {
+        user: f.user.to_string(),
+        status: match f.status {
+            FriendStatus::None => proto::FriendStatus::None,
+            FriendStatus::Friends => proto::FriendStatus::Friends,
+            FriendStatus::RequestSent => proto::FriendStatus::RequestSent,
+            FriendStatus::RequestReceived => proto::FriendStatus::RequestReceived,
+            FriendStatus::Blocked => proto::FriendStatus::Blocked,
+        } as i32,
+        since: Some(timestamp(f.since)),
+    }
+}
+
+fn summary(s: ConversationSummary) -> proto::ConversationSummary {
+    proto::ConversationSummary {
+        conversation: Some(conversation(s.conversation)),
+        role: role(s.role) as i32,
+        delivered_seq: s.watermarks.delivered_seq,
+        read_seq: s.watermarks.read_seq,
+        last_message: s.last_message.map(message),
+        unread: s.unread,
+    }
+}
+
+fn history_message(v: MessageView) -> proto::HistoryMessage {
+    proto::HistoryMessage {
+        status: message_status(v.status) as i32,
+        message: Some(message(v.message)),
+    }
+}
+
+fn marks(m: MemberMarks) -> proto::MemberMarks {
+    proto::MemberMarks {
+        user: m.user.to_string(),
+        delivered_seq: m.watermarks.delivered_seq,
+        read_seq: m.watermarks.read_seq,
+    }
+}
+
+fn resume_result(r: ResumeResult) -> proto::ResumeResult {
+    proto::ResumeResult {
+        conversation: r.conversation.to_string(),
+        outcome: match r.outcome {
+            ResumeOutcome::Replayed => proto::ResumeOutcome::Replayed,
+            ResumeOutcome::TooFarBehind => proto::ResumeOutcome::TooFarBehind,
+            ResumeOutcome::NotFound => proto::ResumeOutcome::NotFound,
+        } as i32,
+        messages: r.messages.into_iter().map(message).collect(),
+        last_seq: r.last_seq,
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Replies and events → messages
+
+use proto::reply::Reply as R;
+
+/// A reply as its message.
+///
+/// # Errors
+/// `internal` for a reply kind this transport does not know (a newer engine).
+pub(crate) fn reply(r: Reply) -> Result<proto::Reply> {
+    let reply = match r {
+        Reply::Room {
+            conversation: c,
+            joined,
+        } => R::Room(proto::RoomReply {
+            conversation: Some(conversation(c)),
+            joined,
+        }),
+        Reply::Direct {
+            conversation: c,
+            created,
+        } => R::Direct(proto::DirectReply {
+            conversation: Some(conversation(c)),
+            created,
+        }),
+        Reply::Sent {
+            message: m,
+            duplicate,
+        } => R::Sent(proto::SentReply {
+            message: Some(message(m)),
+            duplicate,
+        }),
+        Reply::Message { message: m } => R::Message(proto::MessageReply {
+            message: Some(message(m)),
+        }),
+        Reply::History {
+            conversation,
+            messages,
+            last_seq,
+            members,
+        } => R::History(proto::HistoryReply {
+            conversation: conversation.to_string(),
+            messages: messages.into_iter().map(history_message).collect(),
+            last_seq,
+            members: members.into_iter().map(marks).collect(),
+        }),
+        Reply::Marks {
+            conversation,
+            watermarks,
+        } => R::Marks(proto::MarksReply {
+            conversation: conversation.to_string(),
+            delivered_seq: watermarks.delivered_seq,
+            read_seq: watermarks.read_seq,
+        }),
+        Reply::Conversations { conversations } => R::Conversations(proto::ConversationsReply {
+            conversations: conversations.into_iter().map(summary).collect(),
+        }),
+        Reply::Members { members } => R::Members(proto::MembersReply {
+            members: members.into_iter().map(member).collect(),
+        }),
+        Reply::Unread { unread } => R::Unread(proto::UnreadReply { unread }),
+        Reply::Online { users } => R::Online(proto::OnlineReply {
+            users: users.into_iter().map(|u| u.to_string()).collect(),
+        }),
+        Reply::Friend { friend } => R::Friend(proto::FriendReply {
+            friend: Some(friend_view(friend)),
+        }),
+        Reply::Friends { friends } => R::Friends(proto::FriendsReply {
+            friends: friends.into_iter().map(friend_view).collect(),
+        }),
+        Reply::Resumed { conversations } => R::Resumed(proto::ResumedReply {
+            conversations: conversations.into_iter().map(resume_result).collect(),
+        }),
+        Reply::TokenRefreshed { expires_at } => R::TokenRefreshed(proto::TokenRefreshedReply {
+            expires_at: expires_at.map(timestamp),
+        }),
+        Reply::Ok => R::Ok(proto::OkReply {}),
+        other => {
+            return Err(Error::internal(format!(
+                "the gRPC transport has no message for the reply `{}`",
+                other.kind()
+            )))
+        }
+    };
+    Ok(proto::Reply { reply: Some(reply) })
+}
+
+/// A reply message of one kind, as a unary call answers it.
+pub(crate) trait FromReply: Sized {
+    /// The message when `r` is of this kind.
+    fn from_reply(r: R) -> Option<Self>;
+}
+
+macro_rules! from_reply {
+    ($($variant:ident => $ty:ty),* $(,)?) => {
+        $(impl FromReply for $ty {
+            fn from_reply(r: R) -> Option<Self> {
+                match r {
+                    R::$variant(m) => Some(m),
+                    _ => None,
+                }
+            }
+        })*
+    };
+}
+
+from_reply! {
+    Room => proto::RoomReply,
+    Direct => proto::DirectReply,
+    Sent => proto::SentReply,
+    Message => proto::MessageReply,
+    History => proto::HistoryReply,
+    Marks => proto::MarksReply,
+    Conversations => proto::ConversationsReply,
+    Members => proto::MembersReply,
+    Unread => proto::UnreadReply,
+    Online => proto::OnlineReply,
+    Friend => proto::FriendReply,
+    Friends => proto::FriendsReply,
+    Resumed => proto::ResumedReply,
+    Ok => proto::OkReply,
+}
+
+use proto::event::Event as E;
+
+/// An event as its message.
+///
+/// # Errors
+/// `internal` for an event kind this transport does not know (a newer engine).
+pub(crate) fn event(e: &Event) -> Result<proto::Event> {
+    let event = match e.clone() {
+        Event::Message { message: m } => E::Message(proto::MessageEvent {
+            message: Some(message(m)),
+        }),
+        Event::MessageEdited { message: m } => E::MessageEdited(proto::MessageEvent {
+            message: Some(message(m)),
+        }),
+        Event::MessageDeleted { message: m } => E::MessageDeleted(proto::MessageEvent {
+            message: Some(message(m)),
+        }),
+        Event::Receipt {
+            conversation,
+            user,
+            delivered_seq,
+            read_seq,
+        } => E::Receipt(proto::ReceiptEvent {
+            conversation: conversation.to_string(),
+            user: user.to_string(),
+            delivered_seq,
+            read_seq,
+        }),
+        Event::Typing {
+            conversation,
+            user,
+            typing,
+        } => E::Typing(proto::TypingEvent {
+            conversation: conversation.to_string(),
+            user: user.to_string(),
+            typing,
+        }),
+        Event::MemberJoined {
+            conversation,
+            user,
+            role: r,
+        } => E::MemberJoined(proto::MemberJoinedEvent {
+            conversation: conversation.to_string(),
+            user: user.to_string(),
+            role: role(r) as i32,
+        }),
+        Event::MemberLeft { conversation, user } => E::MemberLeft(proto::MemberLeftEvent {
+            conversation: conversation.to_string(),
+            user: user.to_string(),
+        }),
+        Event::ConversationAdded { conversation: c } => {
+            E::ConversationAdded(proto::ConversationAddedEvent {
+                conversation: Some(conversation(c)),
+            })
+        }
+        Event::ConversationRemoved { conversation } => {
+            E::ConversationRemoved(proto::ConversationRemovedEvent {
+                conversation: conversation.to_string(),
+            })
+        }
+        Event::Presence {
+            presence:
+                Presence {
+                    user,
+                    online,
+                    last_seen,
+                },
+        } => E::Presence(proto::PresenceEvent {
+            user: user.to_string(),
+            online,
+            last_seen: last_seen.map(timestamp),
+        }),
+        Event::Friend { friend } => E::Friend(proto::FriendEvent {
+            friend: Some(friend_view(friend)),
+        }),
+        Event::ResumeRequired { conversation } => E::ResumeRequired(proto::ResumeRequiredEvent {
+            conversation: conversation.to_string(),
+        }),
+        other => {
+            return Err(Error::internal(format!(
+                "the gRPC transport has no message for the event `{}`",
+                other.kind()
+            )))
+        }
+    };
+    Ok(proto::Event { event: Some(event) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_id_is_invalid_and_an_empty_visibility_is_public() {
+        let e = proto::LeaveRequest {
+            conversation: "nope".into(),
+        }
+        .into_command()
+        .expect_err("not an id");
+        assert_eq!(e.code(), chat_core::ErrorCode::Invalid);
+        let c = proto::CreateRoomRequest {
+            name: "general".into(),
+            visibility: 0,
+        }
+        .into_command()
+        .expect("command");
+        assert_eq!(
+            c,
+            Command::CreateRoom {
+                name: "general".into(),
+                visibility: Visibility::Public
+            }
+        );
+        let e = proto::CreateRoomRequest {
+            name: "general".into(),
+            visibility: 42,
+        }
+        .into_command()
+        .expect_err("unknown visibility");
+        assert_eq!(e.code(), chat_core::ErrorCode::Invalid);
+    }
+
+    #[test]
+    fn a_timestamp_keeps_its_nanoseconds() {
+        let t = DateTime::from_timestamp(1_746_100_800, 123_456_789).expect("time");
+        let p = timestamp(t);
+        assert_eq!((p.seconds, p.nanos), (1_746_100_800, 123_456_789));
+    }
+}
