@@ -22,15 +22,18 @@ pub struct ListenerConfig {
 impl Default for ListenerConfig {
     fn default() -> Self {
         ListenerConfig {
-            handshake_timeout: Duration::from_secs(10),
+            handshake_timeout: Self::DEFAULT_HANDSHAKE_TIMEOUT,
             max_handshakes: 1024,
         }
     }
 }
 
 impl ListenerConfig {
+    /// The default time limit of a handshake.
+    pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
     /// A connection whose handshake has not completed after this long is dropped
-    /// (default 10 s).
+    /// (default [10 s](Self::DEFAULT_HANDSHAKE_TIMEOUT)).
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
         self.handshake_timeout = timeout;
         self
