@@ -207,7 +207,11 @@ async fn serve(opts: Options) -> anyhow::Result<()> {
         reload_on_hangup(tls.clone())?;
         tracing::info!(
             fingerprint = %tls.fingerprint(),
-            client_auth = ?tls.files().client_ca.as_ref().map(|(_, auth)| auth),
+            client_auth = match tls.files().client_ca {
+                None => "off",
+                Some((_, chat_tls::ClientAuth::Optional)) => "optional",
+                Some((_, chat_tls::ClientAuth::Required)) => "required",
+            },
             "TLS on: serving https and wss; SIGHUP reloads the certificate"
         );
     }
