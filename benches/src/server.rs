@@ -50,6 +50,9 @@ pub struct ServerOptions {
     pub secret: String,
     /// Frames queued per connection before a slow consumer is cut off.
     pub queue_capacity: usize,
+    /// Serve `wss://` with this certificate and key instead of `ws://` (to compare the
+    /// two).
+    pub tls: Option<chat_tls::TlsFiles>,
 }
 
 impl Default for ServerOptions {
@@ -58,6 +61,7 @@ impl Default for ServerOptions {
             store: StoreKind::Memory,
             secret: "bench-secret".into(),
             queue_capacity: Config::default().queue_capacity,
+            tls: None,
         }
     }
 }
@@ -146,10 +150,25 @@ pub async fn start(
     let addr = listener
         .local_addr()
         .map_err(|e| format!("local address: {e}"))?;
+    let tls = match &opts.tls {
+        Some(files) => {
+            Some(chat_tls::ServerTls::load(files.clone()).map_err(|e| format!("TLS: {e}"))?)
+        }
+        None => None,
+    };
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(chat_transport_ws::serve(listener, state, async move {
+    let stopped = async move {
         let _ = stopped.await;
-    }));
+    };
+    let task = match tls {
+        Some(tls) => tokio::spawn(chat_transport_ws::serve_tls(
+            listener,
+            state,
+            tls.config(),
+            stopped,
+        )),
+        None => tokio::spawn(chat_transport_ws::serve(listener, state, stopped)),
+    };
     Ok(BenchServer {
         addr,
         stop: Some(stop),

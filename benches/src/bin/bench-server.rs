@@ -2,7 +2,9 @@
 //! with the limits raised for load, for the load generator to hit.
 //!
 //! `bench-server --store memory|sqlite|postgres [--addr 127.0.0.1:4100] [--secret S]
-//! [--queue N]`; prints `listening on ADDR` and runs until SIGINT or SIGTERM.
+//! [--queue N] [--tls-cert PEM --tls-key PEM]`; prints `listening on ADDR` and runs until
+//! SIGINT or SIGTERM. With `--tls-cert` and `--tls-key` it serves `wss://` (to compare
+//! with `ws://`; the load generator does not speak `wss://` yet).
 
 use chat_benches::server::{start, ServerOptions, StoreKind};
 
@@ -17,6 +19,7 @@ fn real_main() -> Result<(), String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut opts = ServerOptions::default();
     let mut addr = "127.0.0.1:4100".to_owned();
+    let (mut tls_cert, mut tls_key) = (None, None);
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut value = || {
@@ -34,9 +37,16 @@ fn real_main() -> Result<(), String> {
             "--queue" => {
                 opts.queue_capacity = value()?.parse().map_err(|_| "--queue: a number")?;
             }
+            "--tls-cert" => tls_cert = Some(value()?),
+            "--tls-key" => tls_key = Some(value()?),
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
+    opts.tls = match (tls_cert, tls_key) {
+        (Some(cert), Some(key)) => Some(chat_tls::TlsFiles::new(cert, key)),
+        (None, None) => None,
+        _ => return Err("--tls-cert and --tls-key go together".into()),
+    };
     let sock: std::net::SocketAddr = addr
         .parse()
         .map_err(|_| format!("{addr:?} is not IP:PORT"))?;
