@@ -7,18 +7,14 @@
 //!
 //! let pki = TestPki::new("test CA");
 //! let server = pki.server();
-//! let dir = std::env::temp_dir();
-//! # let dir = tempfile_dir();
-//! # fn tempfile_dir() -> std::path::PathBuf {
-//! #     let d = std::env::temp_dir().join(format!("chat-tls-doc-{}", std::process::id()));
-//! #     std::fs::create_dir_all(&d).unwrap();
-//! #     d
-//! # }
+//! let dir = std::env::temp_dir().join(format!("chat-tls-doc-{}", std::process::id()));
+//! std::fs::create_dir_all(&dir).unwrap();
 //! let (cert, key) = server.write(&dir, "server");
 //! let tls = chat_tls::ServerTls::load(chat_tls::TlsFiles::new(cert, key)).unwrap();
 //! // A client that trusts the CA and shows no certificate:
 //! let client = pki.client_config(None);
 //! # let _ = (tls, client);
+//! # std::fs::remove_dir_all(&dir).unwrap();
 //! ```
 
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
