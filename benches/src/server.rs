@@ -55,6 +55,9 @@ pub struct ServerOptions {
     pub max_pending_appends: Option<usize>,
     /// Turns on the admin routes (`GET /api/v1/admin/stats`) with this key.
     pub admin_key: Option<String>,
+    /// Serve `wss://` with this certificate and key instead of `ws://` (to compare the
+    /// two).
+    pub tls: Option<chat_tls::TlsFiles>,
 }
 
 impl Default for ServerOptions {
@@ -65,6 +68,7 @@ impl Default for ServerOptions {
             queue_capacity: Config::default().queue_capacity,
             max_pending_appends: None,
             admin_key: None,
+            tls: None,
         }
     }
 }
@@ -160,10 +164,25 @@ pub async fn start(
     let addr = listener
         .local_addr()
         .map_err(|e| format!("local address: {e}"))?;
+    let tls = match &opts.tls {
+        Some(files) => {
+            Some(chat_tls::ServerTls::load(files.clone()).map_err(|e| format!("TLS: {e}"))?)
+        }
+        None => None,
+    };
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(chat_transport_ws::serve(listener, state, async move {
+    let stopped = async move {
         let _ = stopped.await;
-    }));
+    };
+    let task = match tls {
+        Some(tls) => tokio::spawn(chat_transport_ws::serve_tls(
+            listener,
+            state,
+            tls.config(),
+            stopped,
+        )),
+        None => tokio::spawn(chat_transport_ws::serve(listener, state, stopped)),
+    };
     Ok(BenchServer {
         addr,
         stop: Some(stop),

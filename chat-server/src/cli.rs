@@ -7,7 +7,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use anyhow::bail;
 use chat_core::model::Limits;
+use chat_tls::{ClientAuth, ListenerConfig, TlsFiles};
 use chat_transport_ws::{Config as WsConfig, JwtAuthenticator};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -142,6 +144,24 @@ pub(crate) enum LogFormat {
     Text,
     /// One JSON object per line.
     Json,
+}
+
+/// Whether clients must show a certificate of `--tls-client-ca`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ClientAuthArg {
+    /// A client may come without one; one it shows must be valid.
+    Optional,
+    /// Every client must show a valid one.
+    Required,
+}
+
+impl From<ClientAuthArg> for ClientAuth {
+    fn from(a: ClientAuthArg) -> Self {
+        match a {
+            ClientAuthArg::Optional => ClientAuth::Optional,
+            ClientAuthArg::Required => ClientAuth::Required,
+        }
+    }
 }
 
 /// Options shared by every command.
@@ -430,6 +450,37 @@ pub(crate) struct Options {
     )]
     pub ready_timeout: humantime::Duration,
 
+    /// PEM file with the server's certificate chain (its own certificate first): the
+    /// listener serves `https://` and `wss://` instead of `http://` and `ws://`. Needs
+    /// `--tls-key`. SIGHUP re-reads both files; a pair that fails to load keeps the
+    /// certificate in use.
+    #[arg(long, env = "CHAT_TLS_CERT", value_name = "PEM", global = true)]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM file with the private key of `--tls-cert` (PKCS#8, PKCS#1 or SEC1,
+    /// unencrypted).
+    #[arg(long, env = "CHAT_TLS_KEY", value_name = "PEM", global = true)]
+    pub tls_key: Option<PathBuf>,
+
+    /// PEM file with the CA certificate(s) that sign client certificates: clients are
+    /// asked for one (see `--tls-client-auth`). Read at start only.
+    #[arg(long, env = "CHAT_TLS_CLIENT_CA", value_name = "PEM", global = true)]
+    pub tls_client_ca: Option<PathBuf>,
+
+    /// Whether a client must show a certificate of `--tls-client-ca` (default:
+    /// `required` once a client CA is given).
+    #[arg(long, env = "CHAT_TLS_CLIENT_AUTH", value_enum, global = true)]
+    pub tls_client_auth: Option<ClientAuthArg>,
+
+    /// A connection whose TLS handshake is not done within this is dropped.
+    #[arg(
+        long,
+        env = "CHAT_TLS_HANDSHAKE_TIMEOUT",
+        default_value_t = ListenerConfig::DEFAULT_HANDSHAKE_TIMEOUT.into(),
+        global = true
+    )]
+    pub tls_handshake_timeout: humantime::Duration,
+
     /// Log filter, e.g. `info` or `chat_core=debug,info`.
     #[arg(long, env = "CHAT_LOG", default_value = "info", global = true)]
     pub log: String,
@@ -489,10 +540,48 @@ impl Options {
             .write_timeout(*self.write_timeout)
             .allowed_origins(self.allowed_origins.iter().cloned());
         config.shutdown_grace = *self.shutdown_timeout;
+        config.tls = ListenerConfig::default().handshake_timeout(*self.tls_handshake_timeout);
         config.ready_timeout = *self.ready_timeout;
         if let Some(key) = &self.internal_api_key {
             config = config.admin_api_key(key.clone());
         }
         config
+    }
+
+    /// The TLS files, when TLS is on (`--tls-cert` and `--tls-key`).
+    ///
+    /// # Errors
+    /// Half a configuration: a certificate without a key or the reverse, client
+    /// certificate options without TLS, `--tls-client-auth` without a client CA.
+    pub(crate) fn tls_files(&self) -> anyhow::Result<Option<TlsFiles>> {
+        let (cert, key) = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => (cert, key),
+            (Some(_), None) => bail!(
+                "--tls-cert (CHAT_TLS_CERT) needs --tls-key (CHAT_TLS_KEY), the \
+                 certificate's private key"
+            ),
+            (None, Some(_)) => bail!(
+                "--tls-key (CHAT_TLS_KEY) needs --tls-cert (CHAT_TLS_CERT), the \
+                 certificate chain"
+            ),
+            (None, None) => {
+                if self.tls_client_ca.is_some() || self.tls_client_auth.is_some() {
+                    bail!(
+                        "--tls-client-ca and --tls-client-auth need TLS: set --tls-cert \
+                         and --tls-key (CHAT_TLS_CERT, CHAT_TLS_KEY)"
+                    );
+                }
+                return Ok(None);
+            }
+        };
+        let files = TlsFiles::new(cert, key);
+        Ok(Some(match (&self.tls_client_ca, self.tls_client_auth) {
+            (Some(ca), auth) => files.client_ca(ca, auth.map_or(ClientAuth::Required, Into::into)),
+            (None, Some(_)) => bail!(
+                "--tls-client-auth (CHAT_TLS_CLIENT_AUTH) needs --tls-client-ca \
+                 (CHAT_TLS_CLIENT_CA), the CA that signs client certificates"
+            ),
+            (None, None) => files,
+        }))
     }
 }

@@ -1,7 +1,8 @@
 //! # chat-server
 //!
 //! The ready chat server: the engine with the WebSocket/HTTP transport, SQLite by default
-//! (or PostgreSQL), a demo page at `/`, and `/metrics`.
+//! (or PostgreSQL), a demo page at `/`, and `/metrics`; over TLS with `--tls-cert` and
+//! `--tls-key` (SIGHUP reloads the certificate).
 //!
 //! ```text
 //! cargo run --release -p chat-server -- --dev          # try it: SQLite at ./chat.db
@@ -170,6 +171,13 @@ impl Keys {
 }
 
 async fn serve(opts: Options) -> anyhow::Result<()> {
+    // TLS first: a half configuration or a bad file is refused before anything opens.
+    let tls = match opts.tls_files()? {
+        Some(files) => Some(Arc::new(
+            chat_tls::ServerTls::load(files).context("loading the TLS certificate")?,
+        )),
+        None => None,
+    };
     let keys = Keys::from_options(&opts, true)?;
     let bus = bus::open(&opts.bus, &opts.bus_prefix, *opts.presence_ttl, &opts.store).await?;
     let store = store::open(&opts.store, &opts.pg_schema).await?;
@@ -193,18 +201,72 @@ async fn serve(opts: Options) -> anyhow::Result<()> {
     let addr = listener
         .local_addr()
         .context("reading the listening address")?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    if let Some(tls) = &tls {
+        // Before the address is logged: from then on a SIGHUP reloads, never kills.
+        reload_on_hangup(tls.clone())?;
+        tracing::info!(
+            fingerprint = %tls.fingerprint(),
+            client_auth = match tls.files().client_ca {
+                None => "off",
+                Some((_, chat_tls::ClientAuth::Optional)) => "optional",
+                Some((_, chat_tls::ClientAuth::Required)) => "required",
+            },
+            "TLS on: serving https and wss; SIGHUP reloads the certificate"
+        );
+    }
     tracing::info!(
         address = %addr,
+        tls = tls.is_some(),
         store = %store::describe(&opts.store),
         bus = %bus::describe(&opts.bus),
         node = %engine_node,
         dev = opts.dev,
-        "chat server listening; open http://{addr}/"
+        "chat server listening; open {scheme}://{addr}/"
     );
-    chat_transport_ws::serve_app(listener, app, state, shutdown_signal())
-        .await
-        .context("serving")?;
+    match &tls {
+        Some(tls) => {
+            chat_transport_ws::serve_app_tls(listener, app, state, tls.config(), shutdown_signal())
+                .await
+        }
+        None => chat_transport_ws::serve_app(listener, app, state, shutdown_signal()).await,
+    }
+    .context("serving")?;
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// On each SIGHUP, re-reads the TLS certificate and key: new handshakes get them, open
+/// connections keep theirs. A pair that fails to load is logged and the certificate in
+/// use stays.
+///
+/// # Errors
+/// The signal handler cannot be installed.
+#[cfg(unix)]
+fn reload_on_hangup(tls: Arc<chat_tls::ServerTls>) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hangup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    tokio::spawn(async move {
+        while hangup.recv().await.is_some() {
+            match tls.reload() {
+                Ok(fingerprint) => tracing::info!(
+                    %fingerprint,
+                    "SIGHUP: TLS certificate reloaded; new handshakes get it"
+                ),
+                Err(e) => tracing::error!(
+                    error = format!("{:#}", anyhow::Error::new(e)),
+                    fingerprint = %tls.fingerprint(),
+                    "SIGHUP: TLS reload failed; still serving the certificate loaded before"
+                ),
+            }
+        }
+    });
+    Ok(())
+}
+
+/// No SIGHUP here: the certificate is read at start only.
+#[cfg(not(unix))]
+fn reload_on_hangup(_tls: Arc<chat_tls::ServerTls>) -> anyhow::Result<()> {
     Ok(())
 }
 

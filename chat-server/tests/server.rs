@@ -86,6 +86,11 @@ fn help_documents_every_option() {
         "--log",
         "--log-format",
         "--shutdown-timeout",
+        "--tls-cert",
+        "--tls-key",
+        "--tls-client-ca",
+        "--tls-client-auth",
+        "--tls-handshake-timeout",
         "--dev",
     ] {
         assert!(out.contains(option), "--help lacks {option}");

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use axum::extract::ConnectInfo;
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
 use chat_core::ports::{Authenticator, Identity};
@@ -15,6 +16,7 @@ use subtle::ConstantTimeEq;
 
 use crate::error::ApiError;
 use crate::state::ChatState;
+use crate::tls::TlsConnectInfo;
 
 /// Validates JSON Web Tokens: `sub` is the user id, the optional `name` the display name.
 ///
@@ -264,8 +266,8 @@ pub(crate) async fn authenticate(state: &ChatState, parts: &Parts) -> Result<Ide
 /// True when a request carrying the token cookie may use it: it has no `Origin` (not a
 /// browser, which always sends one on a WebSocket handshake and on every cross-origin
 /// request that changes something), or its `Origin` is the server's own (the `Host` the
-/// request was sent to) or one of `allowed`. `null` and anything that does not parse
-/// are refused.
+/// request was sent to; under `https://` only on a TLS connection) or one of `allowed`.
+/// `null` and anything that does not parse are refused.
 pub(crate) fn origin_allowed(parts: &Parts, allowed: &[String]) -> bool {
     let Some(origin) = parts.headers.get(header::ORIGIN) else {
         return true;
@@ -279,6 +281,17 @@ pub(crate) fn origin_allowed(parts: &Parts, allowed: &[String]) -> bool {
         .any(|a| a == origin)
     {
         return true;
+    }
+    // Over TLS the server's own origin is `https://`: a page served by `http://` on the
+    // same host and port is another origin. Over plain TCP either scheme may be the
+    // server's own (a TLS-terminating proxy in front forwards `https://` pages' requests).
+    if parts
+        .extensions
+        .get::<ConnectInfo<TlsConnectInfo>>()
+        .is_some()
+        && origin.scheme != "https"
+    {
+        return false;
     }
     let host = parts
         .headers

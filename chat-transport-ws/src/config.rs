@@ -51,13 +51,16 @@ pub struct Config {
     /// shutdown (default 10 s).
     pub shutdown_grace: Duration,
     /// Origins (`https://chat.example.com`) whose pages may use the token cookie, besides
-    /// the server's own (the `Host` a request was sent to), which is always allowed
-    /// (default: none). A request that carries its token in the cookie and an `Origin`
+    /// the server's own (the `Host` a request was sent to; on a TLS listener, under
+    /// `https://` only), which is always allowed (default: none). A request that carries its token in the cookie and an `Origin`
     /// not allowed is refused with 403 before the WebSocket upgrade or the command.
     pub allowed_origins: Vec<String>,
     /// How long `GET /api/v1/ready` waits for the store before it answers 503
     /// (default 2 s).
     pub ready_timeout: Duration,
+    /// The TLS listener of [`serve_app_tls`](crate::serve_app_tls): the handshake time
+    /// limit (default 10 s) and how many handshakes may run at once (default 1024).
+    pub tls: chat_tls::ListenerConfig,
 }
 
 impl Default for Config {
@@ -81,6 +84,7 @@ impl Default for Config {
             shutdown_grace: Duration::from_secs(10),
             allowed_origins: Vec::new(),
             ready_timeout: Duration::from_secs(2),
+            tls: chat_tls::ListenerConfig::default(),
         }
     }
 }

@@ -23,6 +23,8 @@
 //!   frames wait.
 //! - `http`: the HTTP API under `/api/v1`, with readiness and the admin routes.
 //! - `error`: [`ApiError`], the code → status table and JSON extractors.
+//! - `tls`: serving over TLS ([`serve_app_tls`]) on a [`chat_tls::TlsListener`];
+//!   [`TlsConnectInfo`], what a request knows of its TLS connection.
 //!
 //! # Mounting
 //!
@@ -52,6 +54,18 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! Over TLS, with a certificate that can be reloaded while serving:
+//!
+//! ```no_run
+//! # async fn run(state: chat_transport_ws::ChatState) -> Result<(), Box<dyn std::error::Error>> {
+//! let tls = chat_tls::ServerTls::load(chat_tls::TlsFiles::new("cert.pem", "key.pem"))?;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8443").await?;
+//! chat_transport_ws::serve_tls(listener, state, tls.config(), std::future::pending()).await?;
+//! // Elsewhere, on SIGHUP: `tls.reload()`; new handshakes get the new certificate.
+//! # Ok(())
+//! # }
+//! ```
 
 mod auth;
 mod config;
@@ -60,9 +74,11 @@ mod http;
 mod outbox;
 pub mod protocol;
 mod state;
+mod tls;
 mod ws;
 
 use std::future::Future;
+use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
@@ -75,6 +91,7 @@ pub use auth::{
 pub use config::Config;
 pub use error::{status_of, ApiError};
 pub use state::ChatState;
+pub use tls::TlsConnectInfo;
 
 /// The routes: `GET /ws`, `GET /ws/rooms/{room}` and the HTTP API under `/api/v1`.
 ///
@@ -122,7 +139,6 @@ pub async fn serve_app(
     state: ChatState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let closing = state.clone();
     // Chat frames are small and latency matters: never let Nagle hold one back.
     let listener = listener.tap_io(|tcp| {
         if let Err(e) = tcp.set_nodelay(true) {
@@ -130,13 +146,71 @@ pub async fn serve_app(
         }
     });
     axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            closing.begin_shutdown();
-            closing.engine().shutdown().await;
-        })
+        .with_graceful_shutdown(closing(state.clone(), shutdown))
         .await?;
-    // Upgraded connections outlive the HTTP server: wait for them to flush and close.
+    drain(&state).await;
+    Ok(())
+}
+
+/// Like [`serve`], over TLS: `https://` and `wss://` with the certificate of `tls`.
+///
+/// # Errors
+/// The I/O error that stopped the server.
+pub async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    state: ChatState,
+    tls: Arc<chat_tls::rustls::ServerConfig>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    serve_app_tls(listener, router(state.clone()), state, tls, shutdown).await
+}
+
+/// Like [`serve_app`], over TLS: each accepted connection does its handshake (within
+/// [`Config::tls`]'s time limit, in a task of its own, so a slow client holds up no
+/// other), then is served as [`serve_app`] serves it, and shuts down as gracefully
+/// (WebSockets close with 1001).
+///
+/// `tls` is typically [`chat_tls::ServerTls::config`]: its certificate may be reloaded
+/// while this runs, and new handshakes get the new one. This listener speaks HTTP/1.1
+/// only (WebSockets upgrade from it), so it offers ALPN `http/1.1` alone, on a copy of
+/// `tls` that shares its certificate. Every request carries
+/// `ConnectInfo<`[`TlsConnectInfo`]`>`; a token cookie is then usable from the
+/// server's own origin only under `https://` (see [`Config::allowed_origins`]).
+///
+/// # Errors
+/// The I/O error that stopped the server.
+pub async fn serve_app_tls(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    state: ChatState,
+    tls: Arc<chat_tls::rustls::ServerConfig>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let mut http1 = (*tls).clone();
+    http1.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let listener =
+        chat_tls::TlsListener::new(listener, Arc::new(http1), state.config().tls.clone())?;
+    axum::serve(
+        tls::AxumTlsListener(listener),
+        app.into_make_service_with_connect_info::<TlsConnectInfo>(),
+    )
+    .with_graceful_shutdown(closing(state.clone(), shutdown))
+    .await?;
+    drain(&state).await;
+    Ok(())
+}
+
+/// What the server does once `shutdown` completes, before it stops accepting: refuse
+/// new WebSockets and close every session (1001).
+async fn closing(state: ChatState, shutdown: impl Future<Output = ()>) {
+    shutdown.await;
+    state.begin_shutdown();
+    state.engine().shutdown().await;
+}
+
+/// Upgraded connections outlive the HTTP server: waits for them to flush and close, at
+/// most [`Config::shutdown_grace`].
+async fn drain(state: &ChatState) {
     let grace = state.config().shutdown_grace;
     if tokio::time::timeout(grace, state.drained()).await.is_err() {
         tracing::warn!(
@@ -144,5 +218,4 @@ pub async fn serve_app(
             "connections still open after the shutdown grace period"
         );
     }
-    Ok(())
 }

@@ -2,10 +2,11 @@
 //! with the limits raised for load, for the load generator to hit.
 //!
 //! `bench-server --store memory|sqlite|postgres [--addr 127.0.0.1:4100] [--secret S]
-//! [--queue N] [--max-pending-appends N] [--admin-key K]`; prints `listening on ADDR`
-//! and runs until SIGINT or SIGTERM. `--max-pending-appends` bounds the sends waiting for
-//! the store (0: no bound; the engine's default otherwise); `--admin-key` turns on
-//! `GET /api/v1/admin/stats` for the soak.
+//! [--queue N] [--max-pending-appends N] [--admin-key K] [--tls-cert PEM --tls-key PEM]`;
+//! prints `listening on ADDR` and runs until SIGINT or SIGTERM. `--max-pending-appends`
+//! bounds the sends waiting for the store (0: no bound; the engine's default otherwise);
+//! `--admin-key` turns on `GET /api/v1/admin/stats` for the soak. With `--tls-cert` and
+//! `--tls-key` it serves `wss://` (to compare with `ws://`).
 
 use chat_benches::server::{start, ServerOptions, StoreKind};
 
@@ -20,6 +21,7 @@ fn real_main() -> Result<(), String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut opts = ServerOptions::default();
     let mut addr = "127.0.0.1:4100".to_owned();
+    let (mut tls_cert, mut tls_key) = (None, None);
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut value = || {
@@ -45,9 +47,16 @@ fn real_main() -> Result<(), String> {
                 );
             }
             "--admin-key" => opts.admin_key = Some(value()?),
+            "--tls-cert" => tls_cert = Some(value()?),
+            "--tls-key" => tls_key = Some(value()?),
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
+    opts.tls = match (tls_cert, tls_key) {
+        (Some(cert), Some(key)) => Some(chat_tls::TlsFiles::new(cert, key)),
+        (None, None) => None,
+        _ => return Err("--tls-cert and --tls-key go together".into()),
+    };
     let sock: std::net::SocketAddr = addr
         .parse()
         .map_err(|_| format!("{addr:?} is not IP:PORT"))?;

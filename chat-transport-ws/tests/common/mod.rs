@@ -10,11 +10,13 @@ use chat_core::memory::MemoryStore;
 use chat_core::model::Limits;
 use chat_core::ports::Store;
 use chat_core::{Engine, UserId};
+use chat_tls::rustls::{ClientConfig, ServerConfig};
 use chat_transport_ws::{ChatState, Config, JwtAuthenticator};
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::Request;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
@@ -62,6 +64,8 @@ pub(crate) struct Server {
     pub state: ChatState,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     pub task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    /// Over TLS: the client config its clients use (`wss://`).
+    pub client_tls: Option<Arc<ClientConfig>>,
 }
 
 impl Server {
@@ -99,11 +103,72 @@ impl Server {
             state,
             stop: Some(stop),
             task: Some(task),
+            client_tls: None,
+        }
+    }
+
+    /// A server over TLS (`serve_tls` with `tls`) on 127.0.0.1:0, whose clients connect
+    /// to `wss://` with `client`.
+    pub(crate) async fn tls(
+        config: Config,
+        tls: Arc<ServerConfig>,
+        client: Arc<ClientConfig>,
+    ) -> Server {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let engine = engine(Limits::default()).await;
+        let state = ChatState::new(
+            engine.clone(),
+            Arc::new(JwtAuthenticator::hs256(SECRET)),
+            config,
+        );
+        let addr = listener.local_addr().expect("addr");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(chat_transport_ws::serve_tls(
+            listener,
+            state.clone(),
+            tls,
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        Server {
+            addr,
+            engine,
+            state,
+            stop: Some(stop),
+            task: Some(task),
+            client_tls: Some(client),
         }
     }
 
     pub(crate) fn url(&self, path: &str) -> String {
-        format!("ws://{}{}", self.addr, path)
+        let scheme = if self.client_tls.is_some() {
+            "wss"
+        } else {
+            "ws"
+        };
+        format!("{scheme}://{}{}", self.addr, path)
+    }
+
+    /// The WebSocket handshake of `req`, over TLS when this server is (the default
+    /// connector otherwise).
+    pub(crate) async fn handshake(
+        &self,
+        req: Request<()>,
+    ) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
+        let connector = self
+            .client_tls
+            .clone()
+            .map(tokio_tungstenite::Connector::Rustls);
+        tokio::time::timeout(
+            WAIT,
+            tokio_tungstenite::connect_async_tls_with_config(req, None, false, connector),
+        )
+        .await
+        .expect("handshake in time")
+        .map(|(ws, _)| ws)
     }
 
     /// Connects `user` to `/ws` with a bearer token and reads the hello.
@@ -123,10 +188,7 @@ impl Server {
             "authorization",
             format!("Bearer {token}").parse().expect("header"),
         );
-        let (ws, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(req))
-            .await
-            .expect("connect in time")
-            .expect("connect");
+        let ws = self.handshake(req).await.expect("connect");
         let mut c = Client::new(ws);
         let hello = c.next().await;
         assert_eq!(hello["type"], "hello", "first frame is hello: {hello}");
