@@ -5,7 +5,9 @@
 # test CA with the openssl commands of docs/grpc.md, starts the server and runs
 # scripts/grpc_interop.py.
 #
-# The server is chat-transport-grpc's example `grpc-interop-server`; SERVER_CMD may name
+# SERVER=chat-server runs the real chat-server (mutual TLS only; scripts/test.sh does
+# this). Otherwise the server is chat-transport-grpc's example `grpc-interop-server`
+# (plaintext and mutual TLS on one engine); SERVER_CMD may name
 # another command taking the same flags (--cert, --key, --client-ca) and printing
 # `plain <addr>` and `tls <addr>` once listening (HS256 tokens with $CHAT_JWT_SECRET).
 set -euo pipefail
@@ -44,31 +46,55 @@ rm -rf "$tls" && mkdir -p "$tls"
 # 3. The server, stopped when this script ends (its standard input closes).
 CHAT_JWT_SECRET="$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 export CHAT_JWT_SECRET
-if [ -z "${SERVER_CMD:-}" ]; then
-  (cd "$root" && cargo build --quiet -p chat-transport-grpc --example grpc-interop-server)
-  target="${CARGO_TARGET_DIR:-$root/target}"
-  SERVER_CMD="$target/debug/examples/grpc-interop-server"
-fi
-rm -f "$work/server.in" && mkfifo "$work/server.in"
-# shellcheck disable=SC2086
-$SERVER_CMD --cert "$tls/server-cert.pem" --key "$tls/server-key.pem" --client-ca "$tls/ca-cert.pem" \
-  < "$work/server.in" > "$work/server.out" 2> "$work/server.err" &
-server=$!
-exec 3> "$work/server.in"
-trap 'exec 3>&-; wait "$server" 2>/dev/null || true' EXIT
+target="${CARGO_TARGET_DIR:-$(cd "$root" && cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')}"
 plain="" secure=""
-for _ in $(seq 1 100); do
-  plain="$(awk '$1 == "plain" {print $2}' "$work/server.out")"
-  secure="$(awk '$1 == "tls" {print $2}' "$work/server.out")"
-  if [ -n "$plain" ] && [ -n "$secure" ]; then break; fi
-  if ! kill -0 "$server" 2>/dev/null; then cat "$work/server.err" >&2; exit 1; fi
-  sleep 0.1
-done
-if [ -z "$plain" ] || [ -z "$secure" ]; then
-  echo "grpc-interop.sh: the server did not start" >&2
-  exit 1
+if [ "${SERVER:-}" = "chat-server" ]; then
+  # The real binary: gRPC on mutual TLS (client certificates required) beside https/wss,
+  # one engine. Its JSON log names the gRPC address.
+  (cd "$root" && cargo build --quiet -p chat-server)
+  "$target/debug/chat-server" --store memory --listen 127.0.0.1:0 --grpc-listen 127.0.0.1:0 \
+    --log-format json --tls-cert "$tls/server-cert.pem" --tls-key "$tls/server-key.pem" \
+    --tls-client-ca "$tls/ca-cert.pem" --tls-client-auth required \
+    > "$work/server.out" 2> "$work/server.err" &
+  server=$!
+  trap 'kill "$server" 2>/dev/null; wait "$server" 2>/dev/null || true' EXIT
+  for _ in $(seq 1 200); do
+    secure="$(python3 -c 'import json,sys
+for line in open(sys.argv[1]):
+    try: v = json.loads(line)
+    except ValueError: continue
+    a = v.get("fields", {}).get("grpc_address")
+    if a: print(a.replace("127.0.0.1", "localhost")); break' "$work/server.err")"
+    if [ -n "$secure" ]; then break; fi
+    if ! kill -0 "$server" 2>/dev/null; then cat "$work/server.err" >&2; exit 1; fi
+    sleep 0.1
+  done
+  if [ -z "$secure" ]; then echo "grpc-interop.sh: chat-server did not start" >&2; exit 1; fi
+else
+  if [ -z "${SERVER_CMD:-}" ]; then
+    (cd "$root" && cargo build --quiet -p chat-transport-grpc --example grpc-interop-server)
+    SERVER_CMD="$target/debug/examples/grpc-interop-server"
+  fi
+  rm -f "$work/server.in" && mkfifo "$work/server.in"
+  # shellcheck disable=SC2086
+  $SERVER_CMD --cert "$tls/server-cert.pem" --key "$tls/server-key.pem" --client-ca "$tls/ca-cert.pem" \
+    < "$work/server.in" > "$work/server.out" 2> "$work/server.err" &
+  server=$!
+  exec 3> "$work/server.in"
+  trap 'exec 3>&-; wait "$server" 2>/dev/null || true' EXIT
+  for _ in $(seq 1 100); do
+    plain="$(awk '$1 == "plain" {print $2}' "$work/server.out")"
+    secure="$(awk '$1 == "tls" {print $2}' "$work/server.out")"
+    if [ -n "$plain" ] && [ -n "$secure" ]; then break; fi
+    if ! kill -0 "$server" 2>/dev/null; then cat "$work/server.err" >&2; exit 1; fi
+    sleep 0.1
+  done
+  if [ -z "$plain" ] || [ -z "$secure" ]; then
+    echo "grpc-interop.sh: the server did not start" >&2
+    exit 1
+  fi
 fi
 
 # 4. The calls.
 "$work/venv/bin/python" "$root/scripts/grpc_interop.py" \
-  --gen "$work/gen" --tls-dir "$tls" --plain "$plain" --tls "$secure"
+  --gen "$work/gen" --tls-dir "$tls" ${plain:+--plain "$plain"} --tls "$secure"

@@ -36,3 +36,7 @@ cargo test --workspace "$@"
 
 # The demo page in a real browser (installs chromium and the npm packages when missing).
 bash scripts/browser-test.sh
+
+# The reference gRPC chat service's three calls from a client we did not write (Python
+# grpcio, installed into a venv under target/) over mutual TLS against the real chat-server.
+SERVER=chat-server bash scripts/grpc-interop.sh

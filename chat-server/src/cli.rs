@@ -176,6 +176,17 @@ pub(crate) struct Options {
     )]
     pub listen: SocketAddr,
 
+    /// Address for the gRPC service (`chat.ChatService`, health, reflection) on the same
+    /// engine; none by default. With `--tls-cert` it speaks TLS (and mutual TLS with
+    /// `--tls-client-ca`), like the HTTP listener.
+    #[arg(long, env = "CHAT_GRPC_LISTEN", global = true)]
+    pub grpc_listen: Option<SocketAddr>,
+
+    /// With mutual TLS on gRPC, a call without a bearer token is made as the user named
+    /// by its client certificate's subject CN (docs/grpc.md). Off by default.
+    #[arg(long, env = "CHAT_GRPC_CERT_IDENTITY", global = true)]
+    pub grpc_cert_identity: bool,
+
     /// Where messages live: `sqlite:PATH`, a `postgres://` URL, or `memory`.
     #[arg(
         long,
@@ -546,6 +557,22 @@ impl Options {
             config = config.admin_api_key(key.clone());
         }
         config
+    }
+
+    /// The gRPC transport's settings, from the same limits as the WebSocket's.
+    pub(crate) fn grpc(&self) -> chat_transport_grpc::GrpcConfig {
+        let identity = if self.grpc_cert_identity {
+            chat_transport_grpc::ClientCertIdentity::SubjectCn
+        } else {
+            chat_transport_grpc::ClientCertIdentity::Off
+        };
+        chat_transport_grpc::GrpcConfig::default()
+            .queue_capacity(self.outbound_queue)
+            .max_message_bytes(self.max_frame_bytes)
+            .keepalive(*self.ping_interval, *self.idle_timeout)
+            .write_timeout(*self.write_timeout)
+            .shutdown_grace(*self.shutdown_timeout)
+            .client_cert_identity(identity)
     }
 
     /// The TLS files, when TLS is on (`--tls-cert` and `--tls-key`).

@@ -192,6 +192,11 @@ async fn serve(opts: Options) -> anyhow::Result<()> {
     }
     let engine = builder.build().await.context("starting the engine")?;
     let engine_node = engine.node().0;
+    let grpc_state = chat_transport_grpc::GrpcState::new(
+        engine.clone(),
+        keys.authenticator.clone(),
+        opts.grpc(),
+    );
     let state = ChatState::new(engine, keys.authenticator, opts.transport());
     let dev_signer = if opts.dev { keys.signer } else { None };
     let app = web::routes(state.clone(), dev_signer);
@@ -215,6 +220,37 @@ async fn serve(opts: Options) -> anyhow::Result<()> {
             "TLS on: serving https and wss; SIGHUP reloads the certificate"
         );
     }
+    // One signal stops both listeners.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+    };
+    let grpc = match opts.grpc_listen {
+        Some(at) => {
+            let grpc_listener = tokio::net::TcpListener::bind(at)
+                .await
+                .with_context(|| format!("listening for gRPC on {at}"))?;
+            let grpc_addr = grpc_listener
+                .local_addr()
+                .context("reading the gRPC address")?;
+            tracing::info!(grpc_address = %grpc_addr, tls = tls.is_some(), "gRPC listening");
+            let grpc_tls = tls.as_ref().map(|t| t.config());
+            Some(tokio::spawn(chat_transport_grpc::serve(
+                grpc_listener,
+                grpc_state,
+                grpc_tls,
+                stopped(),
+            )))
+        }
+        None => None,
+    };
     tracing::info!(
         address = %addr,
         tls = tls.is_some(),
@@ -226,12 +262,16 @@ async fn serve(opts: Options) -> anyhow::Result<()> {
     );
     match &tls {
         Some(tls) => {
-            chat_transport_ws::serve_app_tls(listener, app, state, tls.config(), shutdown_signal())
-                .await
+            chat_transport_ws::serve_app_tls(listener, app, state, tls.config(), stopped()).await
         }
-        None => chat_transport_ws::serve_app(listener, app, state, shutdown_signal()).await,
+        None => chat_transport_ws::serve_app(listener, app, state, stopped()).await,
     }
     .context("serving")?;
+    if let Some(grpc) = grpc {
+        grpc.await
+            .context("the gRPC task")?
+            .context("serving gRPC")?;
+    }
     tracing::info!("stopped");
     Ok(())
 }

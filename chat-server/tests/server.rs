@@ -70,6 +70,8 @@ fn help_documents_every_option() {
         "--pg-schema",
         "--bus",
         "--bus-prefix",
+        "--grpc-listen",
+        "--grpc-cert-identity",
         "--node-id",
         "--presence-ttl",
         "--jwt-secret",
