@@ -1,5 +1,6 @@
-//! The bench server: our engine behind `chat_transport_ws::serve`, over a chosen store,
-//! with the limits raised for load. The `bench-server` binary and the CI smoke test
+//! The bench server: our engine behind `chat_transport_ws::serve` (and, when asked,
+//! `chat_transport_grpc::serve` on the same engine), over a chosen store, with the limits
+//! raised for load. The `bench-server` binary and the CI smoke test
 //! both start it through [`start`].
 
 use std::net::SocketAddr;
@@ -58,6 +59,9 @@ pub struct ServerOptions {
     /// Serve `wss://` with this certificate and key instead of `ws://` (to compare the
     /// two).
     pub tls: Option<chat_tls::TlsFiles>,
+    /// Also serve the gRPC transport (`chat.ChatService`) on this address, on the same
+    /// engine; over TLS with the same certificate when `tls` is set.
+    pub grpc: Option<SocketAddr>,
 }
 
 impl Default for ServerOptions {
@@ -69,6 +73,7 @@ impl Default for ServerOptions {
             max_pending_appends: None,
             admin_key: None,
             tls: None,
+            grpc: None,
         }
     }
 }
@@ -78,8 +83,12 @@ impl Default for ServerOptions {
 pub struct BenchServer {
     /// Where it listens.
     pub addr: SocketAddr,
+    /// Where the gRPC transport listens, when [`ServerOptions::grpc`] was set.
+    pub grpc_addr: Option<SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
+    grpc_stop: Option<oneshot::Sender<()>>,
+    grpc_task: Option<JoinHandle<chat_transport_grpc::Result<()>>>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -89,7 +98,13 @@ impl BenchServer {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+        if let Some(stop) = self.grpc_stop.take() {
+            let _ = stop.send(());
+        }
         let _ = tokio::time::timeout(Duration::from_secs(15), &mut self.task).await;
+        if let Some(task) = self.grpc_task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(15), task).await;
+        }
     }
 }
 
@@ -106,6 +121,16 @@ pub fn transport_config(opts: &ServerOptions) -> Config {
         c = c.admin_api_key(key.clone());
     }
     c
+}
+
+/// The gRPC transport's settings for load, matching [`transport_config`]: the same queue,
+/// no HTTP/2 pings during a run, the same write timeout and shutdown grace.
+pub fn grpc_config(opts: &ServerOptions) -> chat_transport_grpc::GrpcConfig {
+    chat_transport_grpc::GrpcConfig::default()
+        .queue_capacity(opts.queue_capacity)
+        .keepalive(Duration::from_secs(600), Duration::from_secs(1200))
+        .write_timeout(Duration::from_secs(30))
+        .shutdown_grace(Duration::from_secs(5))
 }
 
 /// The engine's limits for load: no per-session command rate; the bound on pending
@@ -160,6 +185,8 @@ pub async fn start(
         .await
         .map_err(|e| format!("engine: {e}"))?;
     let auth = Arc::new(JwtAuthenticator::hs256(opts.secret.as_bytes()));
+    let grpc_state =
+        chat_transport_grpc::GrpcState::new(engine.clone(), auth.clone(), grpc_config(opts));
     let state = ChatState::new(engine, auth, transport_config(opts));
     let addr = listener
         .local_addr()
@@ -169,6 +196,27 @@ pub async fn start(
             Some(chat_tls::ServerTls::load(files.clone()).map_err(|e| format!("TLS: {e}"))?)
         }
         None => None,
+    };
+    let (grpc_stop, grpc_task, grpc_addr) = match opts.grpc {
+        Some(at) => {
+            let listener = tokio::net::TcpListener::bind(at)
+                .await
+                .map_err(|e| format!("bind {at} (gRPC): {e}"))?;
+            let grpc_addr = listener
+                .local_addr()
+                .map_err(|e| format!("local address: {e}"))?;
+            let (stop, stopped) = oneshot::channel::<()>();
+            let task = tokio::spawn(chat_transport_grpc::serve(
+                listener,
+                grpc_state,
+                tls.as_ref().map(|t| t.config()),
+                async move {
+                    let _ = stopped.await;
+                },
+            ));
+            (Some(stop), Some(task), Some(grpc_addr))
+        }
+        None => (None, None, None),
     };
     let (stop, stopped) = oneshot::channel::<()>();
     let stopped = async move {
@@ -185,8 +233,11 @@ pub async fn start(
     };
     Ok(BenchServer {
         addr,
+        grpc_addr,
         stop: Some(stop),
         task,
+        grpc_stop,
+        grpc_task,
         _dir: dir,
     })
 }

@@ -58,6 +58,51 @@ async fn fanout_delivers_everything_through_the_real_server() {
     );
 }
 
+/// The gRPC dialect against the bench server's `--grpc` listener: every message reaches
+/// the room's other members through their `Connect` streams, no seq gap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_fanout_delivers_everything_through_connect_streams() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let server_opts = ServerOptions {
+        grpc: Some("127.0.0.1:0".parse().expect("addr")),
+        ..ServerOptions::default()
+    };
+    let server = start(listener, &server_opts).await.expect("bench server");
+    let opts = Options {
+        label: "smoke".into(),
+        dialect: loadgen::Dialect::Grpc,
+        addr: server.grpc_addr.expect("gRPC listening").to_string(),
+        secret: server_opts.secret.clone(),
+        rooms: 2,
+        members: 3,
+        rate: 20.0,
+        duration: Duration::from_millis(800),
+        warmup: Duration::from_millis(200),
+        setup_concurrency: 4,
+        ..Options::default()
+    };
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(20),
+        loadgen::run("fanout", "smoke-grpc", &opts),
+    )
+    .await
+    .expect("the scenario is bounded")
+    .expect("the scenario ran");
+    server.stop().await;
+
+    assert!(outcome.messages_sent > 0, "{outcome:?}");
+    assert_eq!(
+        outcome.deliveries,
+        outcome.messages_sent * 2,
+        "each message reaches the 2 other members: {outcome:?}"
+    );
+    assert_eq!(outcome.lost, Some(0), "{outcome:?}");
+    assert_eq!(outcome.gaps, Some(0), "{outcome:?}");
+    assert_eq!(outcome.errors, 0, "{outcome:?}");
+}
+
 /// The bench server in process over SQLite, with room for one pending append and an
 /// admin key.
 async fn sqlite_server(max_pending_appends: usize) -> (chat_benches::server::BenchServer, Options) {

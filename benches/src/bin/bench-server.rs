@@ -2,11 +2,14 @@
 //! with the limits raised for load, for the load generator to hit.
 //!
 //! `bench-server --store memory|sqlite|postgres [--addr 127.0.0.1:4100] [--secret S]
-//! [--queue N] [--max-pending-appends N] [--admin-key K] [--tls-cert PEM --tls-key PEM]`;
+//! [--queue N] [--max-pending-appends N] [--admin-key K] [--tls-cert PEM --tls-key PEM]
+//! [--grpc ADDR]`;
 //! prints `listening on ADDR` and runs until SIGINT or SIGTERM. `--max-pending-appends`
 //! bounds the sends waiting for the store (0: no bound; the engine's default otherwise);
 //! `--admin-key` turns on `GET /api/v1/admin/stats` for the soak. With `--tls-cert` and
-//! `--tls-key` it serves `wss://` (to compare with `ws://`).
+//! `--tls-key` it serves `wss://` (to compare with `ws://`). `--grpc ADDR` also serves the
+//! gRPC transport (`chat.ChatService`) on the same engine, over TLS with the same
+//! certificate when one is given, and prints `grpc listening on ADDR`.
 
 use chat_benches::server::{start, ServerOptions, StoreKind};
 
@@ -49,6 +52,16 @@ fn real_main() -> Result<(), String> {
             "--admin-key" => opts.admin_key = Some(value()?),
             "--tls-cert" => tls_cert = Some(value()?),
             "--tls-key" => tls_key = Some(value()?),
+            "--grpc" => {
+                let v = value()?;
+                let at: std::net::SocketAddr = v
+                    .parse()
+                    .map_err(|_| format!("--grpc: {v:?} is not IP:PORT"))?;
+                if !at.ip().is_loopback() {
+                    return Err("the bench server listens on loopback only".into());
+                }
+                opts.grpc = Some(at);
+            }
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -77,6 +90,9 @@ fn real_main() -> Result<(), String> {
             .map_err(|e| format!("bind {sock}: {e}"))?;
         let server = start(listener, &opts).await?;
         println!("listening on {} pid {}", server.addr, std::process::id());
+        if let Some(grpc) = server.grpc_addr {
+            println!("grpc listening on {grpc}");
+        }
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .map_err(|e| format!("signal: {e}"))?;
         tokio::select! {

@@ -29,6 +29,10 @@ run options:
   --concurrency C    connections set up at once (default 128)
   --json FILE        append the outcome as a JSON line
   --admin-key K      the server's admin key: read its stats (overload, soak)
+  --dialect D        ws | grpc (default ws); grpc: ours, fanout only, one Connect
+                     stream per member (point --addr at bench-server --grpc)
+  --tls-ca FILE|any  connect over TLS (wss://, or gRPC over TLS as localhost) trusting
+                     the CA in FILE, or (ws only) any certificate
 
 overload (ours): --rooms R --members M clients offer sends open-loop, refusals not retried:
   --factor F         offer F × the sustainable rate (default 2)
@@ -115,6 +119,13 @@ fn options(f: &HashMap<String, String>) -> Result<Options, String> {
         calibrate: secs("calibrate", d.calibrate)?,
         calibrate_clients: get(f, "calibrate-clients", d.calibrate_clients)?.max(1),
         admin_key: f.get("admin-key").cloned(),
+        dialect: match f.get("dialect") {
+            None => loadgen::Dialect::Ws,
+            Some(d) => {
+                loadgen::Dialect::parse(d).ok_or_else(|| format!("--dialect: unknown {d:?}"))?
+            }
+        },
+        tls: f.get("tls-ca").map(|t| loadgen::tls::TlsTrust::parse(t)),
     })
 }
 

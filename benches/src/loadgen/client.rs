@@ -165,9 +165,24 @@ pub async fn connect_with(
             .await
             .map_err(|e| format!("connect: {e}"))?;
         tcp.set_nodelay(true).map_err(|e| format!("nodelay: {e}"))?;
-        tokio_tungstenite::client_async_with_config(url, MaybeTlsStream::Plain(tcp), Some(config))
+        match super::tls::ws_tls() {
+            // wss:// (`--tls-ca`): rustls with the installed trust.
+            Some(tls) => tokio_tungstenite::client_async_tls_with_config(
+                url.replacen("ws://", "wss://", 1),
+                tcp,
+                Some(config),
+                Some(tokio_tungstenite::Connector::Rustls(tls)),
+            )
             .await
-            .map_err(|e| format!("handshake: {e}"))
+            .map_err(|e| format!("handshake: {e}")),
+            None => tokio_tungstenite::client_async_with_config(
+                url,
+                MaybeTlsStream::Plain(tcp),
+                Some(config),
+            )
+            .await
+            .map_err(|e| format!("handshake: {e}")),
+        }
     };
     let (mut ws, _) = tokio::time::timeout(SETUP_TIMEOUT, fut)
         .await

@@ -11,6 +11,11 @@
 //! - [`procfs`]: the server's CPU time and RSS from `/proc`.
 //! - [`admin`]: our server's stats over its admin route.
 //! - [`report`]: the table, the JSON lines, and the `BENCHMARKS.md` section.
+//! - [`tls`]: `wss://` and gRPC-over-TLS trust (`--tls-ca`).
+//!
+//! Our server speaks two dialects ([`Dialect`]): protocol v1 over WebSocket (the
+//! default, `ws://` or `wss://`) and gRPC (`--dialect grpc`: one `Connect` stream per
+//! member; fan-out only).
 
 pub mod admin;
 pub mod client;
@@ -18,6 +23,7 @@ pub mod procfs;
 pub mod proto;
 pub mod report;
 pub mod scenarios;
+pub mod tls;
 
 use std::time::Duration;
 
@@ -70,6 +76,32 @@ pub struct Options {
     pub calibrate_clients: usize,
     /// The server's admin key, for `GET /api/v1/admin/stats` (soak).
     pub admin_key: Option<String>,
+    /// Ours: WebSocket (protocol v1) or gRPC.
+    pub dialect: Dialect,
+    /// Connect over TLS (`wss://`, or gRPC over TLS) trusting this.
+    pub tls: Option<tls::TlsTrust>,
+}
+
+/// How the load generator talks to our server.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Dialect {
+    /// Protocol v1 over a WebSocket (and the peers' protocols).
+    #[default]
+    Ws,
+    /// gRPC: `chat.ChatService/Connect`, one bidirectional stream per member, each on an
+    /// HTTP/2 connection of its own.
+    Grpc,
+}
+
+impl Dialect {
+    /// Parses `ws` or `grpc`.
+    pub fn parse(s: &str) -> Option<Dialect> {
+        match s {
+            "ws" | "websocket" => Some(Dialect::Ws),
+            "grpc" => Some(Dialect::Grpc),
+            _ => None,
+        }
+    }
 }
 
 impl Default for Options {
@@ -95,6 +127,8 @@ impl Default for Options {
             calibrate: Duration::from_secs(5),
             calibrate_clients: 64,
             admin_key: None,
+            dialect: Dialect::Ws,
+            tls: None,
         }
     }
 }
@@ -240,6 +274,13 @@ pub async fn run(kind: &str, name: &str, opts: &Options) -> Result<Outcome, Stri
 }
 
 async fn run_scenario(kind: &str, name: &str, opts: &Options) -> Result<Outcome, String> {
+    if opts.dialect == Dialect::Grpc {
+        return match kind {
+            "fanout" => scenarios::grpc_fanout(opts, name).await,
+            other => Err(format!("the grpc dialect runs fanout only, not {other:?}")),
+        };
+    }
+    tls::install(opts.tls.as_ref())?;
     match kind {
         "idle" => scenarios::idle(opts, name).await,
         "fanout" => {

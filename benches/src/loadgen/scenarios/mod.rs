@@ -21,6 +21,7 @@ use super::procfs::{sample, ProcSample};
 use super::{Options, Outcome};
 
 mod fanout;
+mod grpc;
 mod idle;
 mod overload;
 mod pingpong;
@@ -28,6 +29,7 @@ mod soak;
 mod storm;
 
 pub use fanout::fanout;
+pub use grpc::grpc_fanout;
 pub use idle::idle;
 pub use overload::overload;
 pub use pingpong::pingpong;
