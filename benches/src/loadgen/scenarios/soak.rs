@@ -212,7 +212,7 @@ pub async fn soak(opts: &Options, so: &SoakOptions) -> Result<SoakReport, String
     let clients = open_room_clients(opts, &prefix, rooms, members, |_| false).await?;
     let (steady, stormers): (Vec<Client>, Vec<Client>) = clients
         .into_iter()
-        .partition(|c| c.id as usize % members == 0);
+        .partition(|c| (c.id as usize).is_multiple_of(members));
     let steady_n = steady.len() as u64;
     let mut report = SoakReport {
         label: opts.label.clone(),
