@@ -2,16 +2,17 @@
 //! with the limits raised for load, for the load generator to hit.
 //!
 //! `bench-server --store memory|sqlite|postgres [--bus memory|redis://…|nats://…]
-//! [--node-id UUID] [--pg-schema NAME] [--addr 127.0.0.1:4100] [--secret S] [--queue N]
-//! [--max-pending-appends N] [--admin-key K]`; prints `listening on ADDR` and runs until
+//! [--one-node-bus] [--node-id UUID] [--pg-schema NAME] [--addr 127.0.0.1:4100]
+//! [--secret S] [--queue N] [--max-pending-appends N] [--admin-key K]`; prints `listening on ADDR` and runs until
 //! SIGINT or SIGTERM. `--max-pending-appends` bounds the sends waiting for the store (0:
 //! no bound; the engine's default otherwise); `--admin-key` turns on
 //! `GET /api/v1/admin/stats` (the soak, the cluster benchmarks).
 //!
 //! Several nodes: the same `--bus` server URL and `--store postgres --pg-schema NAME` on
 //! each (one schema for all, left in place on exit; a server bus with another store is
-//! refused). Without `--pg-schema` a PostgreSQL node uses a schema of its own and drops
-//! it on exit.
+//! refused, unless `--one-node-bus`: one node alone on a server bus over the memory or
+//! SQLite store, to measure what the bus costs a node). Without `--pg-schema` a
+//! PostgreSQL node uses a schema of its own and drops it on exit.
 
 use chat_benches::server::{start, BusKind, ServerOptions, StoreKind};
 
@@ -49,6 +50,7 @@ fn real_main() -> Result<(), String> {
                 opts.node_id = Some(v.parse().map_err(|_| format!("--node-id {v:?}: a UUID"))?);
             }
             "--pg-schema" => opts.pg_schema = Some(value()?),
+            "--one-node-bus" => opts.one_node_bus = true,
             "--addr" => addr = value()?,
             "--secret" => opts.secret = value()?,
             "--queue" => {

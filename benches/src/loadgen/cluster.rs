@@ -34,6 +34,7 @@ pub struct Reading {
     at: Option<Instant>,
     node_cpu_s: Vec<Option<f64>>,
     watched_cpu_s: Vec<Option<f64>>,
+    own_cpu_s: Option<f64>,
     /// Per node: (messages_sent, bus.published, bus.received, bus.duplicates,
     /// bus.gap_fills, bus.resyncs, bus_errors).
     stats: Vec<Option<[u64; 7]>>,
@@ -69,6 +70,9 @@ pub struct ClusterFigures {
     pub node_cpu_s: Vec<Option<f64>>,
     /// Per watched process: its label and CPU seconds over the window.
     pub watched_cpu_s: Vec<(String, Option<f64>)>,
+    /// The load generator's own CPU seconds over the window.
+    #[serde(default)]
+    pub loadgen_cpu_s: Option<f64>,
     /// Summed over the nodes, over the window: the engines' `messages_sent`.
     pub engine_messages: Option<u64>,
     /// Summed over the nodes: `bus.published`.
@@ -172,6 +176,7 @@ pub async fn read(opts: &Options) -> Reading {
         .iter()
         .map(|w| sample(w.pid).map(|s| s.cpu_s))
         .collect();
+    let own_cpu_s = sample(std::process::id()).map(|s| s.cpu_s);
     let mut stats = Vec::new();
     if let Some(key) = &opts.admin_key {
         for addr in opts.nodes() {
@@ -190,6 +195,7 @@ pub async fn read(opts: &Options) -> Reading {
         at,
         node_cpu_s,
         watched_cpu_s,
+        own_cpu_s,
         stats,
         redis,
         nats,
@@ -252,6 +258,7 @@ pub fn figures(
             .map(|w| w.label.clone())
             .zip(diff(&a.watched_cpu_s, &b.watched_cpu_s))
             .collect(),
+        loadgen_cpu_s: a.own_cpu_s.zip(b.own_cpu_s).map(|(x, y)| y - x),
         engine_messages: stat(0),
         bus_published: stat(1),
         bus_received: stat(2),

@@ -162,7 +162,8 @@ fn cluster_line(c: &ClusterFigures) -> String {
 /// The "Several nodes" tables of `BENCHMARKS.md`, one row per fan-out outcome: first
 /// delivery and latency (all deliveries, then those whose sender was on the receiver's
 /// node and those that crossed the bus), then the bus counts and CPU per message of the
-/// nodes and the bus server.
+/// nodes and the bus server; then, for the overload outcomes (sends offered open-loop),
+/// the ack latency.
 pub fn cluster_markdown(all: &[Outcome]) -> String {
     let rows: Vec<(&Outcome, &ClusterFigures)> = all
         .iter()
@@ -204,9 +205,9 @@ pub fn cluster_markdown(all: &[Outcome]) -> String {
     }
     md.push('\n');
     md.push_str(
-        "| run | scenario | msgs/s | bus pub/msg | bus recv/msg | server in/msg | server out/msg | node CPU % | node CPU µs/msg | bus server CPU % | bus server CPU µs/msg |\n",
+        "| run | scenario | msgs/s | bus pub/msg | bus recv/msg | server in/msg | server out/msg | node CPU % | node CPU µs/msg | bus server CPU % | bus server CPU µs/msg | load generator CPU % |\n",
     );
-    md.push_str("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    md.push_str("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for (o, c) in &rows {
         let rate = (c.window_s > 0.0).then(|| c.messages as f64 / c.window_s);
         let (server_in, server_out) = if c.redis_publish_calls.is_some() {
@@ -226,7 +227,7 @@ pub fn cluster_markdown(all: &[Outcome]) -> String {
         };
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             o.label,
             o.scenario,
             num(rate, 0),
@@ -246,7 +247,31 @@ pub fn cluster_markdown(all: &[Outcome]) -> String {
                     .map(|i| num(c.watched_us_per_message(i), 1))
                     .collect()
             ),
+            pct(c.loadgen_cpu_s),
         );
+    }
+    let acks: Vec<&Outcome> = all.iter().filter(|o| o.overload.is_some()).collect();
+    if !acks.is_empty() {
+        md.push('\n');
+        md.push_str(
+            "| run | scenario | offered sends/s | acked sends/s | refused | ack p50 ms | ack p99 ms | ack p99.9 ms |\n",
+        );
+        md.push_str("|---|---|---:|---:|---:|---:|---:|---:|\n");
+        for o in acks {
+            let Some(ov) = &o.overload else { continue };
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                o.label,
+                o.scenario,
+                num(Some(ov.offered_per_s), 0),
+                num(Some(ov.acked_per_s), 0),
+                group_thousands(ov.refused),
+                num(o.p50_ms, 2),
+                num(o.p99_ms, 2),
+                num(o.p999_ms, 2),
+            );
+        }
     }
     md
 }
