@@ -32,6 +32,9 @@ pub struct Shared {
     pub sent: AtomicU64,
     /// Our sends acknowledged.
     pub acks: AtomicU64,
+    /// A client's own messages delivered back to it as `message` events (the protocol
+    /// answers the sender with `sent` only).
+    pub own_echoes: AtomicU64,
     /// Error frames received.
     pub errors: AtomicU64,
     /// Connections the server closed (slow consumer cut-offs, among others).
@@ -63,6 +66,7 @@ impl Shared {
             deliveries: AtomicU64::new(0),
             sent: AtomicU64::new(0),
             acks: AtomicU64::new(0),
+            own_echoes: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             server_closed: AtomicU64::new(0),
             recording: AtomicBool::new(false),
@@ -292,6 +296,15 @@ impl Client {
     /// Handles one frame from the server; returns a frame to answer with, if any.
     pub fn on_text(&mut self, shared: &Shared, text: &str) -> Option<&'static str> {
         match self.proto.classify(text) {
+            Incoming::Delivery { stamp, seq } if stamp.sender == self.id => {
+                // Our own message as an event: the sender has it as its `sent` reply
+                // already. Counted apart, neither a delivery nor a latency sample.
+                shared.own_echoes.fetch_add(1, Ordering::Relaxed);
+                if let Some(seq) = seq {
+                    self.tracker.on_seq(seq);
+                }
+                None
+            }
             Incoming::Delivery { stamp, seq } => {
                 shared.deliveries.fetch_add(1, Ordering::Relaxed);
                 if shared.recording.load(Ordering::Relaxed) {

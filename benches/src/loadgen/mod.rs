@@ -174,6 +174,9 @@ pub struct Outcome {
     pub lost: Option<u64>,
     /// Ours: clients whose seqs show a gap at the end.
     pub gaps: Option<u64>,
+    /// Ours (fan-out): a client's own messages delivered back to it as `message` events.
+    #[serde(default)]
+    pub own_echoes: Option<u64>,
     /// Storm: the time until the last client was back and caught up.
     pub caught_up_ms: Option<f64>,
     /// Slow consumer: how many stopped reading.

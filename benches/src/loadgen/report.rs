@@ -182,13 +182,13 @@ pub fn cluster_markdown(all: &[Outcome]) -> String {
     };
     let mut md = String::new();
     md.push_str(
-        "| run | scenario | offered/s | delivered/s | p50 ms | p99 ms | same node p50 / p99 ms | cross node p50 / p99 ms | lost | seq gaps | gap fills | duplicates |\n",
+        "| run | scenario | offered/s | delivered/s | p50 ms | p99 ms | same node p50 / p99 ms | cross node p50 / p99 ms | lost | seq gaps | own msgs back | gap fills | duplicates |\n",
     );
-    md.push_str("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    md.push_str("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for (o, c) in &rows {
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             o.label,
             o.scenario,
             num(o.offered_per_s, 0),
@@ -199,6 +199,7 @@ pub fn cluster_markdown(all: &[Outcome]) -> String {
             lat(c.cross_node),
             int(o.lost),
             int(o.gaps),
+            int(o.own_echoes),
             int(c.bus_gap_fills),
             int(c.bus_duplicates),
         );

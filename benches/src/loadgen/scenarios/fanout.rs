@@ -123,6 +123,13 @@ pub async fn fanout(opts: &Options, name: &str) -> Result<Outcome, String> {
                 })
                 .count() as u64;
             o.gaps = Some(gaps);
+            let echoes = shared.own_echoes.load(Ordering::Relaxed);
+            o.own_echoes = Some(echoes);
+            if echoes > 0 {
+                o.notes.push(format!(
+                    "{echoes} messages came back to their own sender as `message` events (not counted as deliveries)"
+                ));
+            }
         }
     } else {
         o.slow_clients = Some(slow_count as u64);
