@@ -5,7 +5,7 @@
 # of the run is started here on free loopback ports and stopped at the end; the shared
 # Redis (6379) and NATS (4222) are never used.
 #
-#   benches/cluster.sh            # about 15 minutes on 2 cores
+#   benches/cluster.sh            # about 11 minutes on 2 cores
 #   benches/cluster.sh --quick    # tiny numbers, checks the script in about 2 minutes
 #   CONFIGS="redis nats" benches/cluster.sh
 #
@@ -39,9 +39,10 @@
 # (Redis `INFO commandstats`, NATS `/varz`), and its own CPU. The markdown tables are
 # printed at the end (`loadgen cluster-table`).
 #
-# Environment: CONFIGS (all of the above), OFFERED_10X50 (100000), OFFERED_100X100
-# (50000), PAIR_RATE (25), ACK_RATE (1000), DURATION (10), WARMUP (2), LATENCY_DURATION
-# (20), CHAT_TEST_PG_URL (postgres://postgres@127.0.0.1:5432/postgres).
+# Environment: CONFIGS (all of the above), SCENARIOS (all; names as above, e.g.
+# "fanout-10x50 xnode-1x4"), OFFERED_10X50 (100000), OFFERED_100X100 (50000), PAIR_RATE
+# (25), ACK_RATE (1000), DURATION (10), WARMUP (2), LATENCY_DURATION (20),
+# CHAT_TEST_PG_URL (postgres://postgres@127.0.0.1:5432/postgres).
 set -euo pipefail
 
 BENCHES="$(cd "$(dirname "$0")" && pwd)"
@@ -183,8 +184,13 @@ busiest() { # processes above 5% of a core over one second, not ours
   top -b -n 2 -d 1 -w 200 | awk '/^top -/{n++} n==2 && $1 ~ /^[0-9]+$/ && $9+0 >= 5 {printf "%s %s%%, ", $12, $9}' | sed 's/, $//'
 }
 
+wanted() { # scenario name: in SCENARIOS (or SCENARIOS unset)
+  [ -z "${SCENARIOS:-}" ] || [[ " $SCENARIOS " == *" $1 "* ]]
+}
+
 run() { # config name rooms members extra-flags...
   local config=$1 name=$2 rooms=$3 members=$4; shift 4
+  wanted "$name" || return 0
   local addrs pids
   addrs=$(IFS=,; echo "${NODE_ADDRS[*]}"); pids=$(IFS=,; echo "${NODE_PIDS[*]}")
   echo "== $(label_of "$config"): $name; load average $(cut -d' ' -f1-3 /proc/loadavg); busiest: $(busiest)" | tee -a "$LOG"
@@ -195,6 +201,7 @@ run() { # config name rooms members extra-flags...
 
 acks() { # config name extra-flags...
   local config=$1 name=$2; shift 2
+  wanted "$name" || return 0
   local addrs
   addrs=$(IFS=,; echo "${NODE_ADDRS[*]}")
   echo "== $(label_of "$config"): $name; load average $(cut -d' ' -f1-3 /proc/loadavg); busiest: $(busiest)" | tee -a "$LOG"
