@@ -15,6 +15,8 @@
 //!   same room semantics; separate projects, never built by the workspace or CI.
 //! - `run.sh`: builds everything, runs every scenario against every server, writes the
 //!   `BENCHMARKS.md` section.
+//! - `cluster.sh`: one, two and four nodes on Redis or NATS (the bench server's `--bus`),
+//!   the fan-out's members split over them; the "Several nodes" figures of `BENCHMARKS.md`.
 
 pub mod loadgen;
 pub mod server;

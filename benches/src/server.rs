@@ -1,7 +1,8 @@
 //! The bench server: our engine behind `chat_transport_ws::serve` (and, when asked,
-//! `chat_transport_grpc::serve` on the same engine), over a chosen store, with the limits
-//! raised for load. The `bench-server` binary and the CI smoke test
-//! both start it through [`start`].
+//! `chat_transport_grpc::serve` on the same engine), over a chosen store and bus, with the
+//! limits raised for load. The `bench-server` binary and the CI smoke test both start it
+//! through [`start`]; the smoke test of several nodes in one process gives [`start_with`]
+//! one store and one bus for all of them.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,8 +10,8 @@ use std::time::Duration;
 
 use chat_core::memory::MemoryStore;
 use chat_core::model::Limits;
-use chat_core::ports::Store;
-use chat_core::Engine;
+use chat_core::ports::{Bus, Store};
+use chat_core::{Engine, NodeId};
 use chat_transport_ws::{ChatState, Config, JwtAuthenticator};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -42,11 +43,50 @@ impl StoreKind {
     }
 }
 
+/// How the nodes of a cluster reach each other.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BusKind {
+    /// The engine's in-process bus: one node (or several engines of one process).
+    Memory,
+    /// `chat-bus-redis` at this `redis://` URL.
+    Redis(String),
+    /// `chat-bus-nats` at this `nats://` URL (the server runs JetStream).
+    Nats(String),
+}
+
+impl BusKind {
+    /// Parses `memory`, `redis://…` or `nats://…`.
+    pub fn parse(s: &str) -> Option<BusKind> {
+        if s == "memory" {
+            Some(BusKind::Memory)
+        } else if s.starts_with("redis://") {
+            Some(BusKind::Redis(s.to_owned()))
+        } else if s.starts_with("nats://") {
+            Some(BusKind::Nats(s.to_owned()))
+        } else {
+            None
+        }
+    }
+}
+
 /// How the bench server runs.
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
     /// The store.
     pub store: StoreKind,
+    /// The bus. A server bus needs a store that the nodes share (PostgreSQL).
+    pub bus: BusKind,
+    /// The engine's node id (a new one when `None`).
+    pub node_id: Option<NodeId>,
+    /// Allows a server bus over a store the nodes cannot share (memory, SQLite): one node
+    /// alone on Redis or NATS, to measure what the bus costs a node (its publications
+    /// come back to it and are dropped). Two such nodes would not see each other's
+    /// messages in their stores.
+    pub one_node_bus: bool,
+    /// PostgreSQL: use this schema and leave it in place on exit, so that several nodes
+    /// share it (whoever started them drops it). `None`: a schema of this process's own,
+    /// dropped on exit.
+    pub pg_schema: Option<String>,
     /// The HS256 secret of the tokens.
     pub secret: String,
     /// Frames queued per connection before a slow consumer is cut off.
@@ -68,6 +108,10 @@ impl Default for ServerOptions {
     fn default() -> Self {
         ServerOptions {
             store: StoreKind::Memory,
+            bus: BusKind::Memory,
+            one_node_bus: false,
+            node_id: None,
+            pg_schema: None,
             secret: "bench-secret".into(),
             queue_capacity: Config::default().queue_capacity,
             max_pending_appends: None,
@@ -145,14 +189,26 @@ pub fn limits(opts: &ServerOptions) -> Limits {
     limits
 }
 
-/// Opens the store, builds the engine and serves on `listener` until [`BenchServer::stop`].
+/// Opens the store and the bus, builds the engine and serves on `listener` until
+/// [`BenchServer::stop`].
 ///
 /// # Errors
-/// When the store cannot be opened or the address is unknown.
+/// A server bus over a store that serves one process only (memory, SQLite); a store or
+/// bus that cannot be opened; an unknown address.
 pub async fn start(
     listener: tokio::net::TcpListener,
     opts: &ServerOptions,
 ) -> Result<BenchServer, String> {
+    if opts.bus != BusKind::Memory
+        && !matches!(opts.store, StoreKind::Postgres(_))
+        && !opts.one_node_bus
+    {
+        return Err(
+            "a server bus (redis://, nats://) needs a store the nodes share: --store postgres \
+             (or --one-node-bus, to measure the bus's cost on one node)"
+                .into(),
+        );
+    }
     let mut dir = None;
     let store: Arc<dyn Store> = match &opts.store {
         StoreKind::Memory => Arc::new(MemoryStore::new()),
@@ -167,23 +223,60 @@ pub async fn start(
             )
         }
         StoreKind::Postgres(url) => {
-            let schema = format!("bench_{}", std::process::id());
+            let (schema, drop) = match &opts.pg_schema {
+                Some(shared) => (shared.clone(), false),
+                None => (format!("bench_{}", std::process::id()), true),
+            };
             Arc::new(
                 chat_store_postgres::PgStore::open(
                     chat_store_postgres::PgConfig::new(url.clone())
                         .schema(schema)
-                        .drop_schema_on_drop(true),
+                        .drop_schema_on_drop(drop),
                 )
                 .await
                 .map_err(|e| format!("postgres: {e}"))?,
             )
         }
     };
-    let engine = Engine::builder(store)
-        .limits(limits(opts))
-        .build()
-        .await
-        .map_err(|e| format!("engine: {e}"))?;
+    let bus: Option<Arc<dyn Bus>> = match &opts.bus {
+        BusKind::Memory => None,
+        BusKind::Redis(url) => Some(Arc::new(
+            chat_bus_redis::RedisBus::connect(url, chat_bus_redis::RedisBusConfig::default())
+                .await
+                .map_err(|e| format!("redis bus: {e}"))?,
+        )),
+        BusKind::Nats(url) => Some(Arc::new(
+            chat_bus_nats::NatsBus::connect(url, chat_bus_nats::NatsBusConfig::default())
+                .await
+                .map_err(|e| format!("nats bus: {e}"))?,
+        )),
+    };
+    let mut server = start_with(listener, opts, store, bus).await?;
+    server._dir = dir;
+    Ok(server)
+}
+
+/// Builds an engine over `store` and `bus` (the engine's in-process bus when `None`) and
+/// serves on `listener` until [`BenchServer::stop`]. Engines given one store and one
+/// [`MemoryBus`](chat_core::memory::MemoryBus) are the nodes of a cluster in one process.
+/// `opts.store` and `opts.bus` are not read.
+///
+/// # Errors
+/// When the engine does not start or the address is unknown.
+pub async fn start_with(
+    listener: tokio::net::TcpListener,
+    opts: &ServerOptions,
+    store: Arc<dyn Store>,
+    bus: Option<Arc<dyn Bus>>,
+) -> Result<BenchServer, String> {
+    let mut builder = Engine::builder(store).limits(limits(opts));
+    if let Some(bus) = bus {
+        builder = builder.bus(bus);
+    }
+    if let Some(node) = opts.node_id {
+        builder = builder.node(node);
+    }
+    let engine = builder.build().await.map_err(|e| format!("engine: {e}"))?;
     let auth = Arc::new(JwtAuthenticator::hs256(opts.secret.as_bytes()));
     let grpc_state =
         chat_transport_grpc::GrpcState::new(engine.clone(), auth.clone(), grpc_config(opts));
@@ -238,6 +331,6 @@ pub async fn start(
         task,
         grpc_stop,
         grpc_task,
-        _dir: dir,
+        _dir: None,
     })
 }

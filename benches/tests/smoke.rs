@@ -201,3 +201,92 @@ async fn after_each_storm_sessions_users_and_live_conversations_return_to_where_
     assert_eq!(report.errors, 0, "{report:?}");
     assert!(report.notes.is_empty(), "{:?}", report.notes);
 }
+
+/// Two engines in one process on one `MemoryStore` and one `MemoryBus`: the nodes of a
+/// cluster. The fan-out over both addresses puts every room's members on both nodes, so
+/// each message reaches the other node over the bus; every member still gets every one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fanout_over_two_nodes_crosses_the_bus_and_loses_nothing() {
+    use std::sync::Arc;
+
+    use chat_benches::server::start_with;
+    use chat_core::memory::{MemoryBus, MemoryStore};
+    use chat_core::ports::{Bus, Store, SystemClock};
+
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new(Arc::new(SystemClock)));
+    let server_opts = ServerOptions {
+        admin_key: Some("smoke-key".into()),
+        ..ServerOptions::default()
+    };
+    let mut nodes = Vec::new();
+    for _ in 0..2 {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        nodes.push(
+            start_with(listener, &server_opts, store.clone(), Some(bus.clone()))
+                .await
+                .expect("node"),
+        );
+    }
+    let addrs: Vec<String> = nodes.iter().map(|n| n.addr.to_string()).collect();
+    let opts = Options {
+        label: "smoke-2-nodes".into(),
+        proto: Proto::Chat,
+        addr: addrs[0].clone(),
+        addrs: addrs.clone(),
+        secret: server_opts.secret.clone(),
+        admin_key: server_opts.admin_key.clone(),
+        rooms: 2,
+        members: 4,
+        rate: 10.0,
+        duration: Duration::from_millis(800),
+        warmup: Duration::from_millis(200),
+        setup_concurrency: 4,
+        ..Options::default()
+    };
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(20),
+        loadgen::run("fanout", "smoke-fanout-2-nodes", &opts),
+    )
+    .await
+    .expect("the scenario is bounded")
+    .expect("the scenario ran");
+    // Both nodes had senders, and each received the other's messages over the bus.
+    for addr in &addrs {
+        let stats = loadgen::admin::admin_stats(addr, "smoke-key")
+            .await
+            .expect("stats");
+        assert!(stats["messages_sent"].as_u64() > Some(0), "{addr}: {stats}");
+        assert!(
+            stats["bus"]["received"].as_u64() > Some(0),
+            "{addr}: {stats}"
+        );
+    }
+    for node in nodes {
+        node.stop().await;
+    }
+
+    assert!(outcome.messages_sent > 0, "{outcome:?}");
+    assert_eq!(
+        outcome.deliveries,
+        outcome.messages_sent * 3,
+        "each message reaches the 3 other members: {outcome:?}"
+    );
+    assert_eq!(outcome.lost, Some(0), "{outcome:?}");
+    assert_eq!(outcome.gaps, Some(0), "{outcome:?}");
+    assert_eq!(outcome.errors, 0, "{outcome:?}");
+    let c = outcome.cluster.expect("cluster figures");
+    assert_eq!(c.nodes, 2, "{c:?}");
+    let sent = c.engine_messages.expect("both nodes' stats were read");
+    assert!(sent > 0, "{c:?}");
+    // The nodes' counters are read one after the other at each edge of the window, so a
+    // message or two in flight there may count on one side only.
+    let near = |n: Option<u64>| n.is_some_and(|n| n.abs_diff(sent) <= 2 + sent / 10);
+    assert!(near(c.bus_published), "one publication per message: {c:?}");
+    assert!(
+        near(c.bus_received),
+        "each message received once, by the other node: {c:?}"
+    );
+}

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use chat_benches::loadgen::cluster::Watched;
 use chat_benches::loadgen::scenarios::{self, SoakOptions};
 use chat_benches::loadgen::{self, report, Options, Outcome, Proto};
 
@@ -12,12 +13,20 @@ const USAGE: &str = "\
 loadgen run KIND [--name NAME] [options]   KIND: idle | fanout | slow | pingpong | storm | overload
 loadgen soak [--minutes 10] [--storm 2000] [--period 60] [--settle 5] [options]
 loadgen report --json FILE --out BENCHMARKS.md [--context FILE] [--appendix FILE]
+loadgen cluster-table --json FILE   the fan-out rows with bus and CPU figures, as markdown
 
 run options:
   --label L          name of the system under test in the report (default ours)
   --proto P          chat | socketio | pyws (default chat)
-  --addr HOST:PORT   server address (default 127.0.0.1:4000; loopback only)
-  --pid PID          server process, for CPU and RSS from /proc
+  --addr HOST:PORT   server address (default 127.0.0.1:4000; loopback only); fanout and
+                     slow take several (repeated or comma-separated): member m of each
+                     room connects to node m mod N, so each message crosses the bus
+  --pid PID          server process, for CPU and RSS from /proc; with several --addr,
+                     one per node in the same order (CPU of each over the window)
+  --watch LABEL=PID  another process (the bus server) whose CPU over the window is
+                     reported; repeatable
+  --redis-info HOST:PORT     read this Redis's INFO commandstats at the window's edges
+  --nats-monitor HOST:PORT   read this NATS monitoring port's /varz likewise
   --secret S         HS256 secret of our server (default bench-secret)
   --rooms R --members M       fan-out / slow / storm shape (default 10 × 50)
   --rate X           messages per second per sending member (default 1)
@@ -28,7 +37,8 @@ run options:
   --round-trips K    ping-pong round trips (default 2000)
   --concurrency C    connections set up at once (default 128)
   --json FILE        append the outcome as a JSON line
-  --admin-key K      the server's admin key: read its stats (overload, soak)
+  --admin-key K      the server's admin key: read its stats (overload, soak; fanout:
+                     every node's messages and bus counters over the window)
   --dialect D        ws | grpc (default ws); grpc: ours, fanout only, one Connect
                      stream per member (point --addr at bench-server --grpc)
   --tls-ca FILE|any  connect over TLS (wss://, or gRPC over TLS as localhost) trusting
@@ -46,6 +56,9 @@ soak (ours; needs --pid and --admin-key): --rooms R rooms, each with a sender at
   for --minutes; the server's RSS and stats after each storm
 ";
 
+/// Flags that may be given more than once (or once with comma-separated values).
+const REPEATABLE: &[&str] = &["addr", "pid", "watch"];
+
 fn parse_flags(args: &[String]) -> Result<HashMap<String, String>, String> {
     let mut flags = HashMap::new();
     let mut it = args.iter();
@@ -54,7 +67,18 @@ fn parse_flags(args: &[String]) -> Result<HashMap<String, String>, String> {
             .strip_prefix("--")
             .ok_or_else(|| format!("unexpected argument {a:?}"))?;
         let value = it.next().ok_or_else(|| format!("--{key} needs a value"))?;
-        flags.insert(key.to_owned(), value.clone());
+        if REPEATABLE.contains(&key) {
+            // Repeated: the values joined with commas, as if given so.
+            flags
+                .entry(key.to_owned())
+                .and_modify(|v: &mut String| {
+                    v.push(',');
+                    v.push_str(value);
+                })
+                .or_insert_with(|| value.clone());
+        } else {
+            flags.insert(key.to_owned(), value.clone());
+        }
     }
     Ok(flags)
 }
@@ -79,22 +103,54 @@ fn options(f: &HashMap<String, String>) -> Result<Options, String> {
         None => Proto::Chat,
         Some(p) => Proto::parse(p).ok_or_else(|| format!("--proto: unknown {p:?}"))?,
     };
-    let addr: String = get(f, "addr", d.addr.clone())?;
-    let ip: std::net::SocketAddr = addr
-        .parse()
-        .map_err(|_| format!("--addr: {addr:?} is not IP:PORT"))?;
-    if !ip.ip().is_loopback() {
-        return Err("--addr must be a loopback address".into());
+    let addrs: Vec<String> = get(f, "addr", d.addr.clone())?
+        .split(',')
+        .map(str::to_owned)
+        .collect();
+    for addr in addrs
+        .iter()
+        .chain(f.get("redis-info"))
+        .chain(f.get("nats-monitor"))
+    {
+        loopback(addr)?;
     }
+    let pids: Vec<u32> = match f.get("pid") {
+        None => Vec::new(),
+        Some(list) => list
+            .split(',')
+            .map(|p| p.parse().map_err(|_| format!("--pid: cannot read {p:?}")))
+            .collect::<Result<_, _>>()?,
+    };
+    if pids.len() > 1 && pids.len() != addrs.len() {
+        return Err("--pid: one per --addr (or only the first node's)".into());
+    }
+    let watch = match f.get("watch") {
+        None => Vec::new(),
+        Some(list) => list
+            .split(',')
+            .map(|w| {
+                let (label, pid) = w
+                    .split_once('=')
+                    .ok_or_else(|| format!("--watch {w:?}: LABEL=PID"))?;
+                Ok(Watched {
+                    label: label.to_owned(),
+                    pid: pid
+                        .parse()
+                        .map_err(|_| format!("--watch {w:?}: LABEL=PID"))?,
+                })
+            })
+            .collect::<Result<_, String>>()?,
+    };
     Ok(Options {
         label: get(f, "label", d.label)?,
         proto,
-        addr,
-        server_pid: f
-            .get("pid")
-            .map(|p| p.parse())
-            .transpose()
-            .map_err(|_| "--pid".to_owned())?,
+        addr: addrs[0].clone(),
+        addrs: if addrs.len() > 1 { addrs } else { Vec::new() },
+        server_pid: pids.first().copied(),
+        node_pids: if pids.len() > 1 { pids } else { Vec::new() },
+        watch,
+        redis_info: f.get("redis-info").cloned(),
+        nats_monitor: f.get("nats-monitor").cloned(),
         secret: get(f, "secret", d.secret)?,
         rooms: get(f, "rooms", d.rooms)?,
         members: get(f, "members", d.members)?,
@@ -127,6 +183,18 @@ fn options(f: &HashMap<String, String>) -> Result<Options, String> {
         },
         tls: f.get("tls-ca").map(|t| loadgen::tls::TlsTrust::parse(t)),
     })
+}
+
+/// Refuses anything but a loopback `IP:PORT`.
+fn loopback(addr: &str) -> Result<(), String> {
+    let ip: std::net::SocketAddr = addr
+        .parse()
+        .map_err(|_| format!("{addr:?} is not IP:PORT"))?;
+    if ip.ip().is_loopback() {
+        Ok(())
+    } else {
+        Err(format!("{addr}: loopback addresses only"))
+    }
 }
 
 fn main() {
@@ -235,6 +303,14 @@ fn real_main(args: &[String]) -> Result<(), String> {
             report::print_table(&all);
             let md = report::markdown(&all, context.trim(), &appendix);
             report::write_section(&PathBuf::from(out), &md).map_err(|e| format!("{out}: {e}"))
+        }
+        Some("cluster-table") => {
+            let flags = parse_flags(&args[1..])?;
+            let json = flags.get("json").ok_or("cluster-table needs --json")?;
+            let all =
+                report::read_json(&PathBuf::from(json)).map_err(|e| format!("{json}: {e}"))?;
+            print!("{}", report::cluster_markdown(&all));
+            Ok(())
         }
         Some("help") | Some("--help") | None => {
             print!("{USAGE}");

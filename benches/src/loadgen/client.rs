@@ -32,6 +32,9 @@ pub struct Shared {
     pub sent: AtomicU64,
     /// Our sends acknowledged.
     pub acks: AtomicU64,
+    /// A client's own messages delivered back to it as `message` events (the protocol
+    /// answers the sender with `sent` only).
+    pub own_echoes: AtomicU64,
     /// Error frames received.
     pub errors: AtomicU64,
     /// Connections the server closed (slow consumer cut-offs, among others).
@@ -46,6 +49,13 @@ pub struct Shared {
     pub room_seq: Vec<AtomicU64>,
     /// The first error frame, for the report.
     pub first_error: Mutex<Option<String>>,
+    /// Several nodes: members per room and nodes, so that a delivery knows whether it
+    /// crossed the bus (member `m` of a room is on node `m mod nodes`). `(1, 1)`: one.
+    pub topology: (usize, usize),
+    /// Several nodes: the latency of deliveries whose sender is on the receiver's node.
+    pub hist_same_node: Mutex<Histogram<u64>>,
+    /// Several nodes: the latency of deliveries that crossed the bus.
+    pub hist_cross_node: Mutex<Histogram<u64>>,
 }
 
 impl Shared {
@@ -56,6 +66,7 @@ impl Shared {
             deliveries: AtomicU64::new(0),
             sent: AtomicU64::new(0),
             acks: AtomicU64::new(0),
+            own_echoes: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             server_closed: AtomicU64::new(0),
             recording: AtomicBool::new(false),
@@ -63,7 +74,17 @@ impl Shared {
             room_sent: (0..rooms).map(|_| AtomicU64::new(0)).collect(),
             room_seq: (0..rooms).map(|_| AtomicU64::new(0)).collect(),
             first_error: Mutex::new(None),
+            topology: (1, 1),
+            hist_same_node: Mutex::new(new_histogram()),
+            hist_cross_node: Mutex::new(new_histogram()),
         }
+    }
+
+    /// Whether a delivery from client `sender` to client `receiver` crossed the bus.
+    pub fn crosses_nodes(&self, sender: u32, receiver: u32) -> bool {
+        let (members, nodes) = self.topology;
+        let node = |id: u32| (id as usize % members.max(1)) % nodes.max(1);
+        nodes > 1 && node(sender) != node(receiver)
     }
 
     fn now_ns(&self) -> u64 {
@@ -290,6 +311,15 @@ impl Client {
     /// Handles one frame from the server; returns a frame to answer with, if any.
     pub fn on_text(&mut self, shared: &Shared, text: &str) -> Option<&'static str> {
         match self.proto.classify(text) {
+            Incoming::Delivery { stamp, seq } if stamp.sender == self.id => {
+                // Our own message as an event: the sender has it as its `sent` reply
+                // already. Counted apart, neither a delivery nor a latency sample.
+                shared.own_echoes.fetch_add(1, Ordering::Relaxed);
+                if let Some(seq) = seq {
+                    self.tracker.on_seq(seq);
+                }
+                None
+            }
             Incoming::Delivery { stamp, seq } => {
                 shared.deliveries.fetch_add(1, Ordering::Relaxed);
                 if shared.recording.load(Ordering::Relaxed) {
@@ -297,6 +327,16 @@ impl Client {
                     let us = now.saturating_sub(stamp.sent_ns) / 1000;
                     let mut h = shared.hist.lock().unwrap_or_else(|p| p.into_inner());
                     h.saturating_record(us.max(1));
+                    drop(h);
+                    if shared.topology.1 > 1 {
+                        let split = if shared.crosses_nodes(stamp.sender, self.id) {
+                            &shared.hist_cross_node
+                        } else {
+                            &shared.hist_same_node
+                        };
+                        let mut h = split.lock().unwrap_or_else(|p| p.into_inner());
+                        h.saturating_record(us.max(1));
+                    }
                 }
                 if let Some(seq) = seq {
                     self.tracker.on_seq(seq);

@@ -10,6 +10,8 @@
 //!   minute for a bounded time, the server's memory and stats after each).
 //! - [`procfs`]: the server's CPU time and RSS from `/proc`.
 //! - [`admin`]: our server's stats over its admin route.
+//! - [`cluster`]: a run against several nodes: each node's CPU and bus counters, the bus
+//!   server's CPU and its own counters, over the measured window.
 //! - [`report`]: the table, the JSON lines, and the `BENCHMARKS.md` section.
 //! - [`tls`]: `wss://` and gRPC-over-TLS trust (`--tls-ca`).
 //!
@@ -19,6 +21,7 @@
 
 pub mod admin;
 pub mod client;
+pub mod cluster;
 pub mod procfs;
 pub mod proto;
 pub mod report;
@@ -40,8 +43,22 @@ pub struct Options {
     pub proto: Proto,
     /// `host:port`.
     pub addr: String,
+    /// Fan-out against several nodes: every node's `host:port` (the first is `addr`);
+    /// members of each room go to the nodes in turn. Empty: `addr` alone.
+    pub addrs: Vec<String>,
     /// The server's process id, for `/proc` readings.
     pub server_pid: Option<u32>,
+    /// Several nodes: every node's process id, in the order of `addrs` (the first is
+    /// `server_pid`). Empty: `server_pid` alone.
+    pub node_pids: Vec<u32>,
+    /// Other processes whose CPU time over the window is reported (the bus server).
+    pub watch: Vec<cluster::Watched>,
+    /// A Redis server (`host:port`) whose `INFO commandstats` is read at the window's
+    /// edges.
+    pub redis_info: Option<String>,
+    /// A NATS server's monitoring port (`host:port`) whose `/varz` is read at the
+    /// window's edges.
+    pub nats_monitor: Option<String>,
     /// The HS256 secret our server checks tokens with.
     pub secret: String,
     /// Rooms (fan-out, slow consumer, storm).
@@ -110,7 +127,12 @@ impl Default for Options {
             label: "ours".into(),
             proto: Proto::Chat,
             addr: "127.0.0.1:4000".into(),
+            addrs: Vec::new(),
             server_pid: None,
+            node_pids: Vec::new(),
+            watch: Vec::new(),
+            redis_info: None,
+            nats_monitor: None,
             secret: "bench-secret".into(),
             rooms: 10,
             members: 50,
@@ -129,6 +151,26 @@ impl Default for Options {
             admin_key: None,
             dialect: Dialect::Ws,
             tls: None,
+        }
+    }
+}
+
+impl Options {
+    /// The nodes' addresses: `addrs`, or `addr` alone.
+    pub fn nodes(&self) -> Vec<&str> {
+        if self.addrs.is_empty() {
+            vec![self.addr.as_str()]
+        } else {
+            self.addrs.iter().map(String::as_str).collect()
+        }
+    }
+
+    /// The nodes' process ids: `node_pids`, or `server_pid` alone (none without it).
+    pub fn all_pids(&self) -> Vec<u32> {
+        if self.node_pids.is_empty() {
+            self.server_pid.into_iter().collect()
+        } else {
+            self.node_pids.clone()
         }
     }
 }
@@ -166,6 +208,9 @@ pub struct Outcome {
     pub lost: Option<u64>,
     /// Ours: clients whose seqs show a gap at the end.
     pub gaps: Option<u64>,
+    /// Ours (fan-out): a client's own messages delivered back to it as `message` events.
+    #[serde(default)]
+    pub own_echoes: Option<u64>,
     /// Storm: the time until the last client was back and caught up.
     pub caught_up_ms: Option<f64>,
     /// Slow consumer: how many stopped reading.
@@ -193,6 +238,9 @@ pub struct Outcome {
     /// Overload: what the overload scenario measured.
     #[serde(default)]
     pub overload: Option<OverloadFigures>,
+    /// Fan-out: CPU and bus counters of the nodes and the bus server over the window.
+    #[serde(default)]
+    pub cluster: Option<cluster::ClusterFigures>,
 }
 
 /// The overload scenario's figures (its ack latencies are the outcome's p50/p99/p99.9).
@@ -251,14 +299,13 @@ pub const SCENARIOS: &[&str] = &["idle", "fanout", "slow", "pingpong", "storm", 
 pub async fn run(kind: &str, name: &str, opts: &Options) -> Result<Outcome, String> {
     // A server still draining the previous scenario's backlog would skew this one (and
     // refuse connections in time): wait for it to go quiet first.
-    let settled = match opts.server_pid {
-        Some(pid) if pid != std::process::id() => Some(
-            procfs::wait_quiet(pid, 15.0, Duration::from_secs(60))
-                .await
-                .as_secs_f64(),
-        ),
-        _ => None,
-    };
+    let mut settled = None;
+    for pid in opts.all_pids() {
+        if pid != std::process::id() {
+            let waited = procfs::wait_quiet(pid, 15.0, Duration::from_secs(60)).await;
+            *settled.get_or_insert(0.0) += waited.as_secs_f64();
+        }
+    }
     let mut outcome = run_scenario(kind, name, opts).await?;
     outcome.settle_s = settled;
     if let Some(s) = opts.server_pid.and_then(procfs::sample) {

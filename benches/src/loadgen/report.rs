@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::Path;
 
+use super::cluster::{ClusterFigures, Latency};
 use super::Outcome;
 
 /// The marker that opens the load generator's section of `BENCHMARKS.md`.
@@ -89,10 +90,191 @@ pub fn print_table(outcomes: &[Outcome]) {
                 ov.other_errors,
             );
         }
+        if let Some(c) = o.cluster.as_ref().filter(|c| c.has_bus_or_cpu()) {
+            println!("    {}", cluster_line(c));
+        }
         for n in &o.notes {
             println!("    note: {n}");
         }
     }
+}
+
+/// The window's cluster figures in one line: messages, bus counts per message, CPU per
+/// message of each node and each watched process.
+fn cluster_line(c: &ClusterFigures) -> String {
+    let mut line = format!(
+        "window {:.1} s: {} messages, {} deliveries; bus published/msg {}, received/msg {}",
+        c.window_s,
+        c.messages,
+        c.deliveries,
+        num(c.per_message(c.bus_published), 3),
+        num(c.per_message(c.bus_received), 3),
+    );
+    if c.redis_publish_calls.is_some() {
+        let _ = write!(
+            line,
+            ", Redis PUBLISH/msg {}",
+            num(c.per_message(c.redis_publish_calls), 3)
+        );
+    }
+    if c.nats_in_msgs.is_some() {
+        let _ = write!(
+            line,
+            ", NATS in/msg {} out/msg {}",
+            num(c.per_message(c.nats_in_msgs), 3),
+            num(c.per_message(c.nats_out_msgs), 3)
+        );
+    }
+    for (what, l) in [("same node", c.same_node), ("cross node", c.cross_node)] {
+        if let Some(l) = l {
+            let _ = write!(
+                line,
+                "; {what} p50 {:.2} p99 {:.2} ms ({})",
+                l.p50_ms, l.p99_ms, l.samples
+            );
+        }
+    }
+    let _ = write!(
+        line,
+        "; dup {} gap fills {} resyncs {} bus errors {}",
+        int(c.bus_duplicates),
+        int(c.bus_gap_fills),
+        int(c.bus_resyncs),
+        int(c.bus_errors)
+    );
+    for i in 0..c.node_cpu_s.len() {
+        let _ = write!(
+            line,
+            "; node {i} CPU {} µs/msg",
+            num(c.node_us_per_message(i), 1)
+        );
+    }
+    for (i, (label, _)) in c.watched_cpu_s.iter().enumerate() {
+        let _ = write!(
+            line,
+            "; {label} CPU {} µs/msg",
+            num(c.watched_us_per_message(i), 1)
+        );
+    }
+    line
+}
+
+/// The "Several nodes" tables of `BENCHMARKS.md`, one row per fan-out outcome: first
+/// delivery and latency (all deliveries, then those whose sender was on the receiver's
+/// node and those that crossed the bus), then the bus counts and CPU per message of the
+/// nodes and the bus server; then, for the overload outcomes (sends offered open-loop),
+/// the ack latency.
+pub fn cluster_markdown(all: &[Outcome]) -> String {
+    let rows: Vec<(&Outcome, &ClusterFigures)> = all
+        .iter()
+        .filter_map(|o| o.cluster.as_ref().map(|c| (o, c)))
+        .collect();
+    let joined = |v: Vec<String>| {
+        if v.is_empty() {
+            "–".to_owned()
+        } else {
+            v.join(" + ")
+        }
+    };
+    let lat = |l: Option<Latency>| match l {
+        Some(l) => format!("{:.2} / {:.2}", l.p50_ms, l.p99_ms),
+        None => "–".to_owned(),
+    };
+    let mut md = String::new();
+    md.push_str(
+        "| run | scenario | offered/s | delivered/s | p50 ms | p99 ms | same node p50 / p99 ms | cross node p50 / p99 ms | lost | seq gaps | own msgs back | gap fills | duplicates |\n",
+    );
+    md.push_str("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    for (o, c) in &rows {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            o.label,
+            o.scenario,
+            num(o.offered_per_s, 0),
+            num(o.deliveries_per_s, 0),
+            num(o.p50_ms, 2),
+            num(o.p99_ms, 2),
+            lat(c.same_node),
+            lat(c.cross_node),
+            int(o.lost),
+            int(o.gaps),
+            int(o.own_echoes),
+            int(c.bus_gap_fills),
+            int(c.bus_duplicates),
+        );
+    }
+    md.push('\n');
+    md.push_str(
+        "| run | scenario | msgs/s | bus pub/msg | bus recv/msg | server in/msg | server out/msg | node CPU % | node CPU µs/msg | bus server CPU % | bus server CPU µs/msg | load generator CPU % |\n",
+    );
+    md.push_str("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    for (o, c) in &rows {
+        let rate = (c.window_s > 0.0).then(|| c.messages as f64 / c.window_s);
+        let (server_in, server_out) = if c.redis_publish_calls.is_some() {
+            (c.per_message(c.redis_publish_calls), None)
+        } else {
+            (
+                c.per_message(c.nats_in_msgs),
+                c.per_message(c.nats_out_msgs),
+            )
+        };
+        let pct = |cpu: Option<f64>| {
+            num(
+                cpu.filter(|_| c.window_s > 0.0)
+                    .map(|s| s / c.window_s * 100.0),
+                0,
+            )
+        };
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            o.label,
+            o.scenario,
+            num(rate, 0),
+            num(c.per_message(c.bus_published), 2),
+            num(c.per_message(c.bus_received), 2),
+            num(server_in, 2),
+            num(server_out, 2),
+            joined(c.node_cpu_s.iter().map(|s| pct(*s)).collect()),
+            joined(
+                (0..c.node_cpu_s.len())
+                    .map(|i| num(c.node_us_per_message(i), 1))
+                    .collect()
+            ),
+            joined(c.watched_cpu_s.iter().map(|(_, s)| pct(*s)).collect()),
+            joined(
+                (0..c.watched_cpu_s.len())
+                    .map(|i| num(c.watched_us_per_message(i), 1))
+                    .collect()
+            ),
+            pct(c.loadgen_cpu_s),
+        );
+    }
+    let acks: Vec<&Outcome> = all.iter().filter(|o| o.overload.is_some()).collect();
+    if !acks.is_empty() {
+        md.push('\n');
+        md.push_str(
+            "| run | scenario | offered sends/s | acked sends/s | refused | ack p50 ms | ack p99 ms | ack p99.9 ms |\n",
+        );
+        md.push_str("|---|---|---:|---:|---:|---:|---:|---:|\n");
+        for o in acks {
+            let Some(ov) = &o.overload else { continue };
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                o.label,
+                o.scenario,
+                num(Some(ov.offered_per_s), 0),
+                num(Some(ov.acked_per_s), 0),
+                group_thousands(ov.refused),
+                num(o.p50_ms, 2),
+                num(o.p99_ms, 2),
+                num(o.p999_ms, 2),
+            );
+        }
+    }
+    md
 }
 
 /// Appends one outcome as a JSON line.

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::{errors, open_room_clients, percentiles, run_prefix, server, start};
 use crate::loadgen::client::Shared;
+use crate::loadgen::cluster;
 use crate::loadgen::procfs::cpu_percent;
 use crate::loadgen::proto::Proto;
 use crate::loadgen::{Options, Outcome};
@@ -36,13 +37,17 @@ pub async fn fanout(opts: &Options, name: &str) -> Result<Outcome, String> {
     };
     let total_rate = per_member * senders as f64;
     let prefix = run_prefix(name);
-    let shared = Arc::new(Shared::new(rooms));
+    let mut shared = Shared::new(rooms);
+    shared.topology = (members, opts.nodes().len());
+    let shared = Arc::new(shared);
     let t0 = Instant::now();
     let clients = open_room_clients(opts, &prefix, rooms, members, slow).await?;
     let setup = t0.elapsed();
     let running = start(clients, &shared, members, total_rate, slow, |_| true);
 
     tokio::time::sleep(opts.warmup).await;
+    let c0 = cluster::read(opts).await;
+    let m0 = shared.sent.load(Ordering::Relaxed);
     let d0 = shared.deliveries.load(Ordering::Relaxed);
     let s0 = server(opts);
     shared.recording.store(true, Ordering::Relaxed);
@@ -56,7 +61,9 @@ pub async fn fanout(opts: &Options, name: &str) -> Result<Outcome, String> {
     }
     shared.recording.store(false, Ordering::Relaxed);
     let d1 = shared.deliveries.load(Ordering::Relaxed);
+    let m1 = shared.sent.load(Ordering::Relaxed);
     let s1 = server(opts);
+    let c1 = cluster::read(opts).await;
     let dt = window_start.elapsed().as_secs_f64();
     let (done, skipped) = running.finish(&shared, Duration::from_secs(5)).await;
 
@@ -78,6 +85,16 @@ pub async fn fanout(opts: &Options, name: &str) -> Result<Outcome, String> {
     o.messages_sent = shared.sent.load(Ordering::Relaxed);
     o.deliveries = shared.deliveries.load(Ordering::Relaxed);
     percentiles(&shared, &mut o);
+    let mut figures = cluster::figures(opts, &c0, &c1, m1 - m0, d1 - d0);
+    figures.same_node = cluster::Latency::of(&shared.hist_same_node);
+    figures.cross_node = cluster::Latency::of(&shared.hist_cross_node);
+    o.cluster = Some(figures);
+    let nodes = opts.nodes().len();
+    if nodes > 1 {
+        o.notes.push(format!(
+            "{nodes} nodes; member m of each room on node m mod {nodes}"
+        ));
+    }
     if let (Some(a), Some(b)) = (s0, s1) {
         o.server_cpu_pct = Some(cpu_percent(&a, &b));
         o.server_rss_kib = Some(b.rss_kib);
@@ -106,6 +123,13 @@ pub async fn fanout(opts: &Options, name: &str) -> Result<Outcome, String> {
                 })
                 .count() as u64;
             o.gaps = Some(gaps);
+            let echoes = shared.own_echoes.load(Ordering::Relaxed);
+            o.own_echoes = Some(echoes);
+            if echoes > 0 {
+                o.notes.push(format!(
+                    "{echoes} messages came back to their own sender as `message` events (not counted as deliveries)"
+                ));
+            }
         }
     } else {
         o.slow_clients = Some(slow_count as u64);

@@ -77,12 +77,19 @@ fn room_of(prefix: &str, room: usize) -> String {
     format!("{prefix}-r{room}")
 }
 
+/// The node of client `id` in rooms of `members`: member `m` goes to node `m mod n`.
+pub fn node_of<'a>(nodes: &[&'a str], members: usize, id: u32) -> &'a str {
+    nodes[(id as usize % members.max(1)) % nodes.len().max(1)]
+}
+
 fn server(opts: &Options) -> Option<ProcSample> {
     opts.server_pid.and_then(sample)
 }
 
 /// Connects `rooms × members` clients and joins each to its room (the first member of
 /// each room first, so it creates the room). Client `id = room × members + member`.
+/// With several nodes ([`Options::nodes`]), member `m` of every room connects to node
+/// `m mod nodes`: each room has members on every node (when it has as many members).
 async fn open_room_clients(
     opts: &Options,
     prefix: &str,
@@ -90,13 +97,14 @@ async fn open_room_clients(
     members: usize,
     slow: impl Fn(u32) -> bool,
 ) -> Result<Vec<Client>, String> {
+    let nodes = opts.nodes();
     let one = |id: u32| {
         let room = id as usize / members;
         let user = user_of(prefix, id);
         let room_name = room_of(prefix, room);
         let tok = token(&opts.secret, &user);
         let proto = opts.proto;
-        let addr = opts.addr.clone();
+        let addr = node_of(&nodes, members, id).to_owned();
         let rcvbuf = slow(id).then_some(SLOW_RCVBUF);
         async move {
             let mut ws = connect_with(proto, &addr, &tok, rcvbuf).await?;
