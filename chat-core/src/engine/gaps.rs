@@ -36,6 +36,11 @@ use crate::model::HistoryPage;
 /// merely late (two appends on this node racing to publish) usually lands meanwhile.
 const GRACE_YIELDS: usize = 4;
 
+/// How long a gap's filler then waits for a delivery that is late by a bus hop (another
+/// node's message arrives 0.15–0.3 ms after this node's own, see BENCHMARKS.md "Several
+/// nodes") before reading the store.
+const GRACE_WAIT: std::time::Duration = std::time::Duration::from_millis(2);
+
 /// One followed conversation's mark.
 #[derive(Debug, Default)]
 struct Mark {
@@ -240,6 +245,17 @@ impl Inner {
                 graced = true;
                 for _ in 0..GRACE_YIELDS {
                     tokio::task::yield_now().await;
+                }
+                let still_missing = {
+                    let m = mark.lock();
+                    let passed = m.passed.unwrap_or(0);
+                    m.waiting
+                        .keys()
+                        .next()
+                        .is_some_and(|ahead| *ahead > passed + 1)
+                };
+                if still_missing && !self.bus.lossless() {
+                    tokio::time::sleep(GRACE_WAIT).await;
                 }
                 continue;
             }
