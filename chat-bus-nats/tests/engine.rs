@@ -137,14 +137,10 @@ async fn messages_cross_nodes_and_survive_a_bus_outage() {
 
 /// A message sent the moment another node's user has joined reaches them.
 ///
-/// Ignored: it fails about half the time, from a race in chat-core, not in this bus.
-/// After subscribing to a newly followed conversation the engine reads the room's newest
-/// seq and takes it as already passed (`spawn_mark_start`); a message committed after the
-/// subscription but before that read arrives live with a seq at or below the mark and is
-/// dropped as a duplicate (`bus.duplicates` counts it), so the joiner never gets it.
-/// Run it with `--ignored` once chat-core reads the newest seq before subscribing.
+/// A message committed right after another node's user joins reaches that user: the
+/// engine reads the room's newest seq before subscribing and reads the store again after,
+/// so a message committed in between is neither missed nor doubled.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "chat-core race: a message committed between a node's subscribe and its mark-start read is dropped"]
 async fn a_message_right_after_a_join_reaches_the_joiner() {
     let server = server().await;
     let store = Arc::new(MemoryStore::new());
