@@ -72,7 +72,7 @@ mod config;
 mod error;
 mod http;
 mod outbox;
-pub mod protocol;
+pub use chat_protocol as protocol;
 mod state;
 mod tls;
 mod ws;

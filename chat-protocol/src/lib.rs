@@ -1,4 +1,6 @@
-//! Protocol v1: the frames a client sends and the frames the server sends.
+//! Protocol v1: the frames a client sends and the frames the server sends, and the
+//! close codes. The server transport (`chat-transport-ws`) and the clients
+//! (`chat-client`) share these types.
 //!
 //! Decoding works on text and never touches a socket. `docs/protocol.md` is the
 //! reference; a test parses every example there into these types.
@@ -84,6 +86,29 @@ impl ClientFrame {
             error: Error::invalid(format!("bad command: {e}")),
         })?;
         Ok(ClientFrame { id, command })
+    }
+}
+
+impl ClientFrame {
+    /// Encodes this frame as protocol v1 text: the command's JSON object with `id` added
+    /// when there is one. [`ClientFrame::parse`] reads it back unchanged.
+    pub fn encode(&self) -> String {
+        let mut value = match serde_json::to_value(&self.command) {
+            Ok(v) => v,
+            Err(e) => {
+                // Commands hold only strings, numbers and ids: serializing cannot fail.
+                tracing::error!(error = %e, "encoding a command");
+                return String::new();
+            }
+        };
+        if let (Value::Object(map), Some(id)) = (&mut value, &self.id) {
+            let id = match id {
+                RequestId::Text(s) => Value::String(s.clone()),
+                RequestId::Number(n) => Value::from(*n),
+            };
+            map.insert("id".to_owned(), id);
+        }
+        value.to_string()
     }
 }
 
@@ -217,12 +242,12 @@ fn encode(frame: &Control) -> Bytes {
 }
 
 /// Encodes a reply frame.
-pub(crate) fn reply_frame(id: Option<RequestId>, reply: Reply) -> Bytes {
+pub fn reply_frame(id: Option<RequestId>, reply: Reply) -> Bytes {
     encode(&Control::Reply { id, reply })
 }
 
 /// Encodes an error frame.
-pub(crate) fn error_frame(id: Option<RequestId>, error: &Error) -> Bytes {
+pub fn error_frame(id: Option<RequestId>, error: &Error) -> Bytes {
     let body = ErrorBody::from(error);
     encode(&Control::Error {
         id,
@@ -233,7 +258,7 @@ pub(crate) fn error_frame(id: Option<RequestId>, error: &Error) -> Bytes {
 }
 
 /// Encodes the hello frame.
-pub(crate) fn hello_frame(hello: Hello) -> Bytes {
+pub fn hello_frame(hello: Hello) -> Bytes {
     encode(&Control::Hello(hello))
 }
 
@@ -283,6 +308,28 @@ pub mod close {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_encoded_client_frame_parses_back_to_itself() {
+        let conversation: chat_core::ConversationId = "0190f0c0-0000-7000-8000-000000000001"
+            .parse()
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        for id in [
+            None,
+            Some(RequestId::Text("a-1".into())),
+            Some(RequestId::Number(-7)),
+        ] {
+            let frame = ClientFrame {
+                id,
+                command: Command::Send {
+                    conversation,
+                    body: "hi \"there\"".into(),
+                    client_id: Some("c-1".into()),
+                },
+            };
+            assert_eq!(ClientFrame::parse(&frame.encode()), Ok(frame));
+        }
+    }
 
     #[test]
     fn an_error_frame_carries_the_retry_hint_only_when_there_is_one() {
