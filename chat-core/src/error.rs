@@ -16,6 +16,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// A portable error kind with a stable string code. Ordered as [`ErrorCode::ALL`], so it
 /// can key a sorted map (counts by kind in [`Stats`](crate::engine::Stats)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ErrorCode {
@@ -228,6 +229,7 @@ impl Error {
 /// `{ "code": "...", "message": "...", "retry_after_ms": 1000 }` (the hint only when the
 /// engine gave one: the client may retry after that long, with the same client id).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     /// The stable code.
     pub code: ErrorCode,

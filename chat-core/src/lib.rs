@@ -26,6 +26,7 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `conformance` | no | `chat_core::conformance`, one `pub async fn` per store behaviour, and the `conformance_tests!` macro |
+//! | `openapi` | no | `utoipa::ToSchema` on the types the HTTP API answers with (replies, errors, stats); chat-transport-ws turns it on for its OpenAPI document |
 #![doc = include_str!("../README.md")]
 
 /// Gives a `type`-tagged enum its one list of wire kinds: `KINDS` and `kind()` come from

@@ -8,12 +8,15 @@
 use axum::extract::State;
 use axum::routing::{get, patch, post};
 use axum::Router;
+use chat_core::error::ErrorBody;
 use chat_core::model::{RoomRef, Visibility};
 use chat_core::{Command, ConversationId, Reply, Seq, UserId};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::{Admin, Caller};
 use crate::error::{ApiError, Json, Path, Query};
+use crate::openapi::{AdminErrors, BodyErrors, CommandErrors, StoreErrors};
 use crate::protocol::PROTOCOL_VERSION;
 use crate::state::ChatState;
 
@@ -32,6 +35,7 @@ pub(crate) fn routes() -> Router<ChatState> {
         .route("/", axum::routing::any(not_found))
         .route("/health", get(health))
         .route("/ready", get(ready))
+        .route("/openapi.json", get(openapi_json))
         .route("/conversations", get(list_conversations))
         .route("/conversations/direct", post(open_direct))
         .route(
@@ -44,13 +48,13 @@ pub(crate) fn routes() -> Router<ChatState> {
         )
         .route("/conversations/{id}/read", post(mark_read))
         .route("/conversations/{id}/delivered", post(mark_delivered))
-        .route("/conversations/{id}/members", get(members))
+        .route("/conversations/{id}/members", get(conversation_members))
         .route("/unread", get(unread))
         .route("/rooms", post(create_room))
         .route("/rooms/{room}/join", post(join_room))
         .route("/rooms/{id}/leave", post(leave_room))
         .route("/rooms/{id}/invite", post(invite))
-        .route("/rooms/{id}/members", get(members))
+        .route("/rooms/{id}/members", get(room_members))
         .route("/friends", get(list_friends))
         // `DELETE /friends/online` is the user named `online`, not the list.
         .route(
@@ -58,7 +62,12 @@ pub(crate) fn routes() -> Router<ChatState> {
             get(online_friends).delete(friend_remove_online),
         )
         .route("/friends/{user}", axum::routing::delete(friend_remove))
-        .route("/friends/{user}/{action}", post(friend_action))
+        .route("/friends/{user}/request", post(friend_request))
+        .route("/friends/{user}/accept", post(friend_accept))
+        .route("/friends/{user}/decline", post(friend_decline))
+        .route("/friends/{user}/cancel", post(friend_cancel))
+        .route("/friends/{user}/block", post(friend_block))
+        .route("/friends/{user}/unblock", post(friend_unblock))
         .route("/admin/rooms/{room}/messages", post(admin_message))
         .route("/admin/stats", get(admin_stats))
         .route("/admin/users/{user}/disconnect", post(admin_disconnect))
@@ -85,34 +94,67 @@ async fn run(state: &ChatState, caller: &Caller, command: Command) -> ApiResult 
     Ok(Json(state.inner.engine.execute_as(user, command).await?))
 }
 
-#[derive(Serialize)]
-struct Health {
+/// The answer to `/health`.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Health {
+    /// Always `ok`.
     status: &'static str,
+    /// The protocol version the WebSocket speaks.
     protocol: u32,
 }
 
-async fn health() -> Json<Health> {
+/// The process answers HTTP; reads nothing.
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "health",
+    responses((status = 200, description = "The process answers.", body = Health))
+)]
+pub(crate) async fn health() -> Json<Health> {
     Json(Health {
         status: "ok",
         protocol: PROTOCOL_VERSION,
     })
 }
 
-#[derive(Serialize)]
-struct Ready {
+/// The answer to `/ready`.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Ready {
+    /// Always `ready`.
     status: &'static str,
 }
 
 /// 200 when the store answers a cheap read (a room lookup by an unused name) and the bus
 /// answers its own check, each within `ready_timeout`; 503 `unavailable` otherwise, naming
 /// the part that failed. The part's own error goes to the log, not to the caller.
-async fn ready(State(s): State<ChatState>) -> Result<Json<Ready>, ApiError> {
+#[utoipa::path(
+    get,
+    path = "/ready",
+    tag = "health",
+    responses(
+        (status = 200, description = "This node can serve.", body = Ready),
+        (status = 503, description = "`unavailable`: the store or the bus failed or did not \
+            answer within `ready_timeout`.", body = ErrorBody),
+    )
+)]
+pub(crate) async fn ready(State(s): State<ChatState>) -> Result<Json<Ready>, ApiError> {
     let timeout = s.inner.config.ready_timeout;
     let engine = &s.inner.engine;
     let store = async { engine.store().room_by_name("").await.map(|_| ()) };
     check_ready("store", timeout, store).await?;
     check_ready("bus", timeout, engine.bus_ready()).await?;
     Ok(Json(Ready { status: "ready" }))
+}
+
+/// This document: OpenAPI 3.1, generated from the code. Public: no token.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "health",
+    responses((status = 200, description = "The OpenAPI 3.1 document of this API.", content_type = "application/json", body = Object))
+)]
+pub(crate) async fn openapi_json(State(s): State<ChatState>) -> Json<utoipa::openapi::OpenApi> {
+    Json(crate::openapi::document(&s.inner.config))
 }
 
 async fn check_ready(
@@ -139,14 +181,25 @@ async fn check_ready(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
-struct LimitQuery {
+pub(crate) struct LimitQuery {
+    /// At most this many (default 50).
     #[serde(default)]
     limit: Option<u32>,
 }
 
-async fn list_conversations(
+/// My conversations, with unread counts and last messages (`list_conversations`).
+#[utoipa::path(
+    get,
+    path = "/conversations",
+    tag = "conversations",
+    security(("bearer" = []), ("token_query" = []), ("token_cookie" = [])),
+    params(LimitQuery),
+    responses((status = 200, description = "The reply `conversations`.", body = Reply), CommandErrors)
+)]
+pub(crate) async fn list_conversations(
     State(s): State<ChatState>,
     caller: Caller,
     Query(q): Query<LimitQuery>,
@@ -154,13 +207,23 @@ async fn list_conversations(
     run(&s, &caller, Command::ListConversations { limit: q.limit }).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct UserBody {
+pub(crate) struct UserBody {
+    /// The user.
     user: UserId,
 }
 
-async fn open_direct(
+/// Opens (or gets) the direct conversation with a friend (`open_direct`).
+#[utoipa::path(
+    post,
+    path = "/conversations/direct",
+    tag = "conversations",
+    security(("bearer" = []), ("token_query" = []), ("token_cookie" = [])),
+    request_body = UserBody,
+    responses((status = 200, description = "The reply `direct`.", body = Reply), BodyErrors, CommandErrors)
+)]
+pub(crate) async fn open_direct(
     State(s): State<ChatState>,
     caller: Caller,
     Json(b): Json<UserBody>,
@@ -168,18 +231,31 @@ async fn open_direct(
     run(&s, &caller, Command::OpenDirect { user: b.user }).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
-struct HistoryQuery {
+pub(crate) struct HistoryQuery {
+    /// Messages before this seq (the newest when neither bound is given).
     #[serde(default)]
     before: Option<Seq>,
+    /// Messages after this seq.
     #[serde(default)]
     after: Option<Seq>,
+    /// Page size (default 50, at most 100 by default).
     #[serde(default)]
     limit: Option<u32>,
 }
 
-async fn history(
+/// A page of history (`history`).
+#[utoipa::path(
+    get,
+    path = "/conversations/{id}/messages",
+    tag = "conversations",
+    security(("bearer" = []), ("token_query" = []), ("token_cookie" = [])),
+    params(("id" = ConversationId, Path, description = "A conversation id (UUID)."), HistoryQuery),
+    responses((status = 200, description = "The reply `history`.", body = Reply), CommandErrors)
+)]
+pub(crate) async fn history(
     State(s): State<ChatState>,
     caller: Caller,
     Path(conversation): Path<ConversationId>,
@@ -194,15 +270,27 @@ async fn history(
     run(&s, &caller, command).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct SendBody {
+pub(crate) struct SendBody {
+    /// The text.
     body: String,
+    /// An idempotency key: a retry with the same key returns the original message.
     #[serde(default)]
     client_id: Option<String>,
 }
 
-async fn send_message(
+/// Sends a message (`send`).
+#[utoipa::path(
+    post,
+    path = "/conversations/{id}/messages",
+    tag = "conversations",
+    security(("bearer" = []), ("token_query" = []), ("token_cookie" = [])),
+    params(("id" = ConversationId, Path, description = "A conversation id (UUID).")),
+    request_body = SendBody,
+    responses((status = 200, description = "The reply `sent`.", body = Reply), BodyErrors, CommandErrors)
+)]
+pub(crate) async fn send_message(
     State(s): State<ChatState>,
     caller: Caller,
     Path(conversation): Path<ConversationId>,
@@ -216,13 +304,24 @@ async fn send_message(
     run(&s, &caller, command).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct EditBody {
+pub(crate) struct EditBody {
+    /// The new text.
     body: String,
 }
 
-async fn edit_message(
+/// Edits one of my messages (`edit`).
+#[utoipa::path(
+    patch,
+    path = "/conversations/{id}/messages/{seq}",
+    tag = "conversations",
+    security(("bearer" = []), ("token_query" = []), ("token_cookie" = [])),
+    params(("id" = ConversationId, Path, description = "A conversation id (UUID)."), ("seq" = Seq, Path, description = "A message seq.")),
+    request_body = EditBody,
+    responses((status = 200, description = "The reply `message`.", body = Reply), BodyErrors, CommandErrors)
+)]
+pub(crate) async fn edit_message(
     State(s): State<ChatState>,
     caller: Caller,
     Path((conversation, seq)): Path<(ConversationId, Seq)>,
@@ -236,7 +335,16 @@ async fn edit_message(
     run(&s, &caller, command).await
 }
 
-async fn delete_message(
+/// Deletes one of my messages (`delete`).
+#[utoipa::path(
+    delete,
+    path = "/conversations/{id}/messages/{seq}",
+    tag = "conversations",
+    security(("bearer" = []), ("token_query" = []), ("token_cookie" = [])),
+    params(("id" = ConversationId, Path, description = "A conversation id (UUID)."), ("seq" = Seq, Path, description = "A message seq.")),
+    responses((status = 200, description = "The reply `message` (the tombstone).", body = Reply), CommandErrors)
+)]
+pub(crate) async fn delete_message(
     State(s): State<ChatState>,
     caller: Caller,
     Path((conversation, seq)): Path<(ConversationId, Seq)>,
@@ -244,13 +352,24 @@ async fn delete_message(
     run(&s, &caller, Command::Delete { conversation, seq }).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct SeqBody {
+pub(crate) struct SeqBody {
+    /// Up to which seq.
     seq: Seq,
 }
 
-async fn mark_read(
+/// Everything up to `seq` was read (`mark_read`).
+#[utoipa::path(
+    post,
+    path = "/conversations/{id}/read",
+    tag = "conversations",
+    security(("bearer" = []), ("token_query" = []), ("token_cookie" = [])),
+    params(("id" = ConversationId, Path, description = "A conversation id (UUID).")),
+    request_body = SeqBody,
+    responses((status = 200, description = "The reply `marks`.", body = Reply), BodyErrors, CommandErrors)
+)]
+pub(crate) async fn mark_read(
     State(s): State<ChatState>,
     caller: Caller,
     Path(conversation): Path<ConversationId>,
@@ -263,7 +382,17 @@ async fn mark_read(
     run(&s, &caller, command).await
 }
 
-async fn mark_delivered(
+/// Everything up to `seq` reached this device (`mark_delivered`).
+#[utoipa::path(
+    post,
+    path = "/conversations/{id}/delivered",
+    tag = "conversations",
+    security(("bearer" = []), ("token_query" = []), ("token_cookie" = [])),
+    params(("id" = ConversationId, Path, description = "A conversation id (UUID).")),
+    request_body = SeqBody,
+    responses((status = 200, description = "The reply `marks`.", body = Reply), BodyErrors, CommandErrors)
+)]
+pub(crate) async fn mark_delivered(
     State(s): State<ChatState>,
     caller: Caller,
     Path(conversation): Path<ConversationId>,
@@ -276,42 +405,100 @@ async fn mark_delivered(
     run(&s, &caller, command).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
-struct MembersQuery {
+pub(crate) struct MembersQuery {
+    /// Members after this user id (paging).
     #[serde(default)]
     after: Option<UserId>,
+    /// At most this many (default 100).
     #[serde(default)]
     limit: Option<u32>,
 }
 
-async fn members(
+/// Members of a conversation I belong to (`members`).
+#[utoipa::path(
+    get,
+    path = "/conversations/{id}/members",
+    tag = "conversations",
+    security(("bearer" = []), ("token_query" = []), ("token_cookie" = [])),
+    params(("id" = ConversationId, Path, description = "A conversation id (UUID)."), MembersQuery),
+    responses((status = 200, description = "The reply `members`.", body = Reply), CommandErrors)
+)]
+pub(crate) async fn conversation_members(
     State(s): State<ChatState>,
     caller: Caller,
     Path(conversation): Path<ConversationId>,
     Query(q): Query<MembersQuery>,
+) -> ApiResult {
+    members(&s, &caller, conversation, q).await
+}
+
+/// Members of a room I belong to (`members`).
+#[utoipa::path(
+    get,
+    path = "/rooms/{id}/members",
+    tag = "rooms",
+    security(("bearer" = []), ("token_query" = []), ("token_cookie" = [])),
+    params(("id" = ConversationId, Path, description = "A room id (UUID)."), MembersQuery),
+    responses((status = 200, description = "The reply `members`.", body = Reply), CommandErrors)
+)]
+pub(crate) async fn room_members(
+    State(s): State<ChatState>,
+    caller: Caller,
+    Path(conversation): Path<ConversationId>,
+    Query(q): Query<MembersQuery>,
+) -> ApiResult {
+    members(&s, &caller, conversation, q).await
+}
+
+async fn members(
+    s: &ChatState,
+    caller: &Caller,
+    conversation: ConversationId,
+    q: MembersQuery,
 ) -> ApiResult {
     let command = Command::Members {
         conversation,
         after: q.after,
         limit: q.limit,
     };
-    run(&s, &caller, command).await
+    run(s, caller, command).await
 }
 
-async fn unread(State(s): State<ChatState>, caller: Caller) -> ApiResult {
+/// My unread total (`unread_total`).
+#[utoipa::path(
+    get,
+    path = "/unread",
+    tag = "conversations",
+    security(("bearer" = []), ("token_query" = []), ("token_cookie" = [])),
+    responses((status = 200, description = "The reply `unread`.", body = Reply), CommandErrors)
+)]
+pub(crate) async fn unread(State(s): State<ChatState>, caller: Caller) -> ApiResult {
     run(&s, &caller, Command::UnreadTotal {}).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateRoomBody {
+pub(crate) struct CreateRoomBody {
+    /// Unique name.
     name: String,
+    /// Public (default) or private.
     #[serde(default)]
     visibility: Visibility,
 }
 
-async fn create_room(
+/// Creates a room (`create_room`).
+#[utoipa::path(
+    post,
+    path = "/rooms",
+    tag = "rooms",
+    security(("bearer" = []), ("token_query" = []), ("token_cookie" = [])),
+    request_body = CreateRoomBody,
+    responses((status = 200, description = "The reply `room`.", body = Reply), BodyErrors, CommandErrors)
+)]
+pub(crate) async fn create_room(
     State(s): State<ChatState>,
     caller: Caller,
     Json(b): Json<CreateRoomBody>,
@@ -323,14 +510,25 @@ async fn create_room(
     run(&s, &caller, command).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
-struct JoinQuery {
+pub(crate) struct JoinQuery {
+    /// Create a public room of that name when none exists.
     #[serde(default)]
     create: bool,
 }
 
-async fn join_room(
+/// Joins a room (`join`).
+#[utoipa::path(
+    post,
+    path = "/rooms/{room}/join",
+    tag = "rooms",
+    security(("bearer" = []), ("token_query" = []), ("token_cookie" = [])),
+    params(("room" = String, Path, description = "A room id (UUID) or name."), JoinQuery),
+    responses((status = 200, description = "The reply `room`.", body = Reply), CommandErrors)
+)]
+pub(crate) async fn join_room(
     State(s): State<ChatState>,
     caller: Caller,
     Path(room): Path<String>,
@@ -343,7 +541,16 @@ async fn join_room(
     run(&s, &caller, command).await
 }
 
-async fn leave_room(
+/// Leaves a room (`leave`).
+#[utoipa::path(
+    post,
+    path = "/rooms/{id}/leave",
+    tag = "rooms",
+    security(("bearer" = []), ("token_query" = []), ("token_cookie" = [])),
+    params(("id" = ConversationId, Path, description = "A room id (UUID).")),
+    responses((status = 200, description = "The reply `ok`.", body = Reply), CommandErrors)
+)]
+pub(crate) async fn leave_room(
     State(s): State<ChatState>,
     caller: Caller,
     Path(conversation): Path<ConversationId>,
@@ -351,7 +558,17 @@ async fn leave_room(
     run(&s, &caller, Command::Leave { conversation }).await
 }
 
-async fn invite(
+/// Adds a user to a room (`invite`).
+#[utoipa::path(
+    post,
+    path = "/rooms/{id}/invite",
+    tag = "rooms",
+    security(("bearer" = []), ("token_query" = []), ("token_cookie" = [])),
+    params(("id" = ConversationId, Path, description = "A room id (UUID).")),
+    request_body = UserBody,
+    responses((status = 200, description = "The reply `room` (the room, `joined: false`).", body = Reply), BodyErrors, CommandErrors)
+)]
+pub(crate) async fn invite(
     State(s): State<ChatState>,
     caller: Caller,
     Path(conversation): Path<ConversationId>,
@@ -364,15 +581,40 @@ async fn invite(
     run(&s, &caller, command).await
 }
 
-async fn list_friends(State(s): State<ChatState>, caller: Caller) -> ApiResult {
+/// My friends, requests and blocks (`list_friends`).
+#[utoipa::path(
+    get,
+    path = "/friends",
+    tag = "friends",
+    security(("bearer" = []), ("token_query" = []), ("token_cookie" = [])),
+    responses((status = 200, description = "The reply `friends`.", body = Reply), CommandErrors)
+)]
+pub(crate) async fn list_friends(State(s): State<ChatState>, caller: Caller) -> ApiResult {
     run(&s, &caller, Command::ListFriends {}).await
 }
 
-async fn online_friends(State(s): State<ChatState>, caller: Caller) -> ApiResult {
+/// Which of my friends are online (`online_friends`).
+#[utoipa::path(
+    get,
+    path = "/friends/online",
+    tag = "friends",
+    security(("bearer" = []), ("token_query" = []), ("token_cookie" = [])),
+    responses((status = 200, description = "The reply `online`.", body = Reply), CommandErrors)
+)]
+pub(crate) async fn online_friends(State(s): State<ChatState>, caller: Caller) -> ApiResult {
     run(&s, &caller, Command::OnlineFriends {}).await
 }
 
-async fn friend_remove(
+/// Ends a friendship (`friend_remove`).
+#[utoipa::path(
+    delete,
+    path = "/friends/{user}",
+    tag = "friends",
+    security(("bearer" = []), ("token_query" = []), ("token_cookie" = [])),
+    params(("user" = UserId, Path, description = "A user id.")),
+    responses((status = 200, description = "The reply `friend`.", body = Reply), CommandErrors)
+)]
+pub(crate) async fn friend_remove(
     State(s): State<ChatState>,
     caller: Caller,
     Path(user): Path<UserId>,
@@ -385,43 +627,142 @@ async fn friend_remove_online(State(s): State<ChatState>, caller: Caller) -> Api
     run(&s, &caller, Command::FriendRemove { user }).await
 }
 
-async fn friend_action(
+/// Asks a user to be friends (`friend_request`).
+#[utoipa::path(
+    post,
+    path = "/friends/{user}/request",
+    tag = "friends",
+    security(("bearer" = []), ("token_query" = []), ("token_cookie" = [])),
+    params(("user" = UserId, Path, description = "A user id.")),
+    responses((status = 200, description = "The reply `friend`.", body = Reply), CommandErrors)
+)]
+pub(crate) async fn friend_request(
     State(s): State<ChatState>,
     caller: Caller,
-    Path((user, action)): Path<(UserId, String)>,
+    Path(user): Path<UserId>,
 ) -> ApiResult {
-    let command = match action.as_str() {
-        "request" => Command::FriendRequest { user },
-        "accept" => Command::FriendAccept { user },
-        "decline" => Command::FriendDecline { user },
-        "cancel" => Command::FriendCancel { user },
-        "block" => Command::Block { user },
-        "unblock" => Command::Unblock { user },
-        other => {
-            return Err(ApiError::new(
-                chat_core::ErrorCode::NotFound,
-                format!("no friend action {other:?}"),
-            ))
-        }
-    };
-    run(&s, &caller, command).await
+    run(&s, &caller, Command::FriendRequest { user }).await
 }
 
-#[derive(Deserialize)]
+/// Accepts a user's friend request (`friend_accept`).
+#[utoipa::path(
+    post,
+    path = "/friends/{user}/accept",
+    tag = "friends",
+    security(("bearer" = []), ("token_query" = []), ("token_cookie" = [])),
+    params(("user" = UserId, Path, description = "A user id.")),
+    responses((status = 200, description = "The reply `friend`.", body = Reply), CommandErrors)
+)]
+pub(crate) async fn friend_accept(
+    State(s): State<ChatState>,
+    caller: Caller,
+    Path(user): Path<UserId>,
+) -> ApiResult {
+    run(&s, &caller, Command::FriendAccept { user }).await
+}
+
+/// Declines a user's friend request (`friend_decline`).
+#[utoipa::path(
+    post,
+    path = "/friends/{user}/decline",
+    tag = "friends",
+    security(("bearer" = []), ("token_query" = []), ("token_cookie" = [])),
+    params(("user" = UserId, Path, description = "A user id.")),
+    responses((status = 200, description = "The reply `friend`.", body = Reply), CommandErrors)
+)]
+pub(crate) async fn friend_decline(
+    State(s): State<ChatState>,
+    caller: Caller,
+    Path(user): Path<UserId>,
+) -> ApiResult {
+    run(&s, &caller, Command::FriendDecline { user }).await
+}
+
+/// Withdraws my friend request (`friend_cancel`).
+#[utoipa::path(
+    post,
+    path = "/friends/{user}/cancel",
+    tag = "friends",
+    security(("bearer" = []), ("token_query" = []), ("token_cookie" = [])),
+    params(("user" = UserId, Path, description = "A user id.")),
+    responses((status = 200, description = "The reply `friend`.", body = Reply), CommandErrors)
+)]
+pub(crate) async fn friend_cancel(
+    State(s): State<ChatState>,
+    caller: Caller,
+    Path(user): Path<UserId>,
+) -> ApiResult {
+    run(&s, &caller, Command::FriendCancel { user }).await
+}
+
+/// Blocks a user (`block`).
+#[utoipa::path(
+    post,
+    path = "/friends/{user}/block",
+    tag = "friends",
+    security(("bearer" = []), ("token_query" = []), ("token_cookie" = [])),
+    params(("user" = UserId, Path, description = "A user id.")),
+    responses((status = 200, description = "The reply `friend`.", body = Reply), CommandErrors)
+)]
+pub(crate) async fn friend_block(
+    State(s): State<ChatState>,
+    caller: Caller,
+    Path(user): Path<UserId>,
+) -> ApiResult {
+    run(&s, &caller, Command::Block { user }).await
+}
+
+/// Lifts my block (`unblock`).
+#[utoipa::path(
+    post,
+    path = "/friends/{user}/unblock",
+    tag = "friends",
+    security(("bearer" = []), ("token_query" = []), ("token_cookie" = [])),
+    params(("user" = UserId, Path, description = "A user id.")),
+    responses((status = 200, description = "The reply `friend`.", body = Reply), CommandErrors)
+)]
+pub(crate) async fn friend_unblock(
+    State(s): State<ChatState>,
+    caller: Caller,
+    Path(user): Path<UserId>,
+) -> ApiResult {
+    run(&s, &caller, Command::Unblock { user }).await
+}
+
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct SystemBody {
+pub(crate) struct SystemBody {
+    /// The text.
     body: String,
+    /// Who it is from (default: the configured system sender, `system`).
     #[serde(default)]
     sender: Option<UserId>,
 }
 
 /// The answer to an admin system message.
-#[derive(Serialize)]
-struct SystemSent {
+#[derive(Serialize, ToSchema)]
+pub(crate) struct SystemSent {
+    /// The system message, with its seq.
     message: chat_core::model::Message,
 }
 
-async fn admin_message(
+/// Posts a system message into a room; `sender` defaults to the configured system sender.
+#[utoipa::path(
+    post,
+    path = "/admin/rooms/{room}/messages",
+    tag = "admin",
+    security(("admin_key" = [])),
+    params(("room" = String, Path, description = "A room id (UUID) or name.")),
+    request_body = SystemBody,
+    responses(
+        (status = 200, description = "The message.", body = SystemSent),
+        (status = 400, description = "`invalid`: a bad sender or body.", body = ErrorBody),
+        AdminErrors,
+        BodyErrors,
+        StoreErrors,
+    )
+)]
+pub(crate) async fn admin_message(
     State(s): State<ChatState>,
     _admin: Admin,
     Path(room): Path<String>,
@@ -450,15 +791,27 @@ async fn admin_message(
 }
 
 /// The answer to an admin disconnect.
-#[derive(Serialize)]
-struct Disconnected {
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Disconnected {
     /// Sessions closed on this node.
     disconnected: usize,
 }
 
 /// Closes every session of `user` on this node with close code 4003 (kicked). Their next
 /// connection is refused only if the authenticator refuses their token (revocations).
-async fn admin_disconnect(
+#[utoipa::path(
+    post,
+    path = "/admin/users/{user}/disconnect",
+    tag = "admin",
+    security(("admin_key" = [])),
+    params(("user" = UserId, Path, description = "A user id.")),
+    responses(
+        (status = 200, description = "The sessions closed on this node (close code 4003).", body = Disconnected),
+        (status = 400, description = "`invalid`: a bad user id.", body = ErrorBody),
+        AdminErrors,
+    )
+)]
+pub(crate) async fn admin_disconnect(
     State(s): State<ChatState>,
     _admin: Admin,
     Path(user): Path<UserId>,
@@ -471,6 +824,20 @@ async fn admin_disconnect(
     Json(Disconnected { disconnected })
 }
 
-async fn admin_stats(State(s): State<ChatState>, _admin: Admin) -> Json<chat_core::engine::Stats> {
+/// This node's stats: the core's `Stats` as it is (new fields may appear).
+#[utoipa::path(
+    get,
+    path = "/admin/stats",
+    tag = "admin",
+    security(("admin_key" = [])),
+    responses(
+        (status = 200, description = "This node's stats.", body = chat_core::engine::Stats),
+        AdminErrors,
+    )
+)]
+pub(crate) async fn admin_stats(
+    State(s): State<ChatState>,
+    _admin: Admin,
+) -> Json<chat_core::engine::Stats> {
     Json(s.inner.engine.stats())
 }

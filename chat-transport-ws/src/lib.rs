@@ -22,6 +22,8 @@
 //! - `outbox`: each connection's bounded outbound queue, which allocates only while
 //!   frames wait.
 //! - `http`: the HTTP API under `/api/v1`, with readiness and the admin routes.
+//! - `openapi`: the HTTP API's OpenAPI 3.1 document, from the handlers' annotations,
+//!   served at `/api/v1/openapi.json`.
 //! - `error`: [`ApiError`], the code → status table and JSON extractors.
 //! - `tls`: serving over TLS ([`serve_app_tls`]) on a [`chat_tls::TlsListener`];
 //!   [`TlsConnectInfo`], what a request knows of its TLS connection.
@@ -71,6 +73,7 @@ mod auth;
 mod config;
 mod error;
 mod http;
+mod openapi;
 mod outbox;
 pub use chat_protocol as protocol;
 mod state;

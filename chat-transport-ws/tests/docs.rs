@@ -2,7 +2,9 @@
 //! parses into the code's types, every command, event, reply and control frame kind
 //! (the lists in the code, not a copy here) is shown, every reply example answers the
 //! command the HTTP route table says it does, and the `hello` example is what a server
-//! with the default settings sends.
+//! with the default settings sends. `docs/asyncapi.yaml` has a channel per WebSocket path,
+//! exactly the code's client and server message kinds, every reply kind and error code,
+//! the `hello` limits and every close code.
 
 mod common;
 
@@ -277,6 +279,191 @@ fn the_status_table_in_the_docs_matches_the_code() {
         assert!(
             text.contains(&row),
             "docs/http-api.md lacks the row {row:?}"
+        );
+    }
+}
+
+/// `docs/asyncapi.yaml` as JSON.
+fn asyncapi() -> Value {
+    let text = doc("asyncapi.yaml");
+    yaml_serde::from_str(&text).unwrap_or_else(|e| panic!("docs/asyncapi.yaml: {e}"))
+}
+
+/// Follows a local `$ref` (`#/a/b`) from the document's root.
+fn resolve<'a>(root: &'a Value, node: &'a Value) -> &'a Value {
+    let Some(pointer) = node["$ref"].as_str() else {
+        return node;
+    };
+    let target = pointer
+        .strip_prefix('#')
+        .and_then(|p| root.pointer(p))
+        .unwrap_or_else(|| panic!("docs/asyncapi.yaml: {pointer} resolves to nothing"));
+    resolve(root, target)
+}
+
+/// The `type` each message of `action` (`receive`: from the client; `send`: to it) on
+/// `channel` carries, read from its payload schema.
+fn asyncapi_kinds(spec: &Value, channel: &str, action: &str) -> BTreeSet<String> {
+    let mut kinds = BTreeSet::new();
+    let mut operations = 0;
+    for op in spec["operations"].as_object().expect("operations").values() {
+        let on = op["channel"]["$ref"].as_str().unwrap_or_default();
+        if op["action"] != action || on != format!("#/channels/{channel}") {
+            continue;
+        }
+        operations += 1;
+        for message in op["messages"].as_array().expect("messages") {
+            let message = resolve(spec, message);
+            let kind = message["payload"]["properties"]["type"]["const"]
+                .as_str()
+                .unwrap_or_else(|| panic!("a message without a `type` const: {message}"));
+            assert!(
+                kinds.insert(kind.to_owned()),
+                "`{kind}` twice on {channel} ({action})"
+            );
+        }
+    }
+    assert_eq!(operations, 1, "one `{action}` operation on {channel}");
+    kinds
+}
+
+fn strings(names: &[&str]) -> BTreeSet<String> {
+    names.iter().map(|s| (*s).to_owned()).collect()
+}
+
+#[test]
+fn the_asyncapi_document_names_every_wire_kind_of_the_code() {
+    let spec = asyncapi();
+    assert_eq!(spec["asyncapi"], "3.0.0");
+    // The WebSocket paths of protocol.md §1, each a channel.
+    let protocol = doc("protocol.md");
+    let paths: BTreeSet<String> = protocol
+        .lines()
+        .filter_map(|l| l.strip_prefix("GET /ws"))
+        .map(|rest| {
+            let path = rest.split([' ', '?']).next().unwrap_or_default();
+            format!("/ws{path}")
+        })
+        .collect();
+    assert!(
+        paths.len() >= 2,
+        "WebSocket paths in protocol.md: {paths:?}"
+    );
+    let channels = spec["channels"].as_object().expect("channels");
+    let addresses: BTreeSet<String> = channels
+        .values()
+        .filter_map(|c| c["address"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(
+        addresses, paths,
+        "a channel per WebSocket path of protocol.md"
+    );
+
+    let server: BTreeSet<String> = Event::KINDS
+        .iter()
+        .chain(Control::KINDS)
+        .map(|s| (*s).to_owned())
+        .collect();
+    for channel in channels.keys() {
+        assert_eq!(
+            asyncapi_kinds(&spec, channel, "receive"),
+            strings(Command::KINDS),
+            "{channel}: the client's messages are Command::KINDS"
+        );
+        assert_eq!(
+            asyncapi_kinds(&spec, channel, "send"),
+            server,
+            "{channel}: the server's messages are Event::KINDS and Control::KINDS"
+        );
+        // Every message of the channel is defined (the operations' references into the
+        // channel were resolved above).
+        for message in channels[channel]["messages"]
+            .as_object()
+            .expect("channel messages")
+            .values()
+        {
+            resolve(&spec, message);
+        }
+    }
+
+    // The reply frame's schema has every reply kind.
+    let reply = &spec["components"]["messages"]["reply"]["payload"]["properties"]["reply"];
+    let replies: BTreeSet<String> = resolve(&spec, reply)["oneOf"]
+        .as_array()
+        .expect("the reply schema is a oneOf")
+        .iter()
+        .filter_map(|v| resolve(&spec, v)["properties"]["type"]["const"].as_str())
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(
+        replies,
+        strings(Reply::KINDS),
+        "Reply::KINDS in the reply schema"
+    );
+
+    // The error frame's codes are the stable codes.
+    let code = &spec["components"]["messages"]["error"]["payload"]["properties"]["code"];
+    let codes: BTreeSet<String> = resolve(&spec, code)["enum"]
+        .as_array()
+        .expect("an enum of codes")
+        .iter()
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect();
+    let known: BTreeSet<String> = chat_core::ErrorCode::ALL
+        .iter()
+        .map(|c| c.as_str().to_owned())
+        .collect();
+    assert_eq!(codes, known, "the error frame's codes");
+
+    // The hello limits are the code's.
+    let hello = serde_json::to_value(hello_limits_of(&protocol)).expect("encode");
+    let limits =
+        &spec["components"]["messages"]["hello"]["payload"]["properties"]["limits"]["properties"];
+    let documented: BTreeSet<&String> = limits.as_object().expect("limits").keys().collect();
+    let coded: BTreeSet<&String> = hello.as_object().expect("limits").keys().collect();
+    assert_eq!(documented, coded, "hello.limits");
+}
+
+/// The limits of the `hello` example in protocol.md, as the code's type (so that a field
+/// the code lacks or adds fails to parse).
+fn hello_limits_of(protocol: &str) -> chat_transport_ws::protocol::HelloLimits {
+    let hello = blocks(protocol)
+        .into_iter()
+        .find(|(info, body)| info == "server" && body.contains(r#""type":"hello""#))
+        .map(|(_, body)| serde_json::from_str::<Value>(&body).expect("hello is JSON"))
+        .expect("a hello example");
+    serde_json::from_value(hello["limits"].clone()).expect("the code's HelloLimits")
+}
+
+#[test]
+fn the_asyncapi_document_states_every_close_code_of_protocol_md() {
+    let spec = asyncapi();
+    let description = spec["info"]["description"].as_str().expect("description");
+    let protocol = doc("protocol.md");
+    let section = protocol
+        .split("## 8. Close codes")
+        .nth(1)
+        .expect("a close code section");
+    let mut codes = 0;
+    for line in section.lines() {
+        let Some(code) = line
+            .strip_prefix("| ")
+            .and_then(|l| l.split(' ').next())
+            .filter(|c| c.len() == 4 && c.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        codes += 1;
+        assert!(
+            description.contains(&format!("| {code} |")),
+            "docs/asyncapi.yaml does not describe close code {code}"
+        );
+    }
+    assert!(codes >= 10, "close codes in protocol.md: {codes}");
+    for scheme in ["bearer", "token_query", "token_cookie"] {
+        assert!(
+            spec["components"]["securitySchemes"].get(scheme).is_some(),
+            "the {scheme} security scheme"
         );
     }
 }

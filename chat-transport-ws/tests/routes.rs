@@ -164,6 +164,7 @@ async fn every_documented_route_answers_what_the_table_says() {
     let fixtures: BTreeMap<(&str, &str), Fixture> = [
         (("GET", "/health"), fx("/health", None, Nobody)),
         (("GET", "/ready"), fx("/ready", None, Nobody)),
+        (("GET", "/openapi.json"), fx("/openapi.json", None, Nobody)),
         (
             ("GET", "/conversations"),
             fx("/conversations", None, User("alice")),

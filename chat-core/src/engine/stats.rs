@@ -63,6 +63,7 @@ impl BusCounters {
 
 /// This node's traffic on the bus, and how it kept its sessions whole.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[non_exhaustive]
 pub struct BusStats {
     /// Deliveries published to the bus (one per event, whatever the recipients).
@@ -167,6 +168,7 @@ impl Counters {
 
 /// A snapshot of the engine's state and counters.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Stats {
     /// This node.
     pub node: NodeId,
@@ -251,6 +253,7 @@ impl Histogram {
 
 /// A snapshot of a latency histogram.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LatencySnapshot {
     /// Observations per bucket: `counts[i]` fell at or under `BUCKETS_MICROS[i]` (and
     /// above the bucket before); the last entry counts those above every bound.

@@ -9,6 +9,7 @@ use crate::model::watermark::Watermarks;
 
 /// Who may join a room.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Visibility {
     /// Anyone may join.
@@ -42,6 +43,7 @@ impl Visibility {
 
 /// What kind of conversation this is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ConversationKind {
     /// A named room with many members.
@@ -62,6 +64,7 @@ pub enum ConversationKind {
 
 /// A conversation and its log position.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Conversation {
     /// Its id.
     pub id: ConversationId,
@@ -114,6 +117,7 @@ pub fn direct_pair(x: &UserId, y: &UserId) -> Result<(UserId, UserId)> {
 
 /// A member's role in a conversation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// May invite to a private room (and is the creator by default).
@@ -146,6 +150,7 @@ impl Role {
 
 /// One user's membership of one conversation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Member {
     /// The conversation.
     pub conversation: ConversationId,

@@ -228,6 +228,7 @@ impl Friendship {
 
 /// A friendship as one side sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FriendView {
     /// The other user.
     pub user: UserId,
@@ -239,6 +240,7 @@ pub struct FriendView {
 
 /// One side's view of a friendship.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum FriendStatus {
     /// Nothing (or the other blocks me, which I am not told).

@@ -8,6 +8,7 @@ use crate::ids::{ConversationId, MessageId, Seq, UserId};
 
 /// Who wrote a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum MessageKind {
     /// Written by a user.
@@ -41,6 +42,7 @@ impl MessageKind {
 /// A stored message. A deleted message is a tombstone: its body is empty and
 /// `deleted_at` is set; its `seq` stays taken forever.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Message {
     /// Unique id.
     pub id: MessageId,

@@ -10,6 +10,7 @@ use crate::ids::{Seq, UserId};
 
 /// A member's position in a conversation's log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Watermarks {
     /// Everything up to here reached one of the member's devices.
     pub delivered_seq: Seq,
@@ -35,6 +36,7 @@ impl Watermarks {
 
 /// The status of a message as its sender sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum MessageStatus {
     /// Committed; not yet on every other member's device.

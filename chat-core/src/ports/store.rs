@@ -30,6 +30,7 @@ pub struct UserProfile {
 
 /// One line of a user's conversation list.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConversationSummary {
     /// The conversation.
     pub conversation: Conversation,

@@ -246,6 +246,7 @@ wire_kinds!(Command {
 
 /// A message with its status as seen by its sender (when the engine derived it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MessageView {
     /// The message.
     #[serde(flatten)]
@@ -258,6 +259,7 @@ pub struct MessageView {
 
 /// One member's watermarks.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MemberMarks {
     /// Whose.
     pub user: UserId,
@@ -268,6 +270,7 @@ pub struct MemberMarks {
 
 /// The answer to a command. Serialized with a `type` tag.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Reply {

@@ -20,6 +20,7 @@ pub struct ResumePoint {
 
 /// What happened to one conversation of a resume.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ResumeOutcome {
     /// `messages` holds everything after the client's seq (possibly nothing).
@@ -32,6 +33,7 @@ pub enum ResumeOutcome {
 
 /// One conversation's answer to a resume.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ResumeResult {
     /// The conversation.
     pub conversation: ConversationId,
