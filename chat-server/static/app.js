@@ -26,7 +26,8 @@ const S = {
   members: new Map(),      // id -> Map(user -> role)
   myRead: new Map(),       // id -> my read watermark
   friends: new Map(),      // user -> status
-  online: new Set(),
+  online: new Set(),       // users known to be online
+  heard: new Set(),        // users whose presence was told since connecting (besides friends)
   typing: new Map(),       // id -> Map(user -> timer)
   active: null, typingSent: 0, reconnectAt: 0, reconnectTicker: null,
 };
@@ -89,6 +90,7 @@ function start(token) {
   client.on('state', ({ state }) => {
     if (state !== 'reconnecting') stopTicker();
     if (S.pending.get(S.active)?.size) renderMessages();
+    renderMembers();
     if (state === 'connecting') setConn('connecting', S.everConnected ? 'Reconnecting…' : 'Connecting…');
     else if (state === 'open') setConn('connecting', 'Catching up…');
     else if (state === 'closed') setConn('offline', 'Disconnected.');
@@ -126,6 +128,7 @@ function start(token) {
   });
   client.on('conversation_removed', ({ conversation }) => forgetConversation(conversation));
   client.on('presence', ({ user, online }) => {
+    S.heard.add(user);
     if (online) S.online.add(user); else S.online.delete(user);
     renderFriends();
     renderHeader();
@@ -154,6 +157,9 @@ async function onConnected(hello, reconnected) {
   $('me-name').textContent = hello.display_name ? `${hello.display_name} (${hello.user})` : hello.user;
   $('signin').hidden = true;
   $('app').hidden = false;
+  // Presence told on an earlier connection may be stale now.
+  S.heard = new Set();
+  S.online = new Set();
   try {
     await refreshAll();
     if (reconnected && S.active) {
@@ -188,7 +194,9 @@ async function refreshAll() {
     S.myRead.set(s.conversation.id, s.watermarks.read_seq);
   }
   S.friends = new Map(friends.friends.map((f) => [f.user, f.status]));
-  S.online = new Set(online.users);
+  // Friends' presence as it is now; co-members' as their presence events told it.
+  for (const f of friends.friends) S.online.delete(f.user);
+  for (const u of online.users) S.online.add(u);
   $('unread-total').textContent = unread.unread;
   renderConversations();
   renderFriends();
@@ -421,6 +429,21 @@ function renderHeader() {
   $('leave').hidden = !(c && c.conv.kind === 'room');
 }
 
+// Whether a user is online: 'online', 'offline', or 'unknown'. The server tells friends'
+// presence (online_friends, then presence events) but a co-member's only when it changes:
+// one who is not a friend and was online before this connection stays unknown.
+function presenceOf(user) {
+  if (user === S.me) return S.client?.state === 'open' ? 'online' : 'offline';
+  if (S.online.has(user)) return 'online';
+  return S.friends.get(user) === 'friends' || S.heard.has(user) ? 'offline' : 'unknown';
+}
+
+const PRESENCE_TITLE = {
+  online: 'online',
+  offline: 'offline',
+  unknown: 'not known: not a friend, and has not come or gone since you connected',
+};
+
 function renderMembers() {
   const panel = $('members-panel');
   const members = S.active && isRoom(S.active) ? S.members.get(S.active) : null;
@@ -428,20 +451,23 @@ function renderMembers() {
   if (!members) return;
   // Past presence_room_limit co-members get no presence: show no online state then.
   const live = members.size <= (S.client.limits?.presence_room_limit ?? Infinity);
-  const isOnline = (u) => u === S.me || S.online.has(u);
-  const users = [...members.keys()].sort((a, b) => (isOnline(b) - isOnline(a)) || a.localeCompare(b));
-  const onlineCount = users.filter(isOnline).length;
-  $('members-summary').textContent = `${members.size} member${members.size === 1 ? '' : 's'}${live ? ` · ${onlineCount} online` : ''}`;
+  const rank = { online: 0, offline: 1, unknown: 2 };
+  const users = [...members.keys()].map((user) => ({ user, presence: presenceOf(user) }))
+    .sort((a, b) => (rank[a.presence] - rank[b.presence]) || a.user.localeCompare(b.user));
+  const count = (p) => users.filter((u) => u.presence === p).length;
+  let summary = `${members.size} member${members.size === 1 ? '' : 's'}`;
+  if (live) summary += ` · ${count('online')} online${count('unknown') ? ` · ${count('unknown')} unknown` : ''}`;
+  $('members-summary').textContent = summary;
   const ul = $('members');
   ul.replaceChildren();
-  for (const user of users) {
+  for (const { user, presence } of users) {
     const li = el('li');
     li.dataset.testid = 'member';
     li.dataset.user = user;
     if (live) {
-      li.dataset.online = isOnline(user);
-      const dot = el('span', `dot ${isOnline(user) ? 'online' : 'offline'}`);
-      dot.title = isOnline(user) ? 'online' : 'offline';
+      li.dataset.online = presence === 'unknown' ? 'unknown' : String(presence === 'online');
+      const dot = el('span', `dot ${presence}`);
+      dot.title = PRESENCE_TITLE[presence];
       li.append(dot);
     }
     li.append(el('span', 'name', user === S.me ? `${user} (you)` : user));
