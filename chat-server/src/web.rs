@@ -1,4 +1,5 @@
-//! The demo page, its configuration, the `--dev` sign-in, and `/metrics`.
+//! The demo page (and the TypeScript client it imports), its configuration, the `--dev`
+//! sign-in, and `/metrics`.
 
 use std::time::Duration;
 
