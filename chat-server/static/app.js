@@ -408,7 +408,7 @@ function markRead() {
   S.myRead.set(id, last);
   const c = S.convs.get(id);
   if (c && c.unread) { bumpUnread(-c.unread); c.unread = 0; renderConversations(); }
-  S.client.markRead(id, last).catch(() => {});
+  S.client?.markRead(id, last).catch(() => {});
 }
 
 // ---------- rendering ----------
@@ -450,7 +450,7 @@ function renderMembers() {
   panel.hidden = !members;
   if (!members) return;
   // Past presence_room_limit co-members get no presence: show no online state then.
-  const live = members.size <= (S.client.limits?.presence_room_limit ?? Infinity);
+  const live = members.size <= (S.client?.limits?.presence_room_limit ?? Infinity);
   const rank = { online: 0, offline: 1, unknown: 2 };
   const users = [...members.keys()].map((user) => ({ user, presence: presenceOf(user) }))
     .sort((a, b) => (rank[a.presence] - rank[b.presence]) || a.user.localeCompare(b.user));
@@ -613,7 +613,7 @@ function renderMessages(scroll) {
     const meta = el('div', 'meta');
     meta.append(el('span', 'sender', 'you'));
     div.append(meta, el('div', 'body', p.body));
-    const s = el('div', 'meta status', S.client.state === 'open' ? 'sending…' : 'waiting for the connection…');
+    const s = el('div', 'meta status', S.client?.state === 'open' ? 'sending…' : 'waiting for the connection…');
     s.dataset.testid = 'status';
     div.append(s);
     box.append(div);
