@@ -27,7 +27,9 @@ fi
 # The page imports the TypeScript client as built from clients/typescript: the committed
 # copy must be what the client's source builds to.
 bash scripts/build-web.sh
-if ! git diff --exit-code --stat chat-server/static/chat-client.js; then
+if ! git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+  echo "browser-test.sh: not a git checkout: cannot tell whether chat-client.js was stale" >&2
+elif ! git diff --exit-code --stat chat-server/static/chat-client.js; then
   echo "browser-test.sh: chat-server/static/chat-client.js is stale: run bash scripts/build-web.sh and commit it" >&2
   exit 1
 fi

@@ -45,7 +45,8 @@ const ID_SHAPE = /^(?:[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{
 function roomNameProblem(name) {
   const bytes = new TextEncoder().encode(name).length;
   if (bytes < 1 || bytes > ROOM_NAME_MAX_BYTES) return `a room name has 1 to ${ROOM_NAME_MAX_BYTES} bytes`;
-  if (name.trim() !== name) return 'a room name has no leading or trailing spaces';
+  // Rust's str::trim: White_Space at either end.
+  if (/^\p{White_Space}|\p{White_Space}$/u.test(name)) return 'a room name has no leading or trailing spaces';
   if (!ROOM_NAME_CHARS.test(name)) return 'a room name holds letters, digits, spaces and - _ . # only';
   return null;
 }
