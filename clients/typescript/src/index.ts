@@ -648,9 +648,15 @@ export type TokenSource = string | (() => string | Promise<string>);
 
 /** Options of {@link ChatClient}. */
 export interface ChatClientOptions {
-  /** The WebSocket URL, e.g. `ws://127.0.0.1:8080/ws`. The token is added as `?token=`. */
+  /**
+   * The WebSocket URL, e.g. `ws://127.0.0.1:8080/ws`. In a page it may be relative
+   * (`/ws`: `ws:` or `wss:` after the page's scheme). The token is added as `?token=`.
+   */
   url: string;
-  /** The token, or a provider called before every (re)connect, so a refreshed token is used. */
+  /**
+   * The token, or a provider called before every (re)connect, so a refreshed token is
+   * used. An empty token adds no `token` parameter (the server then reads its cookie).
+   */
   token: TokenSource;
   /** The WebSocket class (default: `globalThis.WebSocket`). In Node < 22 pass `ws`'s. */
   WebSocket?: WebSocketClass;
@@ -710,6 +716,15 @@ interface Pending {
   retryTimer?: ReturnType<typeof setTimeout>;
   retries: number;
   id?: string;
+}
+
+/** Resolves a relative URL against the page (`/ws` → `wss://host/ws` on an https page). */
+function wsUrl(url: string): URL {
+  const page = (globalThis as { location?: { href: string } }).location?.href;
+  const u = page ? new URL(url, page) : new URL(url);
+  if (u.protocol === 'http:') u.protocol = 'ws:';
+  if (u.protocol === 'https:') u.protocol = 'wss:';
+  return u;
 }
 
 const jitter = (ms: number): number => Math.round(ms / 2 + Math.random() * (ms / 2));
@@ -956,8 +971,8 @@ export class ChatClient {
       this.onClosed(gen, 1006, 'no WebSocket class: pass the WebSocket option');
       return;
     }
-    const url = new URL(this.opts.url);
-    url.searchParams.set('token', token);
+    const url = wsUrl(this.opts.url);
+    if (token) url.searchParams.set('token', token);
     let ws: WebSocketLike;
     try {
       ws = new this.WS(url.toString());
@@ -1056,7 +1071,7 @@ export class ChatClient {
     this.setState('open');
     const gen = this.gen;
     void this.sync(gen);
-    // Commands that waited for the connection go out after the resume.
+    // Commands that waited for the connection go out after the first resume frame.
     for (const p of this.waiting.splice(0)) this.write(p);
   }
 

@@ -77,6 +77,27 @@ test('the other close codes reconnect: a server restart (1001) is followed by a 
   }
 });
 
+test('a token refused at the handshake (401): the token is read again and the client connects', async () => {
+  let calls = 0;
+  const disconnects = [];
+  const dan = new ChatClient({
+    url: `ws://${server.address}/ws`,
+    token: async () => (++calls === 1 ? 'not-a-token' : devToken(server.base, 'dan')),
+    WebSocket, backoff: { initialMs: 10, maxMs: 50 },
+  });
+  dan.on('disconnected', (e) => disconnects.push(e));
+  try {
+    const hello = await dan.connect();
+    assert.equal(hello.user, 'dan');
+    assert.equal(calls, 2);
+    assert.equal(disconnects.length, 1);
+    assert.match(disconnects[0].reason, /401/);
+    assert.ok(disconnects[0].reconnectInMs >= 5 && disconnects[0].reconnectInMs <= 10, String(disconnects[0].reconnectInMs));
+  } finally {
+    dan.close();
+  }
+});
+
 test('the README example runs', async () => {
   const example = fileURLToPath(new URL('../examples/basic.mjs', import.meta.url));
   const out = await new Promise((resolve, reject) => {

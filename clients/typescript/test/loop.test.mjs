@@ -95,6 +95,27 @@ test('messages come out in seq order, once each; gaps are filled with history af
   client.close();
 });
 
+test('past eventBuffer messages held behind a gap, the gap is filled at once', async () => {
+  const f = fake((_s, frame) => {
+    if (frame.type === 'history') return { type: 'history', conversation: C, messages: [msg(C, 1)], last_seq: 4, members: [] };
+    return undefined;
+  });
+  const client = new ChatClient({
+    url: 'ws://fake/ws', token: 't', WebSocket: f.FakeSocket, gapWaitMs: 60_000, eventBuffer: 2,
+    have: { [C]: 0 }, autoMarkDelivered: false,
+  });
+  const seqs = [];
+  client.on('message', (e) => seqs.push(e.message.seq));
+  await client.connect();
+  for (const seq of [2, 3]) f.last().push({ type: 'message', message: msg(C, seq) });
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(f.frames.filter((x) => x.type === 'history').length, 0, 'two held: still waiting');
+  f.last().push({ type: 'message', message: msg(C, 4) });
+  await until(() => seqs.length === 4, 2_000, `got ${seqs}`);
+  assert.deepEqual(seqs, [1, 2, 3, 4]);
+  client.close();
+});
+
 test('after a reconnect: resume in chunks; replayed, too_far_behind and not_found; conversations added while away; sends retried with their client_id', async () => {
   let connection = 0;
   let tokens = 0;
@@ -215,4 +236,21 @@ test('close codes: 4001 reads the token again at once, 4029 backs off longer, ba
   assert.ok(delays[2] >= 20 && delays[2] <= 40, `${delays}`);
   assert.ok(delays[4] >= 20 && delays[4] <= 40, `capped at maxMs: ${delays}`);
   client.close();
+});
+
+test('in a page a relative URL takes the page\'s host and scheme; an empty token adds no parameter', async () => {
+  const f = fake(() => undefined);
+  globalThis.location = { href: 'https://chat.example.com/app/index.html' };
+  try {
+    const a = new ChatClient({ url: '/ws', token: 'abc', WebSocket: f.FakeSocket });
+    await a.connect();
+    assert.equal(f.last().url, 'wss://chat.example.com/ws?token=abc');
+    a.close();
+    const b = new ChatClient({ url: '/ws', token: '', WebSocket: f.FakeSocket });
+    await b.connect();
+    assert.equal(f.last().url, 'wss://chat.example.com/ws');
+    b.close();
+  } finally {
+    delete globalThis.location;
+  }
 });
