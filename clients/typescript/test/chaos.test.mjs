@@ -56,7 +56,7 @@ test(`${2 * PER_USER} messages both ways through a cutting proxy and a server re
     });
     cleanup.push(() => client.close());
     side[user] = {
-      client, user, seqs: [], fromOther: new Map(), disconnects: 0, connects: 0, sentSeqs: [], acked: 0,
+      client, user, seqs: [], fromOther: new Map(), disconnects: 0, connects: 0, sentSeqs: [], acked: 0, duplicates: 0,
       problems: [],
     };
     client.on('disconnected', () => side[user].disconnects++);
@@ -101,7 +101,8 @@ test(`${2 * PER_USER} messages both ways through a cutting proxy and a server re
   proxy.chaos = true;
   const progress = () => `after ${Math.round((Date.now() - started) / 1000)} s: `
     + users.map((u) => `${u} acked ${side[u].acked}/${PER_USER}, got ${side[u].fromOther.size}/${PER_USER} from the other,`
-      + ` ${side[u].disconnects} disconnects, state ${side[u].client.state}`).join('; ')
+      + ` ${side[u].disconnects} disconnects, ${side[u].duplicates} sends acknowledged as duplicates after a retry,`
+      + ` state ${side[u].client.state}`).join('; ')
     + `; proxy cut ${proxy.stats.cuts} of ${proxy.stats.connections} connections`;
 
   // Restart the server once, when 40% of the messages are acknowledged.
@@ -122,6 +123,7 @@ test(`${2 * PER_USER} messages both ways through a cutting proxy and a server re
         const i = next++;
         const reply = await s.client.send(direct, `${u}-${i}`);
         s.sentSeqs.push(reply.message.seq);
+        if (reply.duplicate) s.duplicates++;
         s.acked++;
       }
     };
