@@ -59,6 +59,16 @@ export class TimeoutError extends Error {
         this.name = 'TimeoutError';
     }
 }
+/** Resolves a relative URL against the page (`/ws` → `wss://host/ws` on an https page). */
+function wsUrl(url) {
+    const page = globalThis.location?.href;
+    const u = page ? new URL(url, page) : new URL(url);
+    if (u.protocol === 'http:')
+        u.protocol = 'ws:';
+    if (u.protocol === 'https:')
+        u.protocol = 'wss:';
+    return u;
+}
 const jitter = (ms) => Math.round(ms / 2 + Math.random() * (ms / 2));
 function randomId() {
     const c = globalThis.crypto;
@@ -308,8 +318,9 @@ export class ChatClient {
             this.onClosed(gen, 1006, 'no WebSocket class: pass the WebSocket option');
             return;
         }
-        const url = new URL(this.opts.url);
-        url.searchParams.set('token', token);
+        const url = wsUrl(this.opts.url);
+        if (token)
+            url.searchParams.set('token', token);
         let ws;
         try {
             ws = new this.WS(url.toString());
@@ -413,7 +424,7 @@ export class ChatClient {
         this.setState('open');
         const gen = this.gen;
         void this.sync(gen);
-        // Commands that waited for the connection go out after the resume.
+        // Commands that waited for the connection go out after the first resume frame.
         for (const p of this.waiting.splice(0))
             this.write(p);
     }
