@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
-# The demo page in headless Chromium: two users become friends, chat in a room and
-# directly, and see typing and the read receipt; once over http, once over https.
-# Screenshots go to target/browser/ (target/browser/tls/ for the https run).
+# The demo page in headless Chromium (chat-server/tests/browser/browser.test.mjs): two
+# users become friends, chat in a room and directly, and see typing, members and the read
+# receipt; the page 400 px wide; the server restarted under open pages (the pages
+# reconnect and show every message once). Once over http, once over https.
+# First rebuilds the page's client (scripts/build-web.sh) and fails when the committed
+# chat-server/static/chat-client.js is stale.
+# Screenshots go to $CARGO_TARGET_DIR/browser/ (…/browser/tls/ for the https run;
+# target/browser/ without CARGO_TARGET_DIR).
 # Installs Debian's chromium and the test's npm packages when they are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,11 +24,22 @@ if [ ! -d chat-server/tests/browser/node_modules/playwright-core ]; then
   (cd chat-server/tests/browser && npm ci --no-audit --no-fund --silent)
 fi
 
+# The page imports the TypeScript client as built from clients/typescript: the committed
+# copy must be what the client's source builds to.
+bash scripts/build-web.sh
+if ! git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+  echo "browser-test.sh: not a git checkout: cannot tell whether chat-client.js was stale" >&2
+elif ! git diff --exit-code --stat chat-server/static/chat-client.js; then
+  echo "browser-test.sh: chat-server/static/chat-client.js is stale: run bash scripts/build-web.sh and commit it" >&2
+  exit 1
+fi
+
 cargo build -p chat-server
 target="${CARGO_TARGET_DIR:-$PWD/target}"
 # Twice: over http and ws, then over https and wss (a self-signed certificate, which
 # Chromium is told to accept: --ignore-certificate-errors, for that run only).
 for tls in 0 1; do
+  CARGO_TARGET_DIR="$target" \
   CHAT_SERVER_BIN="$target/debug/chat-server" \
   CHAT_SCREENSHOTS="$target/browser" \
   CHAT_BROWSER_TLS="$tls" \

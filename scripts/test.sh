@@ -37,6 +37,10 @@ cargo test --workspace "$@"
 # The demo page in a real browser (installs chromium and the npm packages when missing).
 bash scripts/browser-test.sh
 
+# The TypeScript client (clients/typescript) against the real chat-server, with a chaos
+# proxy and a server restart (installs its npm packages when missing).
+bash clients/typescript/test.sh
+
 # The reference gRPC chat service's three calls from a client we did not write (Python
 # grpcio, installed into a venv under target/) over mutual TLS against the real chat-server.
 SERVER=chat-server bash scripts/grpc-interop.sh

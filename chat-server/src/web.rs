@@ -1,4 +1,5 @@
-//! The demo page, its configuration, the `--dev` sign-in, and `/metrics`.
+//! The demo page (and the TypeScript client it imports), its configuration, the `--dev`
+//! sign-in, and `/metrics`.
 
 use std::time::Duration;
 
@@ -15,6 +16,8 @@ use chat_transport_ws::TokenSigner;
 
 const INDEX: &str = include_str!("../static/index.html");
 const APP_JS: &str = include_str!("../static/app.js");
+/// The TypeScript client (`clients/typescript`), copied here by `scripts/build-web.sh`.
+const CLIENT_JS: &str = include_str!("../static/chat-client.js");
 const STYLE: &str = include_str!("../static/style.css");
 
 #[derive(Clone)]
@@ -37,6 +40,10 @@ pub(crate) fn routes(state: ChatState, dev: Option<TokenSigner>) -> Router {
         .route(
             "/app.js",
             get(|| async { static_file("text/javascript; charset=utf-8", APP_JS) }),
+        )
+        .route(
+            "/chat-client.js",
+            get(|| async { static_file("text/javascript; charset=utf-8", CLIENT_JS) }),
         )
         .route(
             "/style.css",

@@ -1,5 +1,9 @@
-// The demo client: protocol v1 over one WebSocket. No framework, no build step.
-'use strict';
+// The demo page: protocol v1 through the TypeScript client (./chat-client.js, built from
+// clients/typescript by scripts/build-web.sh). The client keeps the connection: it
+// reconnects with backoff and jitter, resumes every conversation, fills gaps, retries
+// sends with their client_id and delivers each message once, in seq order. This file
+// only draws what the client reports. No framework, no build step of its own.
+import { ChatClient } from './chat-client.js';
 
 const $ = (id) => document.getElementById(id);
 const el = (tag, cls, text) => {
@@ -9,194 +13,252 @@ const el = (tag, cls, text) => {
   return e;
 };
 
+const HISTORY_PAGE = 50;
+
 const S = {
-  token: null, me: null, ws: null, hello: null, connectedOnce: false,
-  nextId: 1, pending: new Map(),
-  convs: new Map(),        // id -> { conv, unread, last, role }
+  client: null, token: null, me: null, dev: false, everConnected: false,
+  convs: new Map(),        // id -> { conv, unread, last, lastSeq }
   msgs: new Map(),         // id -> Map(seq -> message)
-  held: new Map(),         // id -> highest seq up to which every message is held
+  loaded: new Set(),       // ids whose newest history page was loaded
+  pending: new Map(),      // id -> Map(client_id -> { body, at }): sends not yet acknowledged
+  notices: new Map(),      // id -> [{ after, text }]: join/leave notices, placed after seq `after`
   marks: new Map(),        // id -> Map(user -> { delivered_seq, read_seq })
+  members: new Map(),      // id -> Map(user -> role)
   myRead: new Map(),       // id -> my read watermark
   friends: new Map(),      // user -> status
-  online: new Set(),
+  online: new Set(),       // users known to be online
+  heard: new Set(),        // users whose presence was told since connecting (besides friends)
   typing: new Map(),       // id -> Map(user -> timer)
-  active: null, retry: 500, typingSent: 0, dev: false,
+  active: null, typingSent: 0, reconnectAt: 0, reconnectTicker: null,
 };
+
+// ---------- the room-name rule (docs/protocol.md §3 Rooms; chat-core validate_room_name) ----------
+
+const ROOM_NAME_MAX_BYTES = 64;
+// Rust's char::is_alphanumeric: the Alphabetic property or a Numeric category (Nd, Nl, No).
+const ROOM_NAME_CHARS = /^[\p{Alphabetic}\p{N} \-_.#]*$/u;
+// What uuid::Uuid::parse_str takes without characters a name cannot hold: 32 hex digits,
+// or the hyphenated form. Such a string is an id, never a name.
+const ID_SHAPE = /^(?:[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/i;
+
+/** What is wrong with a room name, in chat-core's words, or null when it is valid. */
+function roomNameProblem(name) {
+  const bytes = new TextEncoder().encode(name).length;
+  if (bytes < 1 || bytes > ROOM_NAME_MAX_BYTES) return `a room name has 1 to ${ROOM_NAME_MAX_BYTES} bytes`;
+  // Rust's str::trim: White_Space at either end.
+  if (/^\p{White_Space}|\p{White_Space}$/u.test(name)) return 'a room name has no leading or trailing spaces';
+  if (!ROOM_NAME_CHARS.test(name)) return 'a room name holds letters, digits, spaces and - _ . # only';
+  return null;
+}
+
+const ROOM_HINT = $('room-hint').innerHTML;
+function checkRoomInput() {
+  const value = $('room-name').value;
+  const problem = value === '' || ID_SHAPE.test(value) ? null : roomNameProblem(value);
+  $('room-name').setAttribute('aria-invalid', problem ? 'true' : 'false');
+  $('room-hint').classList.toggle('bad', !!problem);
+  if (problem) $('room-hint').textContent = `${problem}.`;
+  else $('room-hint').innerHTML = ROOM_HINT;
+  return problem;
+}
 
 // ---------- connection ----------
 
 function wsUrl() {
   const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
-  return `${proto}//${location.host}/ws?token=${encodeURIComponent(S.token)}`;
+  return `${proto}//${location.host}/ws`;
 }
 
-function setConn(state) {
+function setConn(state, text) {
   $('conn-dot').className = `dot ${state}`;
-  $('conn-dot').title = state === 'online' ? 'connected' : state;
+  $('conn-dot').title = text;
+  const line = $('conn-state');
+  line.className = `conn small ${state}`;
+  line.dataset.state = S.client?.state ?? 'idle';
+  line.textContent = text;
 }
 
-function connect() {
-  setConn('connecting');
-  const ws = new WebSocket(wsUrl());
-  S.ws = ws;
-  let greeted = false;
-  ws.onmessage = (e) => {
-    let frame;
-    try { frame = JSON.parse(e.data); } catch { return; }
-    if (frame.type === 'hello') { greeted = true; onHello(frame); return; }
-    if (frame.type === 'reply' || frame.type === 'error') { settle(frame); return; }
-    onEvent(frame);
-  };
-  ws.onclose = (e) => {
-    for (const [, p] of S.pending) p.reject(new Error('disconnected'));
-    S.pending.clear();
-    if (S.ws !== ws) return;
-    setConn('offline');
-    if (!greeted && !S.connectedOnce) {
-      showSignin('The server refused this token (wrong, expired, or for another server).');
+function stopTicker() {
+  clearInterval(S.reconnectTicker);
+  S.reconnectTicker = null;
+}
+
+function start(token) {
+  S.token = token;
+  S.everConnected = false;
+  const client = new ChatClient({ url: wsUrl(), token: () => S.token });
+  S.client = client;
+  client.on('state', ({ state }) => {
+    if (state !== 'reconnecting') stopTicker();
+    if (S.pending.get(S.active)?.size) renderMessages();
+    renderMembers();
+    if (state === 'connecting') setConn('connecting', S.everConnected ? 'Reconnecting…' : 'Connecting…');
+    else if (state === 'open') setConn('connecting', 'Catching up…');
+    else if (state === 'closed') setConn('offline', 'Disconnected.');
+  });
+  client.on('disconnected', ({ code, reason, reconnectInMs }) => {
+    if (!S.everConnected) {
+      // The first connection failed: most likely the token was refused (a browser does
+      // not show the 401), or the server is not there. Back to the sign-in form.
+      showSignin('Could not connect with this token (wrong, expired, for another server, or the server is down).');
       return;
     }
-    const delay = S.retry;
-    S.retry = Math.min(S.retry * 2, 10000);
-    $('chat-error').textContent = `Connection lost (${e.code}${e.reason ? ': ' + e.reason : ''}); reconnecting…`;
-    setTimeout(() => { if (S.ws === ws) connect(); }, delay);
-  };
-}
-
-function request(cmd) {
-  return new Promise((resolve, reject) => {
-    if (!S.ws || S.ws.readyState !== WebSocket.OPEN) { reject(new Error('not connected')); return; }
-    const id = `r${S.nextId++}`;
-    S.pending.set(id, { resolve, reject });
-    S.ws.send(JSON.stringify({ id, ...cmd }));
+    if (reconnectInMs === null) return;
+    const why = `${code}${reason ? ` ${reason}` : ''}`;
+    S.reconnectAt = Date.now() + reconnectInMs;
+    const tick = () => {
+      const left = Math.max(0, S.reconnectAt - Date.now());
+      setConn('offline', `Connection lost (${why}); reconnecting in ${(left / 1000).toFixed(1)} s…`);
+    };
+    stopTicker();
+    tick();
+    S.reconnectTicker = setInterval(tick, 200);
   });
+  client.on('kicked', ({ reason }) => showSignin(`Signed out by the server${reason ? ` (${reason})` : ''}.`));
+  client.on('connected', ({ hello, reconnected }) => onConnected(hello, reconnected));
+  client.on('message', ({ message }) => onMessage(message));
+  client.on('message_edited', ({ message }) => onChanged(message));
+  client.on('message_deleted', ({ message }) => onChanged(message));
+  client.on('receipt', onReceipt);
+  client.on('typing', (ev) => (ev.typing ? startTyping(ev.conversation, ev.user) : clearTyping(ev.conversation, ev.user)));
+  client.on('member_joined', (ev) => onMembership(ev, true));
+  client.on('member_left', (ev) => onMembership(ev, false));
+  client.on('conversation_added', ({ conversation }) => {
+    if (!S.convs.has(conversation.id)) S.convs.set(conversation.id, summary(conversation));
+    renderConversations();
+  });
+  client.on('conversation_removed', ({ conversation }) => forgetConversation(conversation));
+  client.on('presence', ({ user, online }) => {
+    S.heard.add(user);
+    if (online) S.online.add(user); else S.online.delete(user);
+    renderFriends();
+    renderHeader();
+    renderMembers();
+  });
+  client.on('friend', ({ friend }) => setFriend(friend));
+  client.on('gap_skipped', ({ conversation }) => {
+    // Too far behind to resume: the newest page replaces what was held.
+    S.msgs.delete(conversation);
+    S.loaded.delete(conversation);
+    if (conversation === S.active) loadHistory(conversation).then(() => renderMessages(true)).catch(showError);
+  });
+  client.on('error', ({ context, error }) => {
+    if (context !== 'listener') return;
+    console.error(error);
+    showError(error);
+  });
+  setConn('connecting', 'Connecting…');
+  client.connect().catch(() => { /* closed before connecting: the sign-in form says why */ });
 }
 
-function settle(frame) {
-  const p = S.pending.get(frame.id);
-  if (!p) return;
-  S.pending.delete(frame.id);
-  if (frame.type === 'reply') p.resolve(frame.reply);
-  else { const err = new Error(frame.message); err.code = frame.code; p.reject(err); }
-}
-
-async function onHello(hello) {
-  S.hello = hello;
+async function onConnected(hello, reconnected) {
+  S.everConnected = true;
   S.me = hello.user;
-  S.retry = 500;
-  setConn('online');
-  $('chat-error').textContent = '';
+  setConn('online', 'Connected.');
   $('me-name').textContent = hello.display_name ? `${hello.display_name} (${hello.user})` : hello.user;
   $('signin').hidden = true;
   $('app').hidden = false;
+  // Presence told on an earlier connection may be stale now.
+  S.heard = new Set();
+  S.online = new Set();
   try {
-    if (S.connectedOnce) await resume();
-    S.connectedOnce = true;
     await refreshAll();
+    if (reconnected && S.active) {
+      // Messages missed while away came back as message events; edits, deletions,
+      // receipts and members did not: read the open conversation again.
+      await loadHistory(S.active);
+      if (isRoom(S.active)) await loadMembers(S.active);
+      renderMessages();
+      markRead();
+    }
   } catch (err) { showError(err); }
 }
 
-// After a reconnect: ask for what was missed, per conversation.
-async function resume() {
-  const points = [...S.held].map(([conversation, last_seq]) => ({ conversation, last_seq }));
-  if (!points.length) return;
-  const reply = await request({ type: 'resume', conversations: points });
-  for (const r of reply.conversations) {
-    if (r.outcome === 'replayed') r.messages.forEach(addMessage);
-    else if (r.outcome === 'too_far_behind') { S.msgs.delete(r.conversation); S.held.delete(r.conversation); }
-    else forgetConversation(r.conversation);
-  }
-  if (S.active) {
-    if (!S.msgs.has(S.active)) await loadHistory(S.active);
-    renderMessages();
-    markRead();
-  }
+function summary(conv, extra = {}) {
+  return { conv, unread: 0, last: null, lastSeq: conv.last_seq ?? 0, ...extra };
 }
 
 async function refreshAll() {
+  const c = S.client;
   const [list, friends, online, unread] = await Promise.all([
-    request({ type: 'list_conversations', limit: 200 }),
-    request({ type: 'list_friends' }),
-    request({ type: 'online_friends' }),
-    request({ type: 'unread_total' }),
+    c.listConversations({ limit: c.limits?.max_list_page ?? 200 }),
+    c.listFriends(),
+    c.onlineFriends(),
+    c.unreadTotal(),
   ]);
+  const seen = new Set();
   for (const s of list.conversations) {
-    S.convs.set(s.conversation.id, { conv: s.conversation, unread: s.unread, last: s.last_message, role: s.role });
+    seen.add(s.conversation.id);
+    S.convs.set(s.conversation.id, summary(s.conversation, {
+      unread: s.unread, last: s.last_message, lastSeq: s.conversation.last_seq,
+    }));
     S.myRead.set(s.conversation.id, s.watermarks.read_seq);
   }
   S.friends = new Map(friends.friends.map((f) => [f.user, f.status]));
-  S.online = new Set(online.users);
+  // Friends' presence as it is now; co-members' as their presence events told it.
+  for (const f of friends.friends) S.online.delete(f.user);
+  for (const u of online.users) S.online.add(u);
   $('unread-total').textContent = unread.unread;
   renderConversations();
   renderFriends();
+  renderHeader();
+  renderMembers();
 }
 
 // ---------- events ----------
 
-function onEvent(ev) {
-  switch (ev.type) {
-    case 'message': {
-      const m = ev.message;
-      addMessage(m);
-      const c = S.convs.get(m.conversation);
-      if (!c) { refreshAll().catch(showError); break; }
-      c.last = m;
-      if (m.sender !== S.me) {
-        if (m.conversation === S.active && document.visibilityState === 'visible') markRead();
-        else { c.unread += 1; bumpUnread(1); markDelivered(m.conversation, m.seq); }
-      }
-      clearTyping(m.conversation, m.sender);
-      renderConversations();
-      if (m.conversation === S.active) renderMessages(true);
-      break;
-    }
-    case 'message_edited':
-    case 'message_deleted':
-      addMessage(ev.message);
-      if (ev.message.conversation === S.active) renderMessages();
-      break;
-    case 'receipt':
-      setMarks(ev.conversation, ev.user, ev);
-      if (ev.user === S.me) S.myRead.set(ev.conversation, ev.read_seq);
-      if (ev.conversation === S.active) renderMessages();
-      break;
-    case 'typing':
-      if (ev.typing) startTyping(ev.conversation, ev.user); else clearTyping(ev.conversation, ev.user);
-      break;
-    case 'member_joined':
-    case 'member_left':
-      setMarks(ev.conversation, ev.user, ev.type === 'member_joined' ? { delivered_seq: 0, read_seq: 0 } : null);
-      if (ev.conversation === S.active) notice(`${ev.user} ${ev.type === 'member_joined' ? 'joined' : 'left'}`);
-      break;
-    case 'conversation_added':
-      if (!S.convs.has(ev.conversation.id)) S.convs.set(ev.conversation.id, { conv: ev.conversation, unread: 0, last: null, role: 'member' });
-      renderConversations();
-      break;
-    case 'conversation_removed':
-      forgetConversation(ev.conversation);
-      break;
-    case 'presence':
-      if (ev.online) S.online.add(ev.user); else S.online.delete(ev.user);
-      renderFriends();
-      renderHeader();
-      break;
-    case 'friend':
-      if (ev.friend.status === 'none') S.friends.delete(ev.friend.user); else S.friends.set(ev.friend.user, ev.friend.status);
-      renderFriends();
-      break;
-    default: break;
+function onMessage(m) {
+  const held = S.msgs.get(m.conversation);
+  const isNew = !held?.has(m.seq);
+  addMessage(m);
+  if (m.client_id) S.pending.get(m.conversation)?.delete(m.client_id);
+  let c = S.convs.get(m.conversation);
+  if (!c) {
+    refreshAll().catch(showError);
+    return;
   }
+  if (!c.last || m.seq >= c.last.seq) c.last = m;
+  c.lastSeq = Math.max(c.lastSeq, m.seq);
+  if (isNew && m.sender !== S.me) {
+    if (m.conversation === S.active && document.visibilityState === 'visible') markRead();
+    else if (m.seq > (S.myRead.get(m.conversation) ?? 0)) { c.unread += 1; bumpUnread(1); }
+  }
+  clearTyping(m.conversation, m.sender);
+  renderConversations();
+  if (m.conversation === S.active) renderMessages(true);
+}
+
+function onChanged(m) {
+  const held = S.msgs.get(m.conversation);
+  if (held?.has(m.seq)) held.set(m.seq, m);
+  const c = S.convs.get(m.conversation);
+  if (c?.last?.seq === m.seq) { c.last = m; renderConversations(); }
+  if (m.conversation === S.active) renderMessages();
+}
+
+function onReceipt(ev) {
+  setMarks(ev.conversation, ev.user, ev);
+  if (ev.user === S.me) S.myRead.set(ev.conversation, ev.read_seq);
+  if (ev.conversation === S.active) renderMessages();
+}
+
+function onMembership(ev, joined) {
+  setMarks(ev.conversation, ev.user, joined ? { delivered_seq: 0, read_seq: 0 } : null);
+  const members = S.members.get(ev.conversation);
+  if (members) { if (joined) members.set(ev.user, ev.role); else members.delete(ev.user); }
+  // The notice stays in the timeline, after the newest message known now.
+  const c = S.convs.get(ev.conversation);
+  const after = Math.max(c?.lastSeq ?? 0, ...(S.msgs.get(ev.conversation)?.keys() ?? []));
+  let list = S.notices.get(ev.conversation);
+  if (!list) S.notices.set(ev.conversation, (list = []));
+  list.push({ after, text: `${ev.user} ${joined ? 'joined' : 'left'}` });
+  if (ev.conversation === S.active) { renderMessages(true); renderMembers(); }
 }
 
 function addMessage(m) {
   let map = S.msgs.get(m.conversation);
   if (!map) { map = new Map(); S.msgs.set(m.conversation, map); }
   map.set(m.seq, m);
-  // Advance the contiguous watermark used for resume.
-  let held = S.held.get(m.conversation) ?? 0;
-  if (held === 0 && map.size && Math.min(...map.keys()) > 1) held = Math.min(...map.keys()) - 1;
-  while (map.has(held + 1)) held += 1;
-  S.held.set(m.conversation, held);
 }
 
 function setMarks(conv, user, marks) {
@@ -206,9 +268,15 @@ function setMarks(conv, user, marks) {
   else m.delete(user);
 }
 
+function setFriend(friend) {
+  if (friend.status === 'none') S.friends.delete(friend.user); else S.friends.set(friend.user, friend.status);
+  renderFriends();
+}
+
 function forgetConversation(id) {
-  S.convs.delete(id); S.msgs.delete(id); S.held.delete(id); S.marks.delete(id);
-  if (S.active === id) { S.active = null; renderMessages(); renderHeader(); }
+  for (const map of [S.convs, S.msgs, S.marks, S.members, S.notices, S.pending, S.myRead]) map.delete(id);
+  S.loaded.delete(id);
+  if (S.active === id) closeConversation();
   renderConversations();
 }
 
@@ -219,12 +287,13 @@ function bumpUnread(n) {
 
 // ---------- typing ----------
 
+function typingTtl() { return S.client?.limits?.typing_ttl_ms ?? 5000; }
+
 function startTyping(conv, user) {
   clearTyping(conv, user);
   let m = S.typing.get(conv);
   if (!m) { m = new Map(); S.typing.set(conv, m); }
-  const ttl = S.hello?.limits?.typing_ttl_ms ?? 5000;
-  m.set(user, setTimeout(() => clearTyping(conv, user), ttl + 500));
+  m.set(user, setTimeout(() => clearTyping(conv, user), typingTtl() + 500));
   renderTyping();
 }
 
@@ -239,16 +308,17 @@ function renderTyping() {
 }
 
 function onComposerInput() {
-  if (!S.active) return;
-  const ttl = S.hello?.limits?.typing_ttl_ms ?? 5000;
+  if (!S.active || S.client?.state !== 'open') return;
   const now = Date.now();
-  if ($('body').value.trim() && now - S.typingSent > ttl / 2) {
+  if ($('body').value.trim() && now - S.typingSent > typingTtl() / 2) {
     S.typingSent = now;
-    request({ type: 'typing', conversation: S.active, typing: true }).catch(() => {});
+    S.client.typing(S.active, true).catch(() => {});
   }
 }
 
 // ---------- conversations ----------
+
+function isRoom(id) { return S.convs.get(id)?.conv.kind === 'room'; }
 
 function titleOf(c) {
   if (!c) return 'No conversation';
@@ -263,26 +333,61 @@ function peerOf(c) {
 
 async function openConversation(id) {
   S.active = id;
+  $('app').classList.add('show-chat');
   $('body').disabled = false;
   $('send').disabled = false;
   renderConversations();
   renderHeader();
   renderTyping();
-  if (!S.msgs.has(id) || !S.marks.has(id)) await loadHistory(id);
   renderMessages(true);
+  renderMembers();
+  const loads = [];
+  if (!S.loaded.has(id)) loads.push(loadHistory(id));
+  if (isRoom(id) && !S.members.has(id)) loads.push(loadMembers(id));
+  await Promise.all(loads);
+  if (S.active !== id) return;
+  renderMessages(true);
+  renderMembers();
   markRead();
-  $('body').focus();
+  if (matchMedia('(min-width: 701px)').matches) $('body').focus();
+}
+
+function closeConversation() {
+  S.active = null;
+  $('app').classList.remove('show-chat');
+  $('body').disabled = true;
+  $('send').disabled = true;
+  renderConversations();
+  renderHeader();
+  renderTyping();
+  renderMessages();
+  renderMembers();
 }
 
 async function loadHistory(id, before) {
-  const reply = await request({ type: 'history', conversation: id, limit: 50, ...(before ? { before } : {}) });
-  reply.messages.forEach((m) => addMessage(m));
-  const marks = new Map();
-  for (const mm of reply.members) marks.set(mm.user, { delivered_seq: mm.delivered_seq, read_seq: mm.read_seq });
-  if (reply.members.length) S.marks.set(id, marks);
-  const map = S.msgs.get(id);
-  if (!map) S.msgs.set(id, new Map());
-  $('older').hidden = !(reply.messages.length === 50 && Math.min(...reply.messages.map((m) => m.seq)) > 1);
+  const reply = await S.client.history(id, { limit: HISTORY_PAGE, ...(before ? { before } : {}) });
+  if (!S.msgs.has(id)) S.msgs.set(id, new Map());
+  reply.messages.forEach(addMessage);
+  if (reply.members.length) {
+    S.marks.set(id, new Map(reply.members.map((m) => [m.user, { delivered_seq: m.delivered_seq, read_seq: m.read_seq }])));
+  }
+  const c = S.convs.get(id);
+  if (c) c.lastSeq = Math.max(c.lastSeq, reply.last_seq);
+  if (!before) S.loaded.add(id);
+}
+
+async function loadMembers(id) {
+  const all = new Map();
+  const limit = S.client.limits?.max_list_page ?? 200;
+  let after;
+  // A room may be large: read pages until a short one (at most 10 pages here).
+  for (let page = 0; page < 10; page++) {
+    const reply = await S.client.members(id, { limit, ...(after ? { after } : {}) });
+    for (const m of reply.members) all.set(m.user, m.role);
+    if (reply.members.length < limit) break;
+    after = reply.members[reply.members.length - 1].user;
+  }
+  S.members.set(id, all);
 }
 
 async function loadOlder() {
@@ -298,37 +403,85 @@ async function loadOlder() {
 function markRead() {
   const id = S.active;
   const map = S.msgs.get(id);
-  if (!id || !map || !map.size) return;
+  if (!id || !map || !map.size || document.visibilityState !== 'visible') return;
   const last = Math.max(...map.keys());
   if ((S.myRead.get(id) ?? 0) >= last) return;
   S.myRead.set(id, last);
   const c = S.convs.get(id);
   if (c && c.unread) { bumpUnread(-c.unread); c.unread = 0; renderConversations(); }
-  request({ type: 'mark_read', conversation: id, seq: last }).catch(() => {});
-}
-
-const deliveredQueue = new Map();
-function markDelivered(conv, seq) {
-  const queued = deliveredQueue.get(conv) ?? 0;
-  if (seq <= queued) return;
-  const first = !deliveredQueue.has(conv);
-  deliveredQueue.set(conv, seq);
-  if (first) {
-    setTimeout(() => {
-      const s = deliveredQueue.get(conv);
-      deliveredQueue.delete(conv);
-      request({ type: 'mark_delivered', conversation: conv, seq: s }).catch(() => {});
-    }, 50);
-  }
+  S.client?.markRead(id, last).catch(() => {});
 }
 
 // ---------- rendering ----------
+
+function shortTime(iso) {
+  const t = new Date(iso);
+  const now = new Date();
+  if (t.toDateString() === now.toDateString()) return t.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+  const opts = t.getFullYear() === now.getFullYear() ? { day: 'numeric', month: 'short' } : { dateStyle: 'short' };
+  return t.toLocaleDateString([], opts);
+}
 
 function renderHeader() {
   const c = S.convs.get(S.active);
   $('chat-title').textContent = titleOf(c);
   const peer = peerOf(c);
   $('chat-sub').textContent = peer ? (S.online.has(peer) ? 'online' : 'offline') : '';
+  $('leave').hidden = !(c && c.conv.kind === 'room');
+}
+
+// Whether a user is online: 'online', 'offline', or 'unknown'. The server tells friends'
+// presence (online_friends, then presence events) but a co-member's only when it changes:
+// one who is not a friend and was online before this connection stays unknown.
+function presenceOf(user) {
+  if (user === S.me) return S.client?.state === 'open' ? 'online' : 'offline';
+  if (S.online.has(user)) return 'online';
+  return S.friends.get(user) === 'friends' || S.heard.has(user) ? 'offline' : 'unknown';
+}
+
+const PRESENCE_TITLE = {
+  online: 'online',
+  offline: 'offline',
+  unknown: 'not known: not a friend, and has not come or gone since you connected',
+};
+
+function renderMembers() {
+  const panel = $('members-panel');
+  const members = S.active && isRoom(S.active) ? S.members.get(S.active) : null;
+  panel.hidden = !members;
+  if (!members) return;
+  // Past presence_room_limit co-members get no presence: show no online state then.
+  const live = members.size <= (S.client?.limits?.presence_room_limit ?? Infinity);
+  const rank = { online: 0, offline: 1, unknown: 2 };
+  const users = [...members.keys()].map((user) => ({ user, presence: presenceOf(user) }))
+    .sort((a, b) => (rank[a.presence] - rank[b.presence]) || a.user.localeCompare(b.user));
+  const count = (p) => users.filter((u) => u.presence === p).length;
+  let summary = `${members.size} member${members.size === 1 ? '' : 's'}`;
+  if (live) summary += ` · ${count('online')} online${count('unknown') ? ` · ${count('unknown')} unknown` : ''}`;
+  $('members-summary').textContent = summary;
+  const ul = $('members');
+  ul.replaceChildren();
+  for (const { user, presence } of users) {
+    const li = el('li');
+    li.dataset.testid = 'member';
+    li.dataset.user = user;
+    if (live) {
+      li.dataset.online = presence === 'unknown' ? 'unknown' : String(presence === 'online');
+      const dot = el('span', `dot ${presence}`);
+      dot.title = PRESENCE_TITLE[presence];
+      li.append(dot);
+    }
+    li.append(el('span', 'name', user === S.me ? `${user} (you)` : user));
+    if (members.get(user) === 'owner') li.append(el('span', 'muted small', 'owner'));
+    ul.append(li);
+  }
+}
+
+function lastLine(c) {
+  const m = c.last;
+  if (!m) return 'No messages yet';
+  const who = m.kind === 'system' ? '' : `${m.sender === S.me ? 'you' : m.sender}: `;
+  return who + (m.deleted_at ? 'message deleted' : m.body.replace(/\s+/g, ' '));
 }
 
 function renderConversations() {
@@ -339,11 +492,19 @@ function renderConversations() {
     const ty = y.last ? y.last.created_at : y.conv.created_at;
     return ty.localeCompare(tx);
   });
+  $('conversations-empty').hidden = items.length > 0;
   for (const c of items) {
     const li = el('li', `conv${c.conv.id === S.active ? ' active' : ''}`);
     li.dataset.testid = 'conversation';
     li.dataset.title = titleOf(c);
     li.append(el('span', 'name', titleOf(c)));
+    const when = el('time', 'when', c.last ? shortTime(c.last.created_at) : '');
+    when.dataset.testid = 'when';
+    if (c.last) { when.dateTime = c.last.created_at; when.title = new Date(c.last.created_at).toLocaleString(); }
+    li.append(when);
+    const last = el('span', `last${c.last ? '' : ' none'}`, lastLine(c));
+    last.dataset.testid = 'last';
+    li.append(last);
     if (c.unread > 0) { const b = el('span', 'badge', String(c.unread)); b.dataset.testid = 'unread'; li.append(b); }
     li.onclick = () => openConversation(c.conv.id).catch(showError);
     ul.append(li);
@@ -354,36 +515,42 @@ function renderFriends() {
   const ul = $('friends');
   ul.replaceChildren();
   const labels = { friends: '', request_sent: 'request sent', request_received: 'wants to be friends', blocked: 'blocked' };
+  $('friends-empty').hidden = S.friends.size > 0;
   for (const [user, status] of [...S.friends].sort()) {
-    const li = el('li');
+    const li = el('li', 'friend');
     li.dataset.testid = 'friend';
     li.dataset.user = user;
     li.dataset.status = status;
     const dot = el('span', `dot ${S.online.has(user) ? 'online' : 'offline'}`);
     dot.title = S.online.has(user) ? 'online' : 'offline';
-    li.append(dot, el('span', 'name', user));
-    if (labels[status]) li.append(el('span', 'muted small', labels[status]));
-    const act = (label, type, testid, cls) => {
+    const name = el('span', 'name', user);
+    name.title = user;
+    li.append(dot, name);
+    if (labels[status]) li.append(el('span', 'what muted small', labels[status]));
+    const actions = el('span', 'actions');
+    const act = (label, run, testid, cls) => {
       const b = el('button', `small ${cls ?? ''}`, label);
       b.dataset.testid = testid;
-      b.onclick = () => request({ type, user }).then((r) => {
-        if (r.friend) { if (r.friend.status === 'none') S.friends.delete(user); else S.friends.set(user, r.friend.status); }
-        renderFriends();
-      }).catch(showError);
-      li.append(b);
+      b.onclick = () => run(user).then((r) => setFriend(r.friend)).catch(showError);
+      actions.append(b);
     };
-    if (status === 'request_received') { act('Accept', 'friend_accept', 'accept'); act('Decline', 'friend_decline', 'decline', 'quiet'); }
-    if (status === 'request_sent') act('Cancel', 'friend_cancel', 'cancel', 'quiet');
-    if (status === 'blocked') act('Unblock', 'unblock', 'unblock', 'quiet');
+    const c = S.client;
+    if (status === 'request_received') {
+      act('Accept', (u) => c.friendAccept(u), 'accept');
+      act('Decline', (u) => c.friendDecline(u), 'decline', 'quiet');
+    }
+    if (status === 'request_sent') act('Cancel', (u) => c.friendCancel(u), 'cancel', 'quiet');
+    if (status === 'blocked') act('Unblock', (u) => c.unblock(u), 'unblock', 'quiet');
     if (status === 'friends') {
       const b = el('button', 'small', 'Message');
       b.dataset.testid = 'message-friend';
-      b.onclick = () => request({ type: 'open_direct', user }).then((r) => {
-        S.convs.set(r.conversation.id, S.convs.get(r.conversation.id) ?? { conv: r.conversation, unread: 0, last: null, role: 'member' });
+      b.onclick = () => c.openDirect(user).then((r) => {
+        if (!S.convs.has(r.conversation.id)) S.convs.set(r.conversation.id, summary(r.conversation));
         return openConversation(r.conversation.id);
       }).catch(showError);
-      li.append(b);
+      actions.append(b);
     }
+    if (actions.childElementCount) li.append(actions);
     ul.append(li);
   }
 }
@@ -398,47 +565,78 @@ function statusOf(m) {
   return 'sent';
 }
 
+function messageDiv(m) {
+  const mine = m.sender === S.me;
+  const div = el('div', `msg${mine ? ' mine' : ''}${m.kind === 'system' ? ' system' : ''}${m.deleted_at ? ' deleted' : ''}`);
+  div.dataset.testid = 'message';
+  div.dataset.seq = m.seq;
+  const meta = el('div', 'meta');
+  meta.append(el('span', 'sender', mine ? 'you' : m.sender));
+  const time = new Date(m.created_at);
+  meta.append(el('span', 'time', time.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }) + (m.edited_at ? ' · edited' : '')));
+  div.append(meta, el('div', 'body', m.deleted_at ? 'message deleted' : m.body));
+  if (mine && m.kind === 'user' && !m.deleted_at) {
+    const st = statusOf(m);
+    if (st) {
+      const s = el('div', `meta status ${st}`, st === 'read' ? '✓✓ read' : st === 'delivered' ? '✓✓ delivered' : '✓ sent');
+      s.dataset.testid = 'status';
+      div.append(s);
+    }
+  }
+  return div;
+}
+
 function renderMessages(scroll) {
   const box = $('messages');
   const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 40;
   [...box.querySelectorAll('.msg')].forEach((n) => n.remove());
-  const map = S.msgs.get(S.active);
-  if (!S.active || !map) { $('older').hidden = true; return; }
-  for (const m of [...map.values()].sort((a, b) => a.seq - b.seq)) {
-    const mine = m.sender === S.me;
-    const div = el('div', `msg${mine ? ' mine' : ''}${m.kind === 'system' ? ' system' : ''}${m.deleted_at ? ' deleted' : ''}`);
+  const empty = $('messages-empty');
+  if (!S.active) {
+    $('older').hidden = true;
+    empty.hidden = false;
+    empty.textContent = S.convs.size
+      ? 'Pick a conversation, join a room, or message a friend.'
+      : 'No conversations yet: join a room, or add a friend and message them.';
+    return;
+  }
+  const map = S.msgs.get(S.active) ?? new Map();
+  const pending = [...(S.pending.get(S.active)?.entries() ?? [])];
+  const items = [...map.values()].map((m) => ({ at: m.seq, node: () => messageDiv(m) }));
+  for (const n of S.notices.get(S.active) ?? []) {
+    items.push({ at: n.after + 0.5, node: () => { const d = el('div', 'msg notice', n.text); d.dataset.testid = 'notice'; return d; } });
+  }
+  items.sort((a, b) => a.at - b.at);
+  for (const item of items) box.append(item.node());
+  for (const [clientId, p] of pending) {
+    const div = el('div', 'msg mine pending');
     div.dataset.testid = 'message';
-    div.dataset.seq = m.seq;
+    div.dataset.pending = clientId;
     const meta = el('div', 'meta');
-    meta.append(el('span', 'sender', mine ? 'you' : m.sender));
-    const time = new Date(m.created_at);
-    meta.append(el('span', 'time', time.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }) + (m.edited_at ? ' · edited' : '')));
-    div.append(meta, el('div', 'body', m.deleted_at ? 'message deleted' : m.body));
-    if (mine && m.kind === 'user' && !m.deleted_at) {
-      const st = statusOf(m);
-      if (st) {
-        const s = el('div', `meta status ${st}`, st === 'read' ? '✓✓ read' : st === 'delivered' ? '✓✓ delivered' : '✓ sent');
-        s.dataset.testid = 'status';
-        div.append(s);
-      }
-    }
+    meta.append(el('span', 'sender', 'you'));
+    div.append(meta, el('div', 'body', p.body));
+    const s = el('div', 'meta status', S.client?.state === 'open' ? 'sending…' : 'waiting for the connection…');
+    s.dataset.testid = 'status';
+    div.append(s);
     box.append(div);
   }
+  const loading = !S.loaded.has(S.active);
+  empty.hidden = map.size > 0 || pending.length > 0 || loading;
+  empty.textContent = 'No messages yet. Write the first one below.';
+  $('older').hidden = !(map.size && Math.min(...map.keys()) > 1);
   if (scroll || atBottom) box.scrollTop = box.scrollHeight;
 }
 
-function notice(text) {
-  const div = el('div', 'msg system', text);
-  div.dataset.testid = 'notice';
-  $('messages').append(div);
-}
-
 function showError(err) {
-  $('chat-error').textContent = err.code ? `${err.message} (${err.code})` : String(err.message ?? err);
+  const e = $('chat-error');
+  if (!err) { e.textContent = ''; return; }
+  e.textContent = err.code ? `${err.message} (${err.code})` : String(err.message ?? err);
 }
 
 function showSignin(message) {
-  S.ws = null;
+  stopTicker();
+  const client = S.client;
+  S.client = null;
+  client?.close();
   sessionStorage.removeItem('chat-token');
   $('app').hidden = true;
   $('signin').hidden = false;
@@ -459,22 +657,34 @@ $('signin-form').onsubmit = async (e) => {
     token = body.token;
   }
   if (!token) { $('signin-error').textContent = S.dev ? 'Enter a user name or a token.' : 'Paste a token.'; return; }
-  S.token = token;
   sessionStorage.setItem('chat-token', token);
-  connect();
+  start(token);
 };
 
-$('signout').onclick = () => { const ws = S.ws; S.ws = null; ws?.close(); location.reload(); showSignin(); };
+$('signout').onclick = () => { showSignin(); location.reload(); };
+$('back').onclick = () => closeConversation();
 
+$('room-name').addEventListener('input', checkRoomInput);
 $('room-form').onsubmit = async (e) => {
   e.preventDefault();
-  const name = $('room-name').value.trim();
-  if (!name) return;
+  const name = $('room-name').value;
+  if (!name || checkRoomInput()) { $('room-name').focus(); return; }
   try {
-    const r = await request({ type: 'join', room: name, create: true });
-    S.convs.set(r.conversation.id, S.convs.get(r.conversation.id) ?? { conv: r.conversation, unread: 0, last: null, role: 'member' });
+    // A room id (a UUID) joins that room; anything else is a name, created when new.
+    const r = await S.client.join(name, { create: !ID_SHAPE.test(name) });
+    if (!S.convs.has(r.conversation.id)) S.convs.set(r.conversation.id, summary(r.conversation));
     $('room-name').value = '';
+    checkRoomInput();
     await openConversation(r.conversation.id);
+  } catch (err) { showError(err); }
+};
+
+$('leave').onclick = async () => {
+  const id = S.active;
+  if (!id) return;
+  try {
+    await S.client.leave(id);
+    forgetConversation(id);
   } catch (err) { showError(err); }
 };
 
@@ -483,28 +693,34 @@ $('friend-form').onsubmit = async (e) => {
   const user = $('friend-name').value.trim();
   if (!user) return;
   try {
-    const r = await request({ type: 'friend_request', user });
-    S.friends.set(user, r.friend.status);
+    const r = await S.client.friendRequest(user);
+    setFriend(r.friend);
     $('friend-name').value = '';
-    renderFriends();
   } catch (err) { showError(err); }
 };
 
-$('composer').onsubmit = async (e) => {
+$('composer').onsubmit = (e) => {
   e.preventDefault();
+  const id = S.active;
   const body = $('body').value;
-  if (!S.active || !body.trim()) return;
-  const client_id = (crypto.randomUUID ? crypto.randomUUID() : `${Date.now()}-${Math.random()}`);
+  if (!id || !body.trim()) return;
+  // The client retries the send with this client_id until it is stored, across
+  // reconnects; meanwhile the message shows as pending.
+  const clientId = crypto.randomUUID ? crypto.randomUUID() : `${Date.now()}-${Math.random()}`;
+  let pending = S.pending.get(id);
+  if (!pending) S.pending.set(id, (pending = new Map()));
+  pending.set(clientId, { body });
   $('body').value = '';
   S.typingSent = 0;
-  try {
-    const r = await request({ type: 'send', conversation: S.active, body, client_id });
-    addMessage(r.message);
-    const c = S.convs.get(S.active);
-    if (c) c.last = r.message;
-    renderMessages(true);
-    renderConversations();
-  } catch (err) { $('body').value = body; showError(err); }
+  renderMessages(true);
+  S.client.send(id, body, { clientId }).then(
+    () => { S.pending.get(id)?.delete(clientId); if (id === S.active) renderMessages(); },
+    (err) => {
+      S.pending.get(id)?.delete(clientId);
+      if (id === S.active) { renderMessages(); if (!$('body').value) $('body').value = body; }
+      showError(err);
+    },
+  );
 };
 
 $('body').addEventListener('input', onComposerInput);
@@ -523,6 +739,7 @@ document.addEventListener('visibilitychange', () => { if (document.visibilitySta
     $('dev-label').hidden = false;
     $('signin-hint').textContent = 'Development mode: sign in with any user name, or paste a token.';
   }
+  renderMessages();
   const saved = sessionStorage.getItem('chat-token');
-  if (saved) { S.token = saved; connect(); }
+  if (saved) start(saved);
 })();
