@@ -267,7 +267,7 @@ pub fn hello_frame(hello: Hello) -> Bytes {
 /// A read error is never reported as a normal close: each kind has its own code. Closes
 /// caused by the client's behaviour, or ending its access, put the close frame ahead of
 /// what is still queued (dropped: the client resumes by seq); the others deliver the
-/// queue first ([`delivers_backlog`]).
+/// queue first ([`delivers_backlog`](close::delivers_backlog)).
 pub mod close {
     /// The client closed, or the server closed normally.
     pub const NORMAL: u16 = 1000;
