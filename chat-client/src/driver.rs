@@ -139,8 +139,10 @@ struct Conn {
     /// Conversations whose delivered watermark should be sent.
     marks: HashSet<ConversationId>,
     next_marks: Instant,
-    /// Answers still missing before the first sync is complete.
+    /// Answers still missing before the sync is complete.
     syncing: usize,
+    /// Set when the connection must be dropped and opened again (a failed sync).
+    broken: Option<String>,
 }
 
 pub(crate) struct Driver {
@@ -159,6 +161,10 @@ pub(crate) struct Driver {
     /// Conversations seen in a sync at least once.
     synced_once: bool,
     backoff: Backoff,
+    /// Events the application has no room for yet, in order.
+    backlog: VecDeque<ClientEvent>,
+    /// At this backlog the socket is no longer read.
+    backlog_cap: usize,
 }
 
 impl Driver {
@@ -176,7 +182,6 @@ impl Driver {
         }
         let backoff = Backoff::new(&config);
         Driver {
-            config,
             token,
             requests,
             events,
@@ -186,8 +191,11 @@ impl Driver {
             next_send: 0,
             queued: VecDeque::new(),
             first: Some(first),
-            synced_once: false,
+            synced_once: !config.resume_from.is_empty(),
             backoff,
+            backlog: VecDeque::new(),
+            backlog_cap: config.event_buffer.max(1).saturating_mul(16),
+            config,
         }
     }
 
@@ -197,7 +205,11 @@ impl Driver {
 
     pub(crate) async fn run(mut self) {
         let (code, reason) = loop {
-            self.set_state(State::Connecting);
+            self.set_state(if self.first.is_some() {
+                State::Connecting
+            } else {
+                State::Reconnecting
+            });
             let ended = self.connect_and_serve().await;
             self.tracker.disconnected();
             let (code, reason, floor) = match ended {
@@ -224,8 +236,7 @@ impl Driver {
             self.emit(ClientEvent::Disconnected {
                 code,
                 reason: reason.clone(),
-            })
-            .await;
+            });
             let delay = self.backoff.next().max(floor.unwrap_or_default());
             if !self.wait(delay).await {
                 break (Some(close::NORMAL), "closed by the client".to_owned());
@@ -243,19 +254,28 @@ impl Driver {
                 let _ = answer.send(Err(ClientError::Closed));
             }
         }
-        self.emit(ClientEvent::Closed { code, reason }).await;
+        self.emit(ClientEvent::Closed { code, reason });
+        self.drain_backlog().await;
     }
 
     /// Waits out a reconnect delay, taking requests meanwhile. False: the client closed.
     async fn wait(&mut self, delay: Duration) -> bool {
         let until = tokio::time::Instant::now() + delay;
         loop {
+            let events = self.events.clone();
             tokio::select! {
                 () = tokio::time::sleep_until(until) => return true,
                 request = self.requests.recv() => match request {
                     None | Some(Request::Close) => return false,
                     Some(request) => self.take_offline(request),
                 },
+                permit = events.reserve(), if !self.backlog.is_empty() => {
+                    match (permit, self.backlog.pop_front()) {
+                        (Ok(permit), Some(event)) => permit.send(event),
+                        (Err(_), _) => self.backlog.clear(),
+                        _ => {}
+                    }
+                }
             }
         }
     }
@@ -362,7 +382,6 @@ impl Driver {
             Ok(open) => open,
             Err(ended) => return ended,
         };
-        self.backoff.reset();
         let (sink, stream) = ws.split();
         let now = Instant::now();
         let mut conn = Conn {
@@ -378,6 +397,7 @@ impl Driver {
             marks: HashSet::new(),
             next_marks: now,
             syncing: 0,
+            broken: None,
         };
         {
             let mut shared = self.shared.lock();
@@ -386,8 +406,7 @@ impl Driver {
         }
         self.emit(ClientEvent::Connected {
             hello: hello.clone(),
-        })
-        .await;
+        });
         // Resume every followed conversation, then look for ones added while away.
         let chunk = hello.limits.max_resume_conversations.max(1);
         for points in self.tracker.points().chunks(chunk) {
@@ -402,7 +421,9 @@ impl Driver {
         }
         self.push(
             &mut conn,
-            Command::ListConversations { limit: None },
+            Command::ListConversations {
+                limit: Some(hello.limits.max_list_page),
+            },
             Pending::List {
                 first: !self.synced_once,
             },
@@ -423,7 +444,15 @@ impl Driver {
             }
         }
         if let Ended::Stop = ended {
-            let _ = conn.sink.send(WsMessage::Close(None)).await;
+            let normal = tungstenite::protocol::CloseFrame {
+                code: tungstenite::protocol::frame::coding::CloseCode::Normal,
+                reason: "".into(),
+            };
+            let _ = tokio::time::timeout(
+                Duration::from_secs(1),
+                conn.sink.send(WsMessage::Close(Some(normal))),
+            )
+            .await;
         }
         ended
     }
@@ -446,15 +475,32 @@ impl Driver {
             if !conn.marks.is_empty() {
                 wake = wake.min(conn.next_marks);
             }
-            if let Some(at) = self.sends.values().filter_map(|s| s.not_before).min() {
-                wake = wake.min(at);
+            if conn.in_flight < self.config.send_window.max(1) {
+                // Sends held back after `rate_limited`/`unavailable` (any that were due
+                // and had room were just written).
+                let held = self.sends.values().filter(|s| !s.written);
+                if let Some(at) = held.filter_map(|s| s.not_before).min() {
+                    wake = wake.min(at);
+                }
             }
+            let reading = !self.backlog_full();
+            let events = self.events.clone();
             tokio::select! {
-                frame = conn.stream.next() => {
+                permit = events.reserve(), if !self.backlog.is_empty() => {
+                    match (permit, self.backlog.pop_front()) {
+                        (Ok(permit), Some(event)) => permit.send(event),
+                        (Err(_), _) => self.backlog.clear(),
+                        _ => {}
+                    }
+                    continue;
+                }
+                frame = conn.stream.next(), if reading => {
                     conn.last_frame = Instant::now();
                     match frame {
-                        Some(Ok(WsMessage::Text(text))) => self.on_frame(conn, &text).await,
+                        Some(Ok(WsMessage::Text(text))) => self.on_frame(conn, &text),
                         Some(Ok(WsMessage::Close(frame))) => {
+                            // Our answer to the close is queued: write it out.
+                            let _ = tokio::time::timeout(Duration::from_secs(1), conn.sink.flush()).await;
                             return Ended::Closed {
                                 code: frame.as_ref().map(|f| u16::from(f.code)),
                                 reason: frame.map(|f| f.reason.to_string()).unwrap_or_default(),
@@ -474,6 +520,9 @@ impl Driver {
                     Some(Request::Points(tx)) => { let _ = tx.send(self.tracker.points()); }
                 },
                 () = tokio::time::sleep_until(wake.into()) => {}
+            }
+            if let Some(reason) = conn.broken.take() {
+                return Ended::Closed { code: None, reason };
             }
             let now = Instant::now();
             if now.saturating_duration_since(conn.last_frame) >= silence {
@@ -628,7 +677,7 @@ impl Driver {
         Ok(wait)
     }
 
-    async fn on_frame(&mut self, conn: &mut Conn, text: &str) {
+    fn on_frame(&mut self, conn: &mut Conn, text: &str) {
         let frame: ServerFrame = match serde_json::from_str(text) {
             Ok(f) => f,
             Err(e) => {
@@ -637,12 +686,12 @@ impl Driver {
             }
         };
         match frame {
-            ServerFrame::Event(event) => self.on_event(conn, event).await,
+            ServerFrame::Event(event) => self.on_event(conn, event),
             ServerFrame::Control(Control::Reply { id, reply }) => {
                 let Some(pending) = take_pending(conn, id) else {
                     return;
                 };
-                self.on_reply(conn, pending, reply).await;
+                self.on_reply(conn, pending, reply);
             }
             ServerFrame::Control(Control::Error {
                 id,
@@ -663,23 +712,20 @@ impl Driver {
         }
     }
 
-    async fn on_event(&mut self, conn: &mut Conn, event: Event) {
+    fn on_event(&mut self, conn: &mut Conn, event: Event) {
         match event {
-            Event::Message { message } => self.deliver(conn, message).await,
+            Event::Message { message } => self.deliver(conn, message),
             Event::ConversationAdded { conversation } => {
-                let released = self.tracker.follow(conversation.id, conversation.last_seq);
+                self.tracker.follow(conversation.id, conversation.last_seq);
                 self.emit(ClientEvent::Event(Event::ConversationAdded {
                     conversation,
-                }))
-                .await;
-                self.deliver_all(conn, released).await;
+                }));
             }
             Event::ConversationRemoved { conversation } => {
                 self.tracker.forget(&conversation);
                 self.emit(ClientEvent::Event(Event::ConversationRemoved {
                     conversation,
-                }))
-                .await;
+                }));
             }
             Event::ResumeRequired { conversation } => {
                 if let Some(seq) = self.tracker.have(&conversation) {
@@ -696,37 +742,54 @@ impl Driver {
                 }
             }
             event @ (Event::Typing { .. } | Event::Presence { .. }) => {
-                // Volatile: dropped rather than waited for when the app is behind.
-                let _ = self.events.try_send(ClientEvent::Event(event));
+                self.emit_volatile(ClientEvent::Event(event));
             }
-            event => self.emit(ClientEvent::Event(event)).await,
+            Event::MessageEdited { message } => {
+                // Held behind a gap: the held copy takes the change and comes in order.
+                if let Some(message) = self.tracker.update_held(message) {
+                    self.emit(ClientEvent::Event(Event::MessageEdited { message }));
+                }
+            }
+            Event::MessageDeleted { message } => {
+                if let Some(message) = self.tracker.update_held(message) {
+                    self.emit(ClientEvent::Event(Event::MessageDeleted { message }));
+                }
+            }
+            event => self.emit(ClientEvent::Event(event)),
         }
     }
 
     /// A message from anywhere (live, replayed, filled, acknowledged): delivered in order.
-    async fn deliver(&mut self, conn: &mut Conn, message: Message) {
+    fn deliver(&mut self, conn: &mut Conn, message: Message) {
+        if self.synced_once && message.seq > 1 && !self.tracker.knows(&message.conversation) {
+            // A conversation this client was not told of (joined from another device):
+            // followed from this message; what came before is history.
+            self.emit(ClientEvent::Skipped {
+                conversation: message.conversation,
+                from: 0,
+                to: message.seq - 1,
+            });
+        }
         let released = self.tracker.offer(message, Instant::now());
-        self.deliver_all(conn, released).await;
+        self.deliver_all(conn, released);
     }
 
-    async fn deliver_all(&mut self, conn: &mut Conn, messages: Vec<Message>) {
+    fn deliver_all(&mut self, conn: &mut Conn, messages: Vec<Message>) {
         let me = conn.hello.user.clone();
         for message in messages {
             if self.config.auto_mark_delivered && message.sender != me {
                 conn.marks.insert(message.conversation);
             }
-            self.emit(ClientEvent::Event(Event::Message { message }))
-                .await;
+            self.emit(ClientEvent::Event(Event::Message { message }));
         }
     }
 
-    async fn on_reply(&mut self, conn: &mut Conn, pending: Pending, reply: Reply) {
+    fn on_reply(&mut self, conn: &mut Conn, pending: Pending, reply: Reply) {
         match pending {
             Pending::Caller { answer, leaving } => {
                 match &reply {
                     Reply::Room { conversation, .. } | Reply::Direct { conversation, .. } => {
-                        let released = self.tracker.follow(conversation.id, conversation.last_seq);
-                        self.deliver_all(conn, released).await;
+                        self.tracker.follow(conversation.id, conversation.last_seq);
                     }
                     Reply::Ok => {
                         if let Some(c) = leaving {
@@ -740,7 +803,7 @@ impl Driver {
             Pending::Send(key) => {
                 conn.in_flight = conn.in_flight.saturating_sub(1);
                 if let Reply::Sent { message, .. } = &reply {
-                    self.deliver(conn, message.clone()).await;
+                    self.deliver(conn, message.clone());
                 }
                 if let Some(answer) = self.sends.remove(&key).and_then(|s| s.answer) {
                     let _ = answer.send(Ok(reply));
@@ -752,7 +815,7 @@ impl Driver {
                         match result.outcome {
                             ResumeOutcome::Replayed => {
                                 for message in result.messages {
-                                    self.deliver(conn, message).await;
+                                    self.deliver(conn, message);
                                 }
                             }
                             ResumeOutcome::TooFarBehind => {
@@ -763,16 +826,14 @@ impl Driver {
                                     conversation: result.conversation,
                                     from,
                                     to: result.last_seq,
-                                })
-                                .await;
-                                self.deliver_all(conn, released).await;
+                                });
+                                self.deliver_all(conn, released);
                             }
                             ResumeOutcome::NotFound => {
                                 self.tracker.forget(&result.conversation);
                                 self.emit(ClientEvent::Event(Event::ConversationRemoved {
                                     conversation: result.conversation,
-                                }))
-                                .await;
+                                }));
                             }
                         }
                     }
@@ -781,19 +842,39 @@ impl Driver {
             }
             Pending::List { first } => {
                 if let Reply::Conversations { conversations } = reply {
+                    let mut added = Vec::new();
                     for summary in conversations {
                         let c = summary.conversation;
                         if self.tracker.knows(&c.id) {
                             continue;
                         }
-                        self.tracker.follow(c.id, c.last_seq);
-                        if !first {
-                            // Added while away: told as if it were live.
-                            self.emit(ClientEvent::Event(Event::ConversationAdded {
-                                conversation: c,
-                            }))
-                            .await;
+                        if first {
+                            // The first connection follows each conversation from its
+                            // newest message: what came before is history.
+                            self.tracker.follow(c.id, c.last_seq);
+                            continue;
                         }
+                        // Added while away: told as if it were live, and resumed from
+                        // its start (beyond `max_resume_gap`, a `Skipped` says so).
+                        self.tracker.follow(c.id, 0);
+                        added.push(ResumePoint {
+                            conversation: c.id,
+                            last_seq: 0,
+                        });
+                        self.emit(ClientEvent::Event(Event::ConversationAdded {
+                            conversation: c,
+                        }));
+                    }
+                    let chunk = conn.hello.limits.max_resume_conversations.max(1);
+                    for points in added.chunks(chunk) {
+                        self.push(
+                            conn,
+                            Command::Resume {
+                                conversations: points.to_vec(),
+                            },
+                            Pending::Resume,
+                        );
+                        conn.syncing += 1;
                     }
                     self.synced_once = true;
                 }
@@ -802,7 +883,7 @@ impl Driver {
             Pending::Fill(conversation) => {
                 if let Reply::History { messages, .. } = reply {
                     for view in messages {
-                        self.deliver(conn, view.message).await;
+                        self.deliver(conn, view.message);
                     }
                 }
                 self.tracker.filled(&conversation, Instant::now());
@@ -827,6 +908,7 @@ impl Driver {
                     if let Some(send) = self.sends.get_mut(&key) {
                         send.written = false;
                         let after = error.retry_after().unwrap_or(Duration::from_millis(500));
+                        let after = after.mul_f64(1.0 + fastrand::f64() / 2.0);
                         send.not_before = Some(Instant::now() + after);
                     }
                 } else if let Some(answer) = self.sends.remove(&key).and_then(|s| s.answer) {
@@ -838,8 +920,9 @@ impl Driver {
                 self.tracker.filled(&conversation, Instant::now());
             }
             Pending::Resume | Pending::List { .. } => {
-                tracing::warn!(%error, "resuming failed");
-                self.synced(conn);
+                // Without it messages or conversations would go missing: start over.
+                tracing::warn!(%error, "resuming failed; reconnecting");
+                conn.broken = Some(format!("resuming failed: {error}"));
             }
             Pending::Mark => {}
         }
@@ -852,15 +935,50 @@ impl Driver {
         }
         conn.syncing -= 1;
         if conn.syncing == 0 {
+            // Only a connection that got as far as a full sync counts as a success: one
+            // that is refused right after `hello` keeps backing off.
+            self.backoff.reset();
             if let Some(first) = self.first.take() {
                 let _ = first.send(Ok(conn.hello.clone()));
             }
         }
     }
 
-    async fn emit(&mut self, event: ClientEvent) {
-        // The application dropped its `Events`: nothing is waiting for them.
-        let _ = self.events.send(event).await;
+    /// Hands an event to the application: into the channel when it has room, else into
+    /// the backlog (kept in order; the socket is not read while the backlog is full).
+    fn emit(&mut self, event: ClientEvent) {
+        if self.backlog.is_empty() {
+            match self.events.try_send(event) {
+                // Closed: the application dropped its `Events`; nothing waits for them.
+                Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
+                Err(mpsc::error::TrySendError::Full(event)) => self.backlog.push_back(event),
+            }
+        } else {
+            self.backlog.push_back(event);
+        }
+    }
+
+    /// Volatile events (typing, presence) are dropped rather than kept when the
+    /// application is behind.
+    fn emit_volatile(&mut self, event: ClientEvent) {
+        if self.backlog.is_empty() {
+            let _ = self.events.try_send(event);
+        }
+    }
+
+    /// True while the backlog is too long to read more from the socket. During the first
+    /// sync it is not bounded: the application cannot read before `connect` returns.
+    fn backlog_full(&self) -> bool {
+        self.first.is_none() && self.backlog.len() >= self.backlog_cap
+    }
+
+    /// Moves the whole backlog into the channel, waiting for room.
+    async fn drain_backlog(&mut self) {
+        while let Some(event) = self.backlog.pop_front() {
+            if self.events.send(event).await.is_err() {
+                self.backlog.clear();
+            }
+        }
     }
 }
 

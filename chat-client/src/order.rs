@@ -38,13 +38,29 @@ pub(crate) struct Tracker {
 
 impl Tracker {
     /// Starts following `conversation` from `have` (messages after it are delivered).
-    /// Already followed: `have` moves forward only, delivering what that releases.
-    pub(crate) fn follow(&mut self, conversation: ConversationId, have: Seq) -> Vec<Message> {
-        let conv = self.convs.entry(conversation).or_default();
-        if have > conv.have {
-            return jump(conv, have);
+    /// One already followed keeps its place: a reply or event naming the conversation's
+    /// newest seq must not skip messages still on their way.
+    pub(crate) fn follow(&mut self, conversation: ConversationId, have: Seq) {
+        self.convs.entry(conversation).or_insert_with(|| Conv {
+            have,
+            ..Conv::default()
+        });
+    }
+
+    /// A held message (past a gap) changed (edited, deleted): the held copy takes the
+    /// change. Returns the message when it is not held (deliver the change as it is).
+    pub(crate) fn update_held(&mut self, message: Message) -> Option<Message> {
+        match self
+            .convs
+            .get_mut(&message.conversation)
+            .and_then(|c| c.ahead.get_mut(&message.seq))
+        {
+            Some(held) => {
+                *held = message;
+                None
+            }
+            None => Some(message),
         }
-        Vec::new()
     }
 
     /// Stops following `conversation`.
@@ -94,7 +110,10 @@ impl Tracker {
         match self.convs.get_mut(&conversation) {
             Some(conv) if to > conv.have => jump(conv, to),
             Some(_) => Vec::new(),
-            None => self.follow(conversation, to),
+            None => {
+                self.follow(conversation, to);
+                Vec::new()
+            }
         }
     }
 
@@ -307,5 +326,24 @@ mod tests {
         );
         t.forget(&conv());
         assert!(!t.knows(&conv()));
+    }
+
+    #[test]
+    fn following_again_keeps_the_place_and_a_held_message_takes_an_edit() {
+        let now = Instant::now();
+        let mut t = Tracker::default();
+        t.follow(conv(), 3);
+        t.offer(msg(6), now);
+        // A join or open_direct reply naming the newest seq must not skip 4 and 5.
+        t.follow(conv(), 6);
+        assert_eq!(t.have(&conv()), Some(3));
+        let mut edited = msg(6);
+        edited.body = "edited".into();
+        assert!(t.update_held(edited).is_none(), "held: the held copy takes the edit");
+        assert!(t.update_held(msg(9)).is_some(), "not held: deliver the edit as it is");
+        t.offer(msg(4), now);
+        let out = t.offer(msg(5), now);
+        assert_eq!(seqs(&out), [5, 6]);
+        assert_eq!(out[1].body, "edited");
     }
 }
