@@ -317,10 +317,7 @@ async fn two_users_chat_ten_thousand_messages_each_way_through_cuts_and_a_restar
     // themselves may have come while a connection was cut: they are not replayed).
     for (who, client) in [("alice", &alice), ("bob", &bob)] {
         let mut converged = false;
-        let mut last: Option<(
-            Option<MessageView>,
-            Vec<chat_client::chat_core::engine::MemberMarks>,
-        )> = None;
+        let mut last: Option<(Option<MessageView>, Vec<chat_client::chat_core::engine::MemberMarks>)> = None;
         for _ in 0..300 {
             let page = retry("history", || {
                 client.history(
