@@ -5,11 +5,11 @@ mod common;
 
 use std::time::Duration;
 
-use futures::StreamExt;
+use chat_client::chat_core::model::Visibility;
+use chat_client::{Client, ClientEvent, Page};
 use serde_json::{json, Map, Value};
-use tokio_tungstenite::tungstenite::Message;
 
-use common::{call, next_json, run, Server, SECRET};
+use common::{next_json, run, Server, SECRET};
 
 #[test]
 fn refuses_to_serve_without_a_secret_and_says_why() {
@@ -136,30 +136,33 @@ fn token_needs_the_servers_key() {
     assert!(!ok && err.contains("user id"), "{err}");
 }
 
+/// A chat-client connection of `user` to `server`.
+async fn client(server: &Server, user: &str) -> (Client, chat_client::Events) {
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        Client::connect(format!("ws://{}/ws", server.addr), Server::token(user)),
+    )
+    .await
+    .expect("connects in time")
+    .expect("connects")
+}
+
 #[tokio::test]
 async fn a_graceful_shutdown_loses_no_acknowledged_message() {
     let dir = tempfile::tempdir().expect("temp dir");
     let db = dir.path().join("chat.db");
     let server = Server::start(&db);
-    let url = format!("ws://{}/ws?token={}", server.addr, Server::token("alice"));
-    let (mut ws, _) = tokio_tungstenite::connect_async(url)
+    let (alice, mut events) = client(&server, "alice").await;
+    let conv = alice
+        .create_room("durable", Visibility::Public)
         .await
-        .expect("connect");
-    assert_eq!(next_json(&mut ws).await["type"], "hello");
-    let room = call(
-        &mut ws,
-        "1",
-        json!({"type": "create_room", "name": "durable"}),
-    )
-    .await;
-    let conv = room["conversation"]["id"].as_str().expect("id").to_owned();
-    let sent = call(
-        &mut ws,
-        "2",
-        json!({"type": "send", "conversation": conv, "body": "keep me", "client_id": "k1"}),
-    )
-    .await;
-    assert_eq!(sent["message"]["seq"], 1);
+        .expect("room")
+        .id;
+    let sent = alice
+        .send_with_id(conv, "keep me", Some("k1".into()))
+        .await
+        .expect("sent");
+    assert_eq!(sent.message.seq, 1);
 
     let metrics = server.get("/metrics");
     assert!(metrics.contains("chat_messages_sent_total 1"), "{metrics}");
@@ -186,10 +189,11 @@ async fn a_graceful_shutdown_loses_no_acknowledged_message() {
     assert!(logs.iter().any(|l| l.contains("stopped")), "{logs:?}");
     let close = tokio::time::timeout(Duration::from_secs(5), async {
         loop {
-            match ws.next().await {
-                Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
-                Some(Ok(_)) => continue,
-                _ => return None,
+            match events.next().await {
+                Some(ClientEvent::Disconnected { code, .. }) => return code,
+                Some(ClientEvent::Closed { code, .. }) => panic!("closed for good: {code:?}"),
+                Some(_) => continue,
+                None => panic!("the events ended"),
             }
         }
     })
@@ -200,34 +204,26 @@ async fn a_graceful_shutdown_loses_no_acknowledged_message() {
         Some(1001),
         "clients are told the server is going away"
     );
+    alice.close();
 
     let again = Server::start(&db);
-    let url = format!("ws://{}/ws?token={}", again.addr, Server::token("alice"));
-    let (mut ws, _) = tokio_tungstenite::connect_async(url)
-        .await
-        .expect("reconnect");
-    next_json(&mut ws).await;
-    let history = call(
-        &mut ws,
-        "3",
-        json!({"type": "history", "conversation": conv}),
-    )
-    .await;
+    let (alice, _events) = client(&again, "alice").await;
+    let history = alice.history(conv, Page::default()).await.expect("history");
     assert_eq!(
-        history["messages"][0]["body"], "keep me",
-        "the acknowledged message survived: {history}"
+        history.messages.first().map(|m| m.message.body.as_str()),
+        Some("keep me"),
+        "the acknowledged message survived: {history:?}"
     );
-    let retry = call(
-        &mut ws,
-        "4",
-        json!({"type": "send", "conversation": conv, "body": "keep me", "client_id": "k1"}),
-    )
-    .await;
+    let retry = alice
+        .send_with_id(conv, "keep me", Some("k1".into()))
+        .await
+        .expect("retry");
     assert_eq!(
-        (retry["duplicate"].clone(), retry["message"]["seq"].clone()),
-        (json!(true), json!(1)),
+        (retry.duplicate, retry.message.seq),
+        (true, 1),
         "a retry after the restart is not a second message"
     );
+    alice.close();
     again.terminate();
 }
 

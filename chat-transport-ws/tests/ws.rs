@@ -1,11 +1,14 @@
-//! WebSocket protocol tests with a real client against a real server.
+//! WebSocket protocol tests against a real server: behaviour through chat-client, the
+//! wire itself (bad input, close codes, pings, shutdown) with hand-written frames.
 
 mod common;
 
 use std::time::Duration;
 
-use chat_core::model::Limits;
-use chat_core::Command;
+use chat_client::Page;
+use chat_core::engine::{ResumeOutcome, ResumePoint};
+use chat_core::model::{FriendStatus, Limits, MessageStatus, Visibility};
+use chat_core::{Command, ErrorCode, Event, Reply};
 use chat_transport_ws::Config;
 use common::*;
 use futures::SinkExt;
@@ -24,46 +27,74 @@ async fn room(c: &mut Client, name: &str) -> String {
 #[tokio::test]
 async fn room_members_see_messages_typing_and_read_receipts() {
     let server = Server::start().await;
-    let mut alice = server.connect("alice").await;
-    let room_id = room(&mut alice, "lobby").await;
-    // Bob joins on connect through /ws/rooms/{name}.
-    let mut bob = server.connect_path("bob", "/ws/rooms/lobby").await;
-    let joined = bob.wait_for(|f| f["id"] == "join").await;
-    assert_eq!(joined["type"], "reply", "{joined}");
-    assert_eq!(joined["reply"]["conversation"]["id"], room_id.as_str());
-    let ev = alice.event("member_joined").await;
-    assert_eq!(ev["user"], "bob");
-
-    alice
-        .ok(json!({"type":"typing","conversation":room_id,"typing":true}))
+    let (alice, mut alice_events) = server.client("alice").await;
+    let room_id = alice
+        .create_room("lobby", Visibility::Public)
+        .await
+        .expect("room")
+        .id;
+    let (bob, mut bob_events) = server.client("bob").await;
+    let (joined, new) = bob.join(String::from("lobby")).await.expect("join");
+    assert_eq!((joined.id, new), (room_id, true));
+    let ev = alice_events
+        .event(|e| match e {
+            Event::MemberJoined {
+                conversation, user, ..
+            } => Some((*conversation, user.clone())),
+            _ => None,
+        })
         .await;
-    let typing = bob.event("typing").await;
-    assert_eq!(typing["user"], "alice");
-    assert_eq!(typing["typing"], true);
+    assert_eq!(ev, (room_id, uid("bob")));
+
+    alice.typing(room_id, true).await.expect("typing");
+    let typing = bob_events
+        .event(|e| match e {
+            Event::Typing {
+                conversation,
+                user,
+                typing,
+            } => Some((*conversation, user.clone(), *typing)),
+            _ => None,
+        })
+        .await;
+    assert_eq!(typing, (room_id, uid("alice"), true));
 
     let sent = alice
-        .ok(json!({"type":"send","conversation":room_id,"body":"hi bob","client_id":"m-1"}))
-        .await;
-    assert_eq!(sent["type"], "sent");
-    assert_eq!(sent["message"]["seq"], 1);
-    let msg = bob.event("message").await;
-    assert_eq!(msg["message"]["body"], "hi bob");
-    assert_eq!(msg["message"]["seq"], 1);
-    assert_eq!(msg["message"]["conversation"], room_id.as_str());
+        .send_with_id(room_id, "hi bob", Some("m-1".into()))
+        .await
+        .expect("sent");
+    assert_eq!(sent.message.seq, 1);
+    assert_eq!(sent.message.client_id.as_deref(), Some("m-1"));
+    assert!(!sent.duplicate);
+    let msg = bob_events.message().await;
+    assert_eq!(msg.body, "hi bob");
+    assert_eq!(msg.seq, 1);
+    assert_eq!(msg.conversation, room_id);
 
-    let sent = bob
-        .ok(json!({"type":"send","conversation":room_id,"body":"hi alice"}))
+    let sent = bob.send(room_id, "hi alice").await.expect("sent");
+    assert_eq!(sent.message.seq, 2);
+    let msg = alice_events
+        .event(|e| match e {
+            Event::Message { message } if message.sender == uid("bob") => Some(message.clone()),
+            _ => None,
+        })
         .await;
-    assert_eq!(sent["message"]["seq"], 2);
-    let msg = alice.event("message").await;
-    assert_eq!(msg["message"]["sender"], "bob");
+    assert_eq!(msg.sender, uid("bob"));
+    assert_eq!(msg.body, "hi alice");
 
-    bob.ok(json!({"type":"mark_read","conversation":room_id,"seq":1}))
+    bob.mark_read(room_id, 1).await.expect("mark_read");
+    let receipt = alice_events
+        .event(|e| match e {
+            Event::Receipt {
+                conversation,
+                user,
+                delivered_seq,
+                read_seq,
+            } => Some((*conversation, user.clone(), *delivered_seq, *read_seq)),
+            _ => None,
+        })
         .await;
-    let receipt = alice.event("receipt").await;
-    assert_eq!(receipt["user"], "bob");
-    assert_eq!(receipt["read_seq"], 1);
-    assert_eq!(receipt["delivered_seq"], 1);
+    assert_eq!(receipt, (room_id, uid("bob"), 1, 1));
 }
 
 #[tokio::test]
@@ -83,110 +114,129 @@ async fn room_on_connect_can_create_and_reports_a_missing_room() {
     assert_eq!(f["reply"]["type"], "room", "{f}");
     assert_eq!(f["reply"]["conversation"]["name"], "fresh");
     assert_eq!(f["reply"]["joined"], true);
+    let room_id = f["reply"]["conversation"]["id"].clone();
+
+    // Erin joins the existing room on connect; its members see her come in.
+    let mut erin = server.connect_path("erin", "/ws/rooms/fresh").await;
+    let joined = erin.wait_for(|f| f["id"] == "join").await;
+    assert_eq!(joined["type"], "reply", "{joined}");
+    assert_eq!(joined["reply"]["conversation"]["id"], room_id);
+    assert_eq!(joined["reply"]["joined"], true);
+    let ev = dan.event("member_joined").await;
+    assert_eq!(ev["user"], "erin");
 }
 
 #[tokio::test]
 async fn direct_message_between_friends_goes_sent_delivered_read() {
     let server = Server::start().await;
-    let mut alice = server.connect("alice").await;
-    let mut bob = server.connect("bob").await;
-    alice
-        .ok(json!({"type":"friend_request","user":"bob"}))
+    let (alice, mut alice_events) = server.client("alice").await;
+    let (bob, mut bob_events) = server.client("bob").await;
+    alice.friend_request(uid("bob")).await.expect("request");
+    let status = bob_events
+        .event(|e| match e {
+            Event::Friend { friend } => Some(friend.status),
+            _ => None,
+        })
         .await;
-    let f = bob.event("friend").await;
-    assert_eq!(f["friend"]["status"], "request_received");
-    bob.ok(json!({"type":"friend_accept","user":"alice"})).await;
+    assert_eq!(status, FriendStatus::RequestReceived);
+    bob.friend_accept(uid("alice")).await.expect("accept");
 
-    let direct = alice.ok(json!({"type":"open_direct","user":"bob"})).await;
-    let conv = direct["conversation"]["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
-    bob.event("conversation_added").await;
+    let (direct, _) = alice.open_direct(uid("bob")).await.expect("open_direct");
+    let conv = direct.id;
+    let added = bob_events
+        .event(|e| match e {
+            Event::ConversationAdded { conversation } => Some(conversation.id),
+            _ => None,
+        })
+        .await;
+    assert_eq!(added, conv);
 
-    alice
-        .ok(json!({"type":"send","conversation":conv,"body":"psst"}))
-        .await;
-    let status = |h: &Value| h["messages"][0]["status"].clone();
-    let h = alice
-        .ok(json!({"type":"history","conversation":conv}))
-        .await;
-    assert_eq!(status(&h), "sent");
+    alice.send(conv, "psst").await.expect("sent");
+    let status = || async {
+        let h = alice.history(conv, Page::default()).await.expect("history");
+        h.messages[0].status
+    };
+    assert_eq!(status().await, Some(MessageStatus::Sent));
 
-    let msg = bob.event("message").await;
-    let seq = msg["message"]["seq"].as_u64().expect("seq");
-    bob.ok(json!({"type":"mark_delivered","conversation":conv,"seq":seq}))
-        .await;
-    let r = alice.event("receipt").await;
-    assert_eq!(r["delivered_seq"], seq);
-    let h = alice
-        .ok(json!({"type":"history","conversation":conv}))
-        .await;
-    assert_eq!(status(&h), "delivered");
+    let msg = bob_events.message().await;
+    let seq = msg.seq;
+    bob.mark_delivered(conv, seq).await.expect("mark_delivered");
+    let (delivered, _) = receipt(&mut alice_events).await;
+    assert_eq!(delivered, seq);
+    assert_eq!(status().await, Some(MessageStatus::Delivered));
 
-    bob.ok(json!({"type":"mark_read","conversation":conv,"seq":seq}))
-        .await;
-    let r = alice.event("receipt").await;
-    assert_eq!(r["read_seq"], seq);
-    let h = alice
-        .ok(json!({"type":"history","conversation":conv}))
-        .await;
-    assert_eq!(status(&h), "read");
+    bob.mark_read(conv, seq).await.expect("mark_read");
+    let (_, read) = receipt(&mut alice_events).await;
+    assert_eq!(read, seq);
+    assert_eq!(status().await, Some(MessageStatus::Read));
+}
+
+/// The next receipt's (delivered, read) watermarks.
+async fn receipt(events: &mut Events) -> (u64, u64) {
+    events
+        .event(|e| match e {
+            Event::Receipt {
+                delivered_seq,
+                read_seq,
+                ..
+            } => Some((*delivered_seq, *read_seq)),
+            _ => None,
+        })
+        .await
 }
 
 #[tokio::test]
 async fn direct_message_to_a_non_friend_is_refused() {
     let server = Server::start().await;
-    let mut alice = server.connect("alice").await;
-    let _bob = server.connect("bob").await;
-    let code = alice.deny(json!({"type":"open_direct","user":"bob"})).await;
-    assert_eq!(code, "not_friends");
+    let (alice, _alice_events) = server.client("alice").await;
+    let _bob = server.client("bob").await;
+    let refused = alice.open_direct(uid("bob")).await.expect_err("refused");
+    assert_eq!(refused.code(), Some(ErrorCode::NotFriends), "{refused:?}");
 }
 
 #[tokio::test]
 async fn resume_after_a_disconnect_delivers_exactly_what_was_missed_in_order() {
     let server = Server::start().await;
-    let mut alice = server.connect("alice").await;
-    let room_id = room(&mut alice, "r").await;
-    let mut bob = server.connect("bob").await;
-    bob.ok(json!({"type":"join","room":room_id})).await;
-    alice
-        .ok(json!({"type":"send","conversation":room_id,"body":"before"}))
-        .await;
-    let m = bob.event("message").await;
-    assert_eq!(m["message"]["seq"], 1);
-    bob.ws.close(None).await.expect("close");
-    drop(bob);
+    let (alice, _alice_events) = server.client("alice").await;
+    let room_id = alice
+        .create_room("r", Visibility::Public)
+        .await
+        .expect("room")
+        .id;
+    let (bob, mut bob_events) = server.client("bob").await;
+    bob.join(room_id).await.expect("join");
+    alice.send(room_id, "before").await.expect("sent");
+    let m = bob_events.message().await;
+    assert_eq!(m.seq, 1);
+    bob.close();
+    drop((bob, bob_events));
     server.wait_connections(1).await;
 
     for body in ["one", "two", "three"] {
-        alice
-            .ok(json!({"type":"send","conversation":room_id,"body":body}))
-            .await;
+        alice.send(room_id, body).await.expect("sent");
     }
-    let mut bob = server.connect("bob").await;
+    let (bob, _bob_events) = server.client("bob").await;
     let reply = bob
-        .ok(json!({"type":"resume","conversations":[{"conversation":room_id,"last_seq":1}]}))
-        .await;
-    assert_eq!(reply["type"], "resumed");
-    let result = &reply["conversations"][0];
-    assert_eq!(result["outcome"], "replayed");
-    assert_eq!(result["last_seq"], 4);
-    let got: Vec<(u64, String)> = result["messages"]
-        .as_array()
-        .expect("messages")
-        .iter()
-        .map(|m| {
-            (
-                m["seq"].as_u64().expect("seq"),
-                m["body"].as_str().expect("body").to_owned(),
-            )
+        .command(Command::Resume {
+            conversations: vec![ResumePoint {
+                conversation: room_id,
+                last_seq: 1,
+            }],
         })
+        .await
+        .expect("resume");
+    let Reply::Resumed { conversations } = reply else {
+        panic!("expected resumed: {reply:?}");
+    };
+    let result = &conversations[0];
+    assert_eq!(result.outcome, ResumeOutcome::Replayed);
+    assert_eq!(result.last_seq, 4);
+    let got: Vec<(u64, &str)> = result
+        .messages
+        .iter()
+        .map(|m| (m.seq, m.body.as_str()))
         .collect();
-    assert_eq!(
-        got,
-        vec![(2, "one".into()), (3, "two".into()), (4, "three".into())]
-    );
+    assert_eq!(got, vec![(2, "one"), (3, "two"), (4, "three")]);
 }
 
 #[tokio::test]

@@ -1,4 +1,6 @@
-//! A real server on 127.0.0.1:0 and a real WebSocket client (tokio-tungstenite).
+//! A real server on 127.0.0.1:0, and two kinds of client: [`chat_client::Client`] for
+//! tests of behaviour, and a hand-driven WebSocket (tokio-tungstenite, [`Client`]) for
+//! tests of the wire itself.
 #![allow(dead_code)]
 
 use std::collections::VecDeque;
@@ -6,10 +8,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chat_client::ClientEvent;
 use chat_core::memory::MemoryStore;
 use chat_core::model::Limits;
 use chat_core::ports::Store;
-use chat_core::{Engine, UserId};
+use chat_core::{Engine, Event, UserId};
 use chat_tls::rustls::{ClientConfig, ServerConfig};
 use chat_transport_ws::{ChatState, Config, JwtAuthenticator};
 use futures::{SinkExt, StreamExt};
@@ -194,6 +197,20 @@ impl Server {
         assert_eq!(hello["type"], "hello", "first frame is hello: {hello}");
         assert_eq!(hello["user"], user);
         c
+    }
+
+    /// Connects `user` to `/ws` with [`chat_client`] (a fixed token; delivery is not
+    /// acknowledged by itself, so that the tests decide when it is).
+    pub(crate) async fn client(&self, user: &str) -> (chat_client::Client, Events) {
+        let mut config = chat_client::Config::new(self.url("/ws"));
+        config.auto_mark_delivered = false;
+        let (client, events) =
+            tokio::time::timeout(WAIT, chat_client::Client::connect(config, token(user)))
+                .await
+                .expect("connects in time")
+                .expect("connects");
+        assert_eq!(client.hello().expect("hello").user, uid(user));
+        (client, Events::new(events))
     }
 
     /// Waits (polling) until the engine counts `n` connections.
@@ -421,4 +438,63 @@ pub(crate) async fn connect_slow(server: &Server, user: &str) -> Ws {
         .await
         .expect("slow client connects");
     ws
+}
+
+/// A [`chat_client::Events`] with the events read but not yet consumed.
+pub(crate) struct Events {
+    events: chat_client::Events,
+    pending: VecDeque<ClientEvent>,
+}
+
+impl Events {
+    pub(crate) fn new(events: chat_client::Events) -> Events {
+        Events {
+            events,
+            pending: VecDeque::new(),
+        }
+    }
+
+    /// The next client event, within [`WAIT`].
+    pub(crate) async fn next(&mut self) -> ClientEvent {
+        if let Some(e) = self.pending.pop_front() {
+            return e;
+        }
+        tokio::time::timeout(WAIT, self.events.next())
+            .await
+            .expect("an event in time")
+            .expect("the client is open")
+    }
+
+    /// The first server event (pending or new) that `pick` accepts; others stay pending.
+    pub(crate) async fn event<T>(&mut self, pick: impl Fn(&Event) -> Option<T>) -> T {
+        let found = self.pending.iter().enumerate().find_map(|(i, e)| match e {
+            ClientEvent::Event(e) => pick(e).map(|t| (i, t)),
+            _ => None,
+        });
+        if let Some((i, t)) = found {
+            self.pending.remove(i);
+            return t;
+        }
+        loop {
+            let e = tokio::time::timeout(WAIT, self.events.next())
+                .await
+                .expect("an event in time")
+                .expect("the client is open");
+            if let ClientEvent::Event(event) = &e {
+                if let Some(t) = pick(event) {
+                    return t;
+                }
+            }
+            self.pending.push_back(e);
+        }
+    }
+
+    /// The next `message` event.
+    pub(crate) async fn message(&mut self) -> chat_core::model::Message {
+        self.event(|e| match e {
+            Event::Message { message } => Some(message.clone()),
+            _ => None,
+        })
+        .await
+    }
 }

@@ -1,95 +1,63 @@
 //! Run: `cargo run -p example-friends-dm`
 //!
 //! Direct messages between friends only, with message status and unread counts. It starts
-//! a server on a free port, then plays alice and bob over real WebSockets and prints what
-//! each sees: a message refused before they are friends, the request and its acceptance,
-//! a message going sent → delivered → read, a delete only the sender may make, unread
-//! counts and online friends. It exits with an error if anything is not as expected.
+//! a server on a free port, then plays alice and bob, each with a [`chat_client::Client`]
+//! over a real WebSocket, and prints what each sees: a message refused before they are
+//! friends, the request and its acceptance, a message going sent → delivered → read, a
+//! delete only the sender may make, unread counts and online friends. It exits with an
+//! error if anything is not as expected.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use chat_client::chat_core::{ErrorCode, Event, UserId};
+use chat_client::{Client, ClientEvent, Events, Page};
 use chat_core::memory::MemoryStore;
+use chat_core::model::{FriendStatus, MessageStatus};
 use chat_core::Engine;
 use chat_transport_ws::{ChatState, Config, JwtAuthenticator, TokenSigner};
-use futures::{SinkExt, StreamExt};
-use serde_json::{json, Value};
-use tokio_tungstenite::tungstenite::Message;
 
 type Fallible<T> = Result<T, Box<dyn std::error::Error>>;
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-/// One user's connection, speaking protocol v1 (docs/protocol.md).
-struct Client {
-    name: &'static str,
-    ws: Socket,
-    next: u64,
-    events: Vec<Value>,
+/// One user: the client, and the events it has read but not yet looked at.
+struct User {
+    client: Client,
+    events: Events,
+    seen: Vec<Event>,
 }
 
-impl Client {
-    async fn connect(addr: &str, signer: &TokenSigner, name: &'static str) -> Fallible<Client> {
+impl User {
+    async fn connect(url: &str, signer: &TokenSigner, name: &str) -> Fallible<User> {
         let token = signer.mint(name, None, Duration::from_secs(600))?;
-        let (ws, _) =
-            tokio_tungstenite::connect_async(format!("ws://{addr}/ws?token={token}")).await?;
-        let mut c = Client {
-            name,
-            ws,
-            next: 0,
-            events: Vec::new(),
-        };
-        let hello = c.frame().await?;
-        expect(hello["type"] == "hello", "the first frame is hello")?;
-        Ok(c)
+        let mut config = chat_client::Config::new(url);
+        // Delivery is acknowledged by hand below, to show each status in turn.
+        config.auto_mark_delivered = false;
+        let (client, events) = Client::connect(config, token).await?;
+        Ok(User {
+            client,
+            events,
+            seen: Vec::new(),
+        })
     }
 
-    async fn frame(&mut self) -> Fallible<Value> {
+    /// The first event (seen or new) that `pick` accepts; the others stay for later.
+    async fn event<T>(&mut self, pick: impl Fn(&Event) -> Option<T>) -> Fallible<T> {
+        if let Some(i) = self.seen.iter().position(|e| pick(e).is_some()) {
+            let event = self.seen.remove(i);
+            return pick(&event).ok_or_else(|| "unreachable".into());
+        }
         loop {
-            let msg = tokio::time::timeout(Duration::from_secs(5), self.ws.next())
+            let next = tokio::time::timeout(Duration::from_secs(5), self.events.next())
                 .await?
-                .ok_or("closed")??;
-            if let Message::Text(t) = msg {
-                return Ok(serde_json::from_str(&t)?);
+                .ok_or("the client closed")?;
+            match next {
+                ClientEvent::Event(event) => match pick(&event) {
+                    Some(found) => return Ok(found),
+                    None => self.seen.push(event),
+                },
+                ClientEvent::Closed { reason, .. } => return Err(reason.into()),
+                _ => {}
             }
-        }
-    }
-
-    /// Sends a command; returns the reply, or the error frame as `Err(code)`.
-    async fn call(&mut self, mut cmd: Value) -> Fallible<Result<Value, String>> {
-        self.next += 1;
-        let id = format!("{}-{}", self.name, self.next);
-        cmd["id"] = json!(id);
-        self.ws.send(Message::text(cmd.to_string())).await?;
-        loop {
-            let f = self.frame().await?;
-            match f["type"].as_str() {
-                Some("reply") if f["id"] == id => return Ok(Ok(f["reply"].clone())),
-                Some("error") if f["id"] == id => {
-                    return Ok(Err(f["code"].as_str().unwrap_or("?").to_owned()))
-                }
-                _ => self.events.push(f),
-            }
-        }
-    }
-
-    async fn ok(&mut self, cmd: Value) -> Fallible<Value> {
-        self.call(cmd.clone())
-            .await?
-            .map_err(|code| format!("{} {cmd}: {code}", self.name).into())
-    }
-
-    /// Waits for the next pushed event of a type.
-    async fn event(&mut self, kind: &str) -> Fallible<Value> {
-        if let Some(i) = self.events.iter().position(|e| e["type"] == kind) {
-            return Ok(self.events.remove(i));
-        }
-        loop {
-            let f = self.frame().await?;
-            if f["type"] == kind {
-                return Ok(f);
-            }
-            self.events.push(f);
         }
     }
 }
@@ -115,105 +83,119 @@ async fn main() -> Fallible<()> {
         Config::default(),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?.to_string();
+    let url = format!("ws://{}/ws", listener.local_addr()?);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(chat_transport_ws::serve(listener, state, async {
         let _ = stopped.await;
     }));
     let signer = TokenSigner::hs256(secret);
-    let mut alice = Client::connect(&addr, &signer, "alice").await?;
-    let mut bob = Client::connect(&addr, &signer, "bob").await?;
+    let mut alice = User::connect(&url, &signer, "alice").await?;
+    let mut bob = User::connect(&url, &signer, "bob").await?;
+    let alice_id = UserId::new("alice")?;
+    let bob_id = UserId::new("bob")?;
 
     println!("Before they are friends:");
-    let refused = alice
-        .call(json!({"type": "open_direct", "user": "bob"}))
-        .await?;
+    let refused = alice.client.open_direct(bob_id.clone()).await;
     expect(
-        refused == Err("not_friends".into()),
+        refused.err().and_then(|e| e.code()) == Some(ErrorCode::NotFriends),
         "alice cannot message bob (not_friends)",
     )?;
 
     println!("Friendship:");
-    alice
-        .ok(json!({"type": "friend_request", "user": "bob"}))
+    alice.client.friend_request(bob_id.clone()).await?;
+    let request = bob
+        .event(|e| match e {
+            Event::Friend { friend } => Some(friend.status),
+            _ => None,
+        })
         .await?;
-    let request = bob.event("friend").await?;
     expect(
-        request["friend"]["status"] == "request_received",
+        request == FriendStatus::RequestReceived,
         "bob sees alice's request",
     )?;
-    bob.ok(json!({"type": "friend_accept", "user": "alice"}))
+    bob.client.friend_accept(alice_id.clone()).await?;
+    let accepted = alice
+        .event(|e| match e {
+            Event::Friend { friend } => Some(friend.status),
+            _ => None,
+        })
         .await?;
     expect(
-        alice.event("friend").await?["friend"]["status"] == "friends",
+        accepted == FriendStatus::Friends,
         "alice sees the acceptance",
     )?;
-    let online = alice.ok(json!({"type": "online_friends"})).await?;
+    let online = alice.client.online_friends().await?;
     expect(
-        online["users"] == json!(["bob"]),
+        online == vec![bob_id.clone()],
         "alice sees bob among her online friends",
     )?;
 
     println!("A direct message, sent → delivered → read:");
-    let direct = alice
-        .ok(json!({"type": "open_direct", "user": "bob"}))
-        .await?;
-    let conv = direct["conversation"]["id"].clone();
+    let (direct, _) = alice.client.open_direct(bob_id.clone()).await?;
+    let conv = direct.id;
     let sent = alice
-        .ok(json!({"type": "send", "conversation": conv, "body": "hi bob", "client_id": "m1"}))
+        .client
+        .send_with_id(conv, "hi bob", Some("m1".into()))
         .await?;
-    let seq = sent["message"]["seq"].clone();
-    let status = |h: &Value| h["messages"][0]["status"].clone();
-    let history = json!({"type": "history", "conversation": conv});
+    let seq = sent.message.seq;
+    let status = |u: &User| {
+        let client = u.client.clone();
+        async move {
+            let history = client.history(conv, Page::default()).await?;
+            Ok::<_, Box<dyn std::error::Error>>(history.messages.first().and_then(|m| m.status))
+        }
+    };
     expect(
-        status(&alice.ok(history.clone()).await?) == "sent",
+        status(&alice).await? == Some(MessageStatus::Sent),
         "status: sent",
     )?;
-    let got = bob.event("message").await?;
-    expect(got["message"]["body"] == "hi bob", "bob receives it")?;
-    expect(
-        bob.ok(json!({"type": "unread_total"})).await?["unread"] == 1,
-        "bob has 1 unread",
-    )?;
-    bob.ok(json!({"type": "mark_delivered", "conversation": conv, "seq": seq}))
+    let got = bob
+        .event(|e| match e {
+            Event::Message { message } => Some(message.body.clone()),
+            _ => None,
+        })
         .await?;
-    alice.event("receipt").await?;
+    expect(got == "hi bob", "bob receives it")?;
+    expect(bob.client.unread_total().await? == 1, "bob has 1 unread")?;
+    bob.client.mark_delivered(conv, seq).await?;
+    alice
+        .event(|e| matches!(e, Event::Receipt { .. }).then_some(()))
+        .await?;
     expect(
-        status(&alice.ok(history.clone()).await?) == "delivered",
+        status(&alice).await? == Some(MessageStatus::Delivered),
         "status: delivered",
     )?;
-    bob.ok(json!({"type": "mark_read", "conversation": conv, "seq": seq}))
+    bob.client.mark_read(conv, seq).await?;
+    alice
+        .event(|e| matches!(e, Event::Receipt { .. }).then_some(()))
         .await?;
-    alice.event("receipt").await?;
     expect(
-        status(&alice.ok(history.clone()).await?) == "read",
+        status(&alice).await? == Some(MessageStatus::Read),
         "status: read",
     )?;
-    expect(
-        bob.ok(json!({"type": "unread_total"})).await?["unread"] == 0,
-        "bob has 0 unread",
-    )?;
+    expect(bob.client.unread_total().await? == 0, "bob has 0 unread")?;
 
     println!("Soft delete, by the sender only:");
-    let denied = bob
-        .call(json!({"type": "delete", "conversation": conv, "seq": seq}))
-        .await?;
+    let denied = bob.client.delete(conv, seq).await;
     expect(
-        denied == Err("forbidden".into()),
+        denied.err().and_then(|e| e.code()) == Some(ErrorCode::Forbidden),
         "bob cannot delete alice's message",
     )?;
-    let deleted = alice
-        .ok(json!({"type": "delete", "conversation": conv, "seq": seq}))
-        .await?;
+    let deleted = alice.client.delete(conv, seq).await?;
     expect(
-        deleted["message"]["deleted_at"].is_string() && deleted["message"]["body"] == "",
+        deleted.deleted_at.is_some() && deleted.body.is_empty(),
         "alice deletes it; a tombstone stays",
     )?;
-    expect(
-        bob.event("message_deleted").await?["message"]["seq"] == seq,
-        "bob sees the deletion",
-    )?;
+    let gone = bob
+        .event(|e| match e {
+            Event::MessageDeleted { message } => Some(message.seq),
+            _ => None,
+        })
+        .await?;
+    expect(gone == seq, "bob sees the deletion")?;
 
+    alice.client.close();
+    bob.client.close();
     let _ = stop.send(());
     server.await??;
     println!("All as expected.");
