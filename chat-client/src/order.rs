@@ -339,8 +339,14 @@ mod tests {
         assert_eq!(t.have(&conv()), Some(3));
         let mut edited = msg(6);
         edited.body = "edited".into();
-        assert!(t.update_held(edited).is_none(), "held: the held copy takes the edit");
-        assert!(t.update_held(msg(9)).is_some(), "not held: deliver the edit as it is");
+        assert!(
+            t.update_held(edited).is_none(),
+            "held: the held copy takes the edit"
+        );
+        assert!(
+            t.update_held(msg(9)).is_some(),
+            "not held: deliver the edit as it is"
+        );
         t.offer(msg(4), now);
         let out = t.offer(msg(5), now);
         assert_eq!(seqs(&out), [5, 6]);

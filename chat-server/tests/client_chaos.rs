@@ -76,8 +76,10 @@ fn start_server(db: &std::path::Path) -> Server {
     Server::spawn(
         &["--store", &store],
         &[
-            ("CHAT_COMMANDS_PER_SECOND", "0"),
-            ("CHAT_MAX_FRAMES_PER_WINDOW", "100000"),
+            // Limits the client must pace itself to (per connection): 2,000 commands a
+            // second with the default burst, and a flood cap of 4,000 frames a second.
+            ("CHAT_COMMANDS_PER_SECOND", "2000"),
+            ("CHAT_MAX_FRAMES_PER_WINDOW", "4000"),
         ],
     )
 }
@@ -142,6 +144,7 @@ async fn read_side(
                 }
             }
             ClientEvent::Closed { reason, .. } => panic!("{me}: the client closed: {reason}"),
+            ClientEvent::Skipped { from, to, .. } => panic!("{me}: skipped {from}..{to}"),
             _ => {}
         }
         let (have, done) = {
