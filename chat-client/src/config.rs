@@ -28,11 +28,13 @@ pub struct Config {
     /// half and all of its nominal value (jitter), so clients cut off together do not
     /// come back together.
     pub backoff_max: Duration,
-    /// Events buffered for the application (default 1024). When the buffer is full the
-    /// client stops reading the socket until there is room (messages, receipts and
-    /// membership events are never dropped); typing and presence are dropped instead.
-    /// An application that stays behind longer than the server's `write_timeout_ms` is
-    /// closed with `4008`; the client reconnects and resumes, losing nothing.
+    /// Events buffered for the application (default 1024). Past it, events wait in an
+    /// ordered backlog inside the client while it keeps reading the socket (so replies
+    /// to your commands still arrive); messages, receipts and membership events are never
+    /// dropped, typing and presence are. When the backlog reaches 16 times this, the
+    /// client stops reading the socket until you catch up; a server whose
+    /// `write_timeout_ms` runs out meanwhile closes with `4008`, and the client
+    /// reconnects and resumes, losing nothing.
     pub event_buffer: usize,
     /// Acknowledge delivery (`mark_delivered`) of other people's messages as they are
     /// handed to the application (default true), at most once per conversation per
