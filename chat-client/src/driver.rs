@@ -641,38 +641,11 @@ impl Driver {
             }
             let frame = WsMessage::text(frame.clone());
             conn.outbox.pop_front();
-            match tokio::time::timeout(write_timeout, conn.sink.feed(frame)).await {
-                Ok(Ok(())) => wrote = true,
-                Ok(Err(e)) => {
-                    return Err(Ended::Closed {
-                        code: None,
-                        reason: e.to_string(),
-                    })
-                }
-                Err(_) => {
-                    return Err(Ended::Closed {
-                        code: None,
-                        reason: "the server stopped reading".into(),
-                    })
-                }
-            }
+            written(tokio::time::timeout(write_timeout, conn.sink.feed(frame)).await)?;
+            wrote = true;
         }
         if wrote {
-            match tokio::time::timeout(write_timeout, conn.sink.flush()).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    return Err(Ended::Closed {
-                        code: None,
-                        reason: e.to_string(),
-                    })
-                }
-                Err(_) => {
-                    return Err(Ended::Closed {
-                        code: None,
-                        reason: "the server stopped reading".into(),
-                    })
-                }
-            }
+            written(tokio::time::timeout(write_timeout, conn.sink.flush()).await)?;
         }
         Ok(wait)
     }
@@ -979,6 +952,23 @@ impl Driver {
                 self.backlog.clear();
             }
         }
+    }
+}
+
+/// A write's outcome: a failure or a timeout ends the connection.
+fn written(
+    outcome: Result<Result<(), tungstenite::Error>, tokio::time::error::Elapsed>,
+) -> Result<(), Ended> {
+    match outcome {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(Ended::Closed {
+            code: None,
+            reason: e.to_string(),
+        }),
+        Err(_) => Err(Ended::Closed {
+            code: None,
+            reason: "the server stopped reading".into(),
+        }),
     }
 }
 

@@ -627,106 +627,42 @@ async fn friend_remove_online(State(s): State<ChatState>, caller: Caller) -> Api
     run(&s, &caller, Command::FriendRemove { user }).await
 }
 
-/// Asks a user to be friends (`friend_request`).
-#[utoipa::path(
-    post,
-    path = "/friends/{user}/request",
-    tag = "friends",
-    security(("bearer" = []), ("token_query" = []), ("token_cookie" = [])),
-    params(("user" = UserId, Path, description = "A user id.")),
-    responses((status = 200, description = "The reply `friend`.", body = Reply), CommandErrors)
-)]
-pub(crate) async fn friend_request(
-    State(s): State<ChatState>,
-    caller: Caller,
-    Path(user): Path<UserId>,
-) -> ApiResult {
-    run(&s, &caller, Command::FriendRequest { user }).await
+/// A `POST /friends/{user}/<action>` route: one friend command on `user`, answered with
+/// the reply `friend`.
+macro_rules! friend_action {
+    ($($(#[$doc:meta])* $name:ident => $path:literal, $command:ident;)*) => {$(
+        $(#[$doc])*
+        #[utoipa::path(
+            post,
+            path = $path,
+            tag = "friends",
+            security(("bearer" = []), ("token_query" = []), ("token_cookie" = [])),
+            params(("user" = UserId, Path, description = "A user id.")),
+            responses((status = 200, description = "The reply `friend`.", body = Reply), CommandErrors)
+        )]
+        pub(crate) async fn $name(
+            State(s): State<ChatState>,
+            caller: Caller,
+            Path(user): Path<UserId>,
+        ) -> ApiResult {
+            run(&s, &caller, Command::$command { user }).await
+        }
+    )*};
 }
 
-/// Accepts a user's friend request (`friend_accept`).
-#[utoipa::path(
-    post,
-    path = "/friends/{user}/accept",
-    tag = "friends",
-    security(("bearer" = []), ("token_query" = []), ("token_cookie" = [])),
-    params(("user" = UserId, Path, description = "A user id.")),
-    responses((status = 200, description = "The reply `friend`.", body = Reply), CommandErrors)
-)]
-pub(crate) async fn friend_accept(
-    State(s): State<ChatState>,
-    caller: Caller,
-    Path(user): Path<UserId>,
-) -> ApiResult {
-    run(&s, &caller, Command::FriendAccept { user }).await
-}
-
-/// Declines a user's friend request (`friend_decline`).
-#[utoipa::path(
-    post,
-    path = "/friends/{user}/decline",
-    tag = "friends",
-    security(("bearer" = []), ("token_query" = []), ("token_cookie" = [])),
-    params(("user" = UserId, Path, description = "A user id.")),
-    responses((status = 200, description = "The reply `friend`.", body = Reply), CommandErrors)
-)]
-pub(crate) async fn friend_decline(
-    State(s): State<ChatState>,
-    caller: Caller,
-    Path(user): Path<UserId>,
-) -> ApiResult {
-    run(&s, &caller, Command::FriendDecline { user }).await
-}
-
-/// Withdraws my friend request (`friend_cancel`).
-#[utoipa::path(
-    post,
-    path = "/friends/{user}/cancel",
-    tag = "friends",
-    security(("bearer" = []), ("token_query" = []), ("token_cookie" = [])),
-    params(("user" = UserId, Path, description = "A user id.")),
-    responses((status = 200, description = "The reply `friend`.", body = Reply), CommandErrors)
-)]
-pub(crate) async fn friend_cancel(
-    State(s): State<ChatState>,
-    caller: Caller,
-    Path(user): Path<UserId>,
-) -> ApiResult {
-    run(&s, &caller, Command::FriendCancel { user }).await
-}
-
-/// Blocks a user (`block`).
-#[utoipa::path(
-    post,
-    path = "/friends/{user}/block",
-    tag = "friends",
-    security(("bearer" = []), ("token_query" = []), ("token_cookie" = [])),
-    params(("user" = UserId, Path, description = "A user id.")),
-    responses((status = 200, description = "The reply `friend`.", body = Reply), CommandErrors)
-)]
-pub(crate) async fn friend_block(
-    State(s): State<ChatState>,
-    caller: Caller,
-    Path(user): Path<UserId>,
-) -> ApiResult {
-    run(&s, &caller, Command::Block { user }).await
-}
-
-/// Lifts my block (`unblock`).
-#[utoipa::path(
-    post,
-    path = "/friends/{user}/unblock",
-    tag = "friends",
-    security(("bearer" = []), ("token_query" = []), ("token_cookie" = [])),
-    params(("user" = UserId, Path, description = "A user id.")),
-    responses((status = 200, description = "The reply `friend`.", body = Reply), CommandErrors)
-)]
-pub(crate) async fn friend_unblock(
-    State(s): State<ChatState>,
-    caller: Caller,
-    Path(user): Path<UserId>,
-) -> ApiResult {
-    run(&s, &caller, Command::Unblock { user }).await
+friend_action! {
+    /// Asks a user to be friends (`friend_request`).
+    friend_request => "/friends/{user}/request", FriendRequest;
+    /// Accepts a user's friend request (`friend_accept`).
+    friend_accept => "/friends/{user}/accept", FriendAccept;
+    /// Declines a user's friend request (`friend_decline`).
+    friend_decline => "/friends/{user}/decline", FriendDecline;
+    /// Withdraws my friend request (`friend_cancel`).
+    friend_cancel => "/friends/{user}/cancel", FriendCancel;
+    /// Blocks a user (`block`).
+    friend_block => "/friends/{user}/block", Block;
+    /// Lifts my block (`unblock`).
+    friend_unblock => "/friends/{user}/unblock", Unblock;
 }
 
 #[derive(Deserialize, ToSchema)]
