@@ -11,15 +11,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+apt_install() {
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null 2>&1 ||
+    { $SUDO apt-get update -qq >/dev/null && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null; }
+}
 if ! command -v chromium >/dev/null 2>&1; then
   echo "browser-test.sh: installing Debian's chromium" >&2
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get install -y chromium >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y chromium >/dev/null; }
+  apt_install chromium
 fi
-if ! command -v openssl >/dev/null 2>&1; then
-  # The https run makes its certificate with openssl.
-  DEBIAN_FRONTEND=noninteractive apt-get install -y openssl >/dev/null
-fi
+# The https run makes its certificate with openssl; the test runs on node and npm.
+command -v openssl >/dev/null 2>&1 || apt_install openssl
+{ command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; } || apt_install nodejs npm
 if [ ! -d chat-server/tests/browser/node_modules/playwright-core ]; then
   (cd chat-server/tests/browser && npm ci --no-audit --no-fund --silent)
 fi

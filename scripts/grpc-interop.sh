@@ -17,6 +17,11 @@ mkdir -p "$work"
 
 # 1. Python, grpcio and the generated client.
 if [ ! -x "$work/venv/bin/python" ]; then
+  if ! command -v python3 >/dev/null 2>&1 || ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
+    # Debian splits venv (and pip's bootstrap) into python3-venv.
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-venv
+  fi
   python3 -m venv "$work/venv"
 fi
 "$work/venv/bin/pip" install --quiet --disable-pip-version-check grpcio grpcio-tools

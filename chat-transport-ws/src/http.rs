@@ -185,6 +185,11 @@ async fn check_ready(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct LimitQuery {
+    /// The token, when it comes as the `token` query parameter: read by authentication,
+    /// accepted here so that the query's own fields stay strict.
+    #[serde(default, rename = "token")]
+    #[param(ignore)]
+    _token: Option<serde::de::IgnoredAny>,
     /// At most this many (default 50).
     #[serde(default)]
     limit: Option<u32>,
@@ -235,6 +240,11 @@ pub(crate) async fn open_direct(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct HistoryQuery {
+    /// The token, when it comes as the `token` query parameter: read by authentication,
+    /// accepted here so that the query's own fields stay strict.
+    #[serde(default, rename = "token")]
+    #[param(ignore)]
+    _token: Option<serde::de::IgnoredAny>,
     /// Messages before this seq (the newest when neither bound is given).
     #[serde(default)]
     before: Option<Seq>,
@@ -409,6 +419,11 @@ pub(crate) async fn mark_delivered(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct MembersQuery {
+    /// The token, when it comes as the `token` query parameter: read by authentication,
+    /// accepted here so that the query's own fields stay strict.
+    #[serde(default, rename = "token")]
+    #[param(ignore)]
+    _token: Option<serde::de::IgnoredAny>,
     /// Members after this user id (paging).
     #[serde(default)]
     after: Option<UserId>,
@@ -514,6 +529,11 @@ pub(crate) async fn create_room(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct JoinQuery {
+    /// The token, when it comes as the `token` query parameter: read by authentication,
+    /// accepted here so that the query's own fields stay strict.
+    #[serde(default, rename = "token")]
+    #[param(ignore)]
+    _token: Option<serde::de::IgnoredAny>,
     /// Create a public room of that name when none exists.
     #[serde(default)]
     create: bool,

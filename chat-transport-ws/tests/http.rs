@@ -140,6 +140,53 @@ async fn health_needs_no_token_and_everything_else_does() {
 }
 
 #[tokio::test]
+async fn the_token_as_a_query_parameter_works_on_routes_with_their_own_query() {
+    let api = Api::new(Config::default()).await;
+    let room = api
+        .ok(Method::POST, "/rooms", "alice", Some(json!({"name": "q"})))
+        .await;
+    let id = room["conversation"]["id"].as_str().expect("id").to_owned();
+    let t = token("alice");
+    for (method, uri) in [
+        (
+            Method::GET,
+            format!("/api/v1/conversations?token={t}&limit=5"),
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/conversations/{id}/messages?token={t}&limit=5"),
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/conversations/{id}/members?token={t}&limit=5"),
+        ),
+        (Method::GET, format!("/api/v1/rooms/{id}/members?token={t}")),
+        (
+            Method::POST,
+            format!("/api/v1/rooms/q/join?token={t}&create=true"),
+        ),
+    ] {
+        let req = Request::builder()
+            .method(method.clone())
+            .uri(&uri)
+            .body(Body::empty())
+            .expect("request");
+        let (status, v) = api.raw(req).await;
+        assert_eq!(status, StatusCode::OK, "{method} {uri}: {v}");
+    }
+    // The query's own fields stay strict.
+    let req = Request::get(format!("/api/v1/conversations?token={t}&nope=1"))
+        .body(Body::empty())
+        .expect("request");
+    let (status, v) = api.raw(req).await;
+    assert_eq!(
+        (status.as_u16(), v["code"].as_str()),
+        (400, Some("invalid")),
+        "{v}"
+    );
+}
+
+#[tokio::test]
 async fn rooms_messages_history_and_unread() {
     let api = Api::new(Config::default()).await;
     let room = api
