@@ -44,6 +44,10 @@ pub struct Config {
     pub send_window: usize,
     /// How long to wait for the WebSocket handshake and the `hello` (default 10 s).
     pub connect_timeout: Duration,
+    /// The TLS settings for `wss://` URLs: your own rustls `ClientConfig` (a private CA,
+    /// a client certificate). `None` (the default): the platform's root certificates.
+    #[cfg(feature = "rustls")]
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
     /// Where to resume from: each conversation's `have` saved from an earlier run.
     /// Without it, the client follows each conversation from its newest message at the
     /// first connection.
@@ -64,6 +68,8 @@ impl Config {
             auto_mark_delivered: true,
             send_window: 64,
             connect_timeout: Duration::from_secs(10),
+            #[cfg(feature = "rustls")]
+            tls: None,
             resume_from: Vec::new(),
         }
     }

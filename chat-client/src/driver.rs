@@ -339,7 +339,19 @@ impl Driver {
             request.headers_mut().insert(header::AUTHORIZATION, value);
         }
         let timeout = self.config.connect_timeout;
-        let connected = tokio::time::timeout(timeout, tokio_tungstenite::connect_async(request))
+        #[cfg(feature = "rustls")]
+        let connecting = tokio_tungstenite::connect_async_tls_with_config(
+            request,
+            None,
+            true,
+            self.config
+                .tls
+                .clone()
+                .map(tokio_tungstenite::Connector::Rustls),
+        );
+        #[cfg(not(feature = "rustls"))]
+        let connecting = tokio_tungstenite::connect_async(request);
+        let connected = tokio::time::timeout(timeout, connecting)
             .await
             .map_err(|_| broken("the handshake timed out".into()))?;
         let mut ws = match connected {
