@@ -131,7 +131,7 @@ struct Conn {
     next_id: i64,
     pending: HashMap<i64, Pending>,
     /// Frames waiting for the rate bucket.
-    outbox: VecDeque<(String, Option<i64>)>,
+    outbox: VecDeque<String>,
     bucket: Bucket,
     /// Sends written and not answered.
     in_flight: usize,
@@ -638,7 +638,7 @@ impl Driver {
             return;
         }
         conn.pending.insert(id, pending);
-        conn.outbox.push_back((frame, Some(id)));
+        conn.outbox.push_back(frame);
     }
 
     /// Writes what the rate allows. `Some(at)`: more is waiting until then.
@@ -646,13 +646,15 @@ impl Driver {
         let write_timeout = Duration::from_millis(conn.hello.limits.write_timeout_ms.max(1000));
         let mut wrote = false;
         let mut wait = None;
-        while let Some((frame, _)) = conn.outbox.front() {
+        while !conn.outbox.is_empty() {
             if let Err(at) = conn.bucket.take(now) {
                 wait = Some(at);
                 break;
             }
-            let frame = WsMessage::text(frame.clone());
-            conn.outbox.pop_front();
+            let Some(frame) = conn.outbox.pop_front() else {
+                break;
+            };
+            let frame = WsMessage::text(frame);
             written(tokio::time::timeout(write_timeout, conn.sink.feed(frame)).await)?;
             wrote = true;
         }

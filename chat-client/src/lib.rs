@@ -186,12 +186,6 @@ pub struct Client {
     config: Arc<Config>,
 }
 
-impl std::fmt::Debug for Request {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Request")
-    }
-}
-
 macro_rules! expect {
     ($reply:expr, $pattern:pat => $out:expr) => {
         match $reply {
