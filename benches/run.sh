@@ -6,12 +6,15 @@
 #
 # It installs what the peers need (npm ci, a venv under peers/, cargo build of the
 # socketioxide peer), builds ours in release, runs the criterion benches briefly, then
-# every scenario against our server (memory, SQLite, PostgreSQL) and each peer, with the
+# the connect storms (join, then reconnect, on a fresh server) and every other scenario
+# against our server (memory, SQLite, PostgreSQL) and each peer, with the
 # server pinned to core 0 and the load generator to core 1, and writes the table between
 # the loadgen markers of BENCHMARKS.md. Everything listens on 127.0.0.1 only.
 #
 # Environment: TARGETS (space-separated subset of the labels below), CHAT_TEST_PG_URL
-# (default postgres://postgres@127.0.0.1:5432/postgres), SKIP_CRITERION=1.
+# (default postgres://postgres@127.0.0.1:5432/postgres), SKIP_CRITERION=1, ONLY=connstorm
+# or ONLY=rest (the connect storms alone, or everything else; a partial run writes its
+# section to benches/results/partial-STAMP.md instead of BENCHMARKS.md).
 set -euo pipefail
 
 QUICK=0
@@ -28,6 +31,10 @@ CONTEXT="$OUT/context-$STAMP.md"
 LOG="$OUT/run-$STAMP.log"
 SECRET="bench-secret-$STAMP"
 TARGETS="${TARGETS:-ours-memory ours-sqlite ours-postgres socketioxide socketio pyws}"
+ONLY="${ONLY:-}"
+REPORT_MD="$ROOT/BENCHMARKS.md"
+[ -n "$ONLY" ] && REPORT_MD="$OUT/partial-$STAMP.md"
+runs() { [ -z "$ONLY" ] || [ "$ONLY" = "$1" ]; }
 export CHAT_TEST_PG_URL="${CHAT_TEST_PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 
 # The busiest processes right now (a 1-second top sample), for "what else was running".
@@ -153,30 +160,44 @@ start_server() { # port command...
 
 pg_up() { (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null; }
 
-PORT=4100
-for t in $TARGETS; do
-  PORT=$((PORT + 1))
-  say "$t"
-  echo "- before $t: load average $(cut -d' ' -f1-3 /proc/loadavg); busiest: $(busy)" >>"$CONTEXT"
+# The command that serves target $1 on port $2 (CMD) and the protocol it speaks (PROTO);
+# fails when the target cannot run here.
+server_cmd() {
+  local t=$1 port=$2
   case $t in
-    ours-memory) start_server $PORT "$SERVER" --store memory --addr 127.0.0.1:$PORT --secret "$SECRET" && scenarios $t chat $PORT $SERVER_PID ;;
-    ours-sqlite) start_server $PORT "$SERVER" --store sqlite --addr 127.0.0.1:$PORT --secret "$SECRET" && scenarios $t chat $PORT $SERVER_PID ;;
-    ours-postgres)
-      if pg_up; then
-        start_server $PORT "$SERVER" --store postgres --addr 127.0.0.1:$PORT --secret "$SECRET" && scenarios $t chat $PORT $SERVER_PID
-      else
+    ours-memory|ours-sqlite|ours-postgres)
+      if [ "$t" = ours-postgres ] && ! pg_up; then
         echo "PostgreSQL is not answering on 127.0.0.1:5432: skipped" | tee -a "$LOG"
         echo "ours-postgres skipped: PostgreSQL was not answering on 127.0.0.1:5432." >>"$CONTEXT"
-      fi ;;
-    socketioxide) start_server $PORT "$PEERS/socketioxide/target/release/peer-socketioxide" $PORT && scenarios $t socketio $PORT $SERVER_PID ;;
-    socketio) start_server $PORT node "$PEERS/socketio/server.js" $PORT && scenarios $t socketio $PORT $SERVER_PID ;;
-    pyws) start_server $PORT "$PEERS/python-websockets/.venv/bin/python" "$PEERS/python-websockets/server.py" $PORT && scenarios $t pyws $PORT $SERVER_PID ;;
-    *) echo "unknown target $t" | tee -a "$LOG" ;;
+        return 1
+      fi
+      CMD=("$SERVER" --store "${t#ours-}" --addr "127.0.0.1:$port" --secret "$SECRET"); PROTO=chat ;;
+    socketioxide) CMD=("$PEERS/socketioxide/target/release/peer-socketioxide" "$port"); PROTO=socketio ;;
+    socketio) CMD=(node "$PEERS/socketio/server.js" "$port"); PROTO=socketio ;;
+    pyws) CMD=("$PEERS/python-websockets/.venv/bin/python" "$PEERS/python-websockets/server.py" "$port"); PROTO=pyws ;;
+    *) echo "unknown target $t" | tee -a "$LOG"; return 1 ;;
   esac
+}
+
+PORT=4100
+for t in $TARGETS; do
+  PORT=$((PORT + 2))
+  say "$t"
+  echo "- before $t: load average $(cut -d' ' -f1-3 /proc/loadavg); busiest: $(busy)" >>"$CONTEXT"
+  server_cmd "$t" "$PORT" || continue
+  # The connect storms first, on a server of their own, so that their memory figure
+  # starts from a fresh process.
+  if runs connstorm && start_server "$PORT" "${CMD[@]}"; then
+    lg "$t" "$PROTO" "$PORT" "$SERVER_PID" connstorm connstorm-10k --rooms $BIG_R --members $BIG_M --arrivals 20000 --duration 5
+  fi
+  stop_server
+  runs rest || continue
+  server_cmd "$t" "$((PORT + 1))" || continue
+  start_server "$((PORT + 1))" "${CMD[@]}" && scenarios "$t" "$PROTO" "$((PORT + 1))" "$SERVER_PID"
   stop_server
 done
 
 echo "- at the end: load average $(cut -d' ' -f1-3 /proc/loadavg); busiest: $(busy)" >>"$CONTEXT"
-say "writing BENCHMARKS.md"
-"$LOADGEN" report --json "$JSON" --out "$ROOT/BENCHMARKS.md" --context "$CONTEXT" --appendix "$BENCHES/analysis.md" | tee -a "$LOG"
-echo "done: $ROOT/BENCHMARKS.md (log: $LOG)"
+say "writing $REPORT_MD"
+"$LOADGEN" report --json "$JSON" --out "$REPORT_MD" --context "$CONTEXT" --appendix "$BENCHES/analysis.md" | tee -a "$LOG"
+echo "done: $REPORT_MD (log: $LOG)"

@@ -292,9 +292,8 @@ pub async fn start_with(
     };
     let (grpc_stop, grpc_task, grpc_addr) = match opts.grpc {
         Some(at) => {
-            let listener = tokio::net::TcpListener::bind(at)
-                .await
-                .map_err(|e| format!("bind {at} (gRPC): {e}"))?;
+            let listener =
+                chat_transport_ws::bind(at).map_err(|e| format!("bind {at} (gRPC): {e}"))?;
             let grpc_addr = listener
                 .local_addr()
                 .map_err(|e| format!("local address: {e}"))?;

@@ -290,3 +290,40 @@ async fn fanout_over_two_nodes_crosses_the_bus_and_loses_nothing() {
         "each message received once, by the other node: {c:?}"
     );
 }
+
+/// The connect storm against the bench server over SQLite: every client joins, then
+/// every client comes back at once and resumes; the figures of both phases are there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_storm_serves_every_client_in_both_phases() {
+    let (server, mut opts) = sqlite_server(1024).await;
+    opts.rooms = 4;
+    opts.members = 10;
+    opts.arrivals = 400.0;
+    opts.duration = Duration::from_millis(200);
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(120),
+        loadgen::run("connstorm", "smoke-connstorm", &opts),
+    )
+    .await
+    .expect("the scenario is bounded")
+    .expect("the scenario ran");
+    server.stop().await;
+
+    let storm = outcome.storm.clone().expect("storm figures");
+    for (what, p) in [("join", &storm.join), ("reconnect", &storm.reconnect)] {
+        assert_eq!(p.clients, 40, "{what}: {outcome:?}");
+        assert_eq!(p.failed, 0, "{what}: {outcome:?}");
+        assert!(
+            p.p99_ms.is_some() && p.all_joined_s > 0.0,
+            "{what}: {outcome:?}"
+        );
+        assert!(p.server_cpu_s.is_some(), "{what}: {outcome:?}");
+    }
+    assert_eq!(storm.join.arrivals_per_s, Some(400.0));
+    assert!(
+        storm.join.all_joined_s >= 39.0 / 400.0,
+        "arrivals are paced: {outcome:?}"
+    );
+    assert_eq!(storm.reconnect.arrivals_per_s, None);
+    assert!(storm.join.rss_per_conn_kib.is_some(), "{outcome:?}");
+}

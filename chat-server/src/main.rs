@@ -200,8 +200,7 @@ async fn serve(opts: Options) -> anyhow::Result<()> {
     let state = ChatState::new(engine, keys.authenticator, opts.transport());
     let dev_signer = if opts.dev { keys.signer } else { None };
     let app = web::routes(state.clone(), dev_signer);
-    let listener = tokio::net::TcpListener::bind(opts.listen)
-        .await
+    let listener = chat_transport_ws::bind(opts.listen)
         .with_context(|| format!("listening on {}", opts.listen))?;
     let addr = listener
         .local_addr()
@@ -234,8 +233,7 @@ async fn serve(opts: Options) -> anyhow::Result<()> {
     };
     let grpc = match opts.grpc_listen {
         Some(at) => {
-            let grpc_listener = tokio::net::TcpListener::bind(at)
-                .await
+            let grpc_listener = chat_transport_ws::bind(at)
                 .with_context(|| format!("listening for gRPC on {at}"))?;
             let grpc_addr = grpc_listener
                 .local_addr()

@@ -28,6 +28,11 @@ fn user(s: String) -> Result<UserId> {
     UserId::new(s).map_err(|e| Error::internal(format!("stored user id: {e}")))
 }
 
+/// A user id in the column `name`.
+pub(crate) fn user_id(row: &Row, name: &str) -> Result<UserId> {
+    get::<String>(row, name).and_then(user)
+}
+
 /// A stored `bigint` seq as a [`Seq`].
 pub(crate) fn seq(v: i64) -> Result<Seq> {
     Seq::try_from(v).map_err(|_| Error::internal(format!("negative seq {v}")))

@@ -171,6 +171,12 @@ pub(crate) const MEMBERS_PAGE: &str = concat!(
 );
 pub(crate) const CONVERSATIONS_OF: &str =
     "SELECT conversation FROM members WHERE user_id = $1 ORDER BY conversation LIMIT $2";
+/// [`CONVERSATIONS_OF`] for every user in the array `$1` (distinct ids), at most `$2`
+/// each: `(user_id, conversation)` rows, in one round trip.
+pub(crate) const CONVERSATIONS_OF_MANY: &str = "SELECT u.user_id, m.conversation \
+     FROM unnest($1::text[]) AS u(user_id) \
+     CROSS JOIN LATERAL (SELECT conversation FROM members \
+         WHERE members.user_id = u.user_id COLLATE \"C\" ORDER BY conversation LIMIT $2) m";
 /// A user's conversations, most recently active first, at most `$2`: each row is the
 /// conversation, the user's membership, the newest message (NULLs when there is none),
 /// and the user's unread count (by name), at the positions of [`list_col`].
@@ -311,6 +317,18 @@ pub(crate) const FRIENDSHIPS_OF: &str = concat!(
      ORDER BY other LIMIT $2"
 );
 
+/// The friends (accepted) of every user in the array `$1` (distinct ids), at most `$2`
+/// each, ordered by id: `(user_id, friend)` rows, in one round trip.
+pub(crate) const FRIENDS_OF_MANY: &str = "SELECT u.user_id, f.friend \
+     FROM unnest($1::text[]) AS u(user_id) \
+     CROSS JOIN LATERAL ( \
+         (SELECT b AS friend FROM friendships \
+             WHERE a = u.user_id COLLATE \"C\" AND state = 'accepted') \
+         UNION ALL \
+         (SELECT a AS friend FROM friendships \
+             WHERE b = u.user_id COLLATE \"C\" AND state = 'accepted') \
+         ORDER BY friend LIMIT $2) f";
+
 /// Every statement, named, for the plan test.
 #[cfg(test)]
 pub(crate) const ALL: &[(&str, &str)] = &[
@@ -331,6 +349,7 @@ pub(crate) const ALL: &[(&str, &str)] = &[
     ("DELETE_MEMBER", DELETE_MEMBER),
     ("MEMBERS_PAGE", MEMBERS_PAGE),
     ("CONVERSATIONS_OF", CONVERSATIONS_OF),
+    ("CONVERSATIONS_OF_MANY", CONVERSATIONS_OF_MANY),
     ("LIST_CONVERSATIONS", LIST_CONVERSATIONS),
     ("HISTORY_BEFORE", HISTORY_BEFORE),
     ("HISTORY_AFTER", HISTORY_AFTER),
@@ -349,6 +368,7 @@ pub(crate) const ALL: &[(&str, &str)] = &[
     ("DELETE_FRIENDSHIP", DELETE_FRIENDSHIP),
     ("SAVE_FRIENDSHIP", SAVE_FRIENDSHIP),
     ("FRIENDSHIPS_OF", FRIENDSHIPS_OF),
+    ("FRIENDS_OF_MANY", FRIENDS_OF_MANY),
 ];
 
 #[cfg(test)]

@@ -56,6 +56,12 @@ fn user(s: String) -> Result<UserId> {
     UserId::new(s).map_err(|_| bad("user id"))
 }
 
+/// A user id in column `at`.
+pub(crate) fn user_at(r: &Row<'_>, at: usize) -> rusqlite::Result<UserId> {
+    let s: String = r.get(at)?;
+    user(s).map_err(conv_err)
+}
+
 /// Reads the `conversation_cols!` block starting at column `at`.
 pub(crate) fn conversation_at(r: &Row<'_>, at: usize) -> rusqlite::Result<Conversation> {
     use conversation_col as col;

@@ -231,6 +231,12 @@ pub(crate) const FRIENDSHIPS_OF: &str = concat!(
      ORDER BY CASE WHEN a = ?1 THEN b ELSE a END LIMIT ?3"
 );
 
+/// The friends (accepted) of `?1`, ordered by id, at most `?2`.
+pub(crate) const FRIENDS_OF: &str = "SELECT other FROM \
+     (SELECT b AS other FROM friendships WHERE a = ?1 AND state = 'accepted' \
+      UNION ALL SELECT a AS other FROM friendships WHERE b = ?1 AND state = 'accepted') \
+     ORDER BY other LIMIT ?2";
+
 /// Every statement, named, for the query-plan test.
 #[cfg(test)]
 pub(crate) const ALL: &[(&str, &str)] = &[
@@ -270,6 +276,7 @@ pub(crate) const ALL: &[(&str, &str)] = &[
     ("SAVE_FRIENDSHIP", SAVE_FRIENDSHIP),
     ("DELETE_FRIENDSHIP", DELETE_FRIENDSHIP),
     ("FRIENDSHIPS_OF", FRIENDSHIPS_OF),
+    ("FRIENDS_OF", FRIENDS_OF),
 ];
 
 #[cfg(test)]

@@ -48,7 +48,7 @@
 //! // Or without an app of your own; graceful shutdown when `stop` fires:
 //! let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
 //! # let _ = stop;
-//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! let listener = chat_transport_ws::bind("127.0.0.1:8080".parse()?)?;
 //! chat_transport_ws::serve(listener, state, async {
 //!     let _ = stopped.await;
 //! })
@@ -62,7 +62,7 @@
 //! ```no_run
 //! # async fn run(state: chat_transport_ws::ChatState) -> Result<(), Box<dyn std::error::Error>> {
 //! let tls = chat_tls::ServerTls::load(chat_tls::TlsFiles::new("cert.pem", "key.pem"))?;
-//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8443").await?;
+//! let listener = chat_transport_ws::bind("127.0.0.1:8443".parse()?)?;
 //! chat_transport_ws::serve_tls(listener, state, tls.config(), std::future::pending()).await?;
 //! // Elsewhere, on SIGHUP: `tls.reload()`; new handshakes get the new certificate.
 //! # Ok(())
@@ -95,6 +95,31 @@ pub use config::Config;
 pub use error::{status_of, ApiError};
 pub use state::ChatState;
 pub use tls::TlsConnectInfo;
+
+/// The accept queue [`bind`] asks the kernel for. Linux caps it at `net.core.somaxconn`
+/// (4,096 by default since 5.4); raise that sysctl to let a larger storm queue.
+pub const LISTEN_BACKLOG: u32 = 65_535;
+
+/// Binds a listener for [`serve`] with a deep accept queue ([`LISTEN_BACKLOG`]) and
+/// `SO_REUSEADDR` (a restarted server binds again at once). Must be called inside a
+/// tokio runtime.
+///
+/// Prefer it to `TcpListener::bind`, which asks for a queue of 1,024: when every client
+/// reconnects at once (after a deploy, or a network blip), the connections beyond the
+/// queue are dropped by the kernel and their clients retry only after 1, 3, 7… seconds.
+///
+/// # Errors
+/// The address is in use or cannot be bound.
+pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
 
 /// The routes: `GET /ws`, `GET /ws/rooms/{room}` and the HTTP API under `/api/v1`.
 ///

@@ -119,9 +119,7 @@ fn real_main() -> Result<(), String> {
         .build()
         .map_err(|e| format!("runtime: {e}"))?;
     rt.block_on(async {
-        let listener = tokio::net::TcpListener::bind(sock)
-            .await
-            .map_err(|e| format!("bind {sock}: {e}"))?;
+        let listener = chat_transport_ws::bind(sock).map_err(|e| format!("bind {sock}: {e}"))?;
         let server = start(listener, &opts).await?;
         println!("listening on {} pid {}", server.addr, std::process::id());
         if let Some(grpc) = server.grpc_addr {

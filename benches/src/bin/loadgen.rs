@@ -10,7 +10,8 @@ use chat_benches::loadgen::scenarios::{self, SoakOptions};
 use chat_benches::loadgen::{self, report, Options, Outcome, Proto};
 
 const USAGE: &str = "\
-loadgen run KIND [--name NAME] [options]   KIND: idle | fanout | slow | pingpong | storm | overload
+loadgen run KIND [--name NAME] [options]   KIND: idle | connstorm | fanout | slow | pingpong |
+                                           storm | overload
 loadgen soak [--minutes 10] [--storm 2000] [--period 60] [--settle 5] [options]
 loadgen report --json FILE --out BENCHMARKS.md [--context FILE] [--appendix FILE]
 loadgen cluster-table --json FILE   the fan-out rows with bus and CPU figures, as markdown
@@ -36,6 +37,8 @@ run options:
   --slow F           share of members that stop reading (slow; default 0.1)
   --round-trips K    ping-pong round trips (default 2000)
   --concurrency C    connections set up at once (default 128)
+  --arrivals A       connstorm: new clients per second in the join storm (default
+                     20000); the reconnect storm that follows brings them all at once
   --json FILE        append the outcome as a JSON line
   --admin-key K      the server's admin key: read its stats (overload, soak; fanout:
                      every node's messages and bus counters over the window)
@@ -166,6 +169,7 @@ fn options(f: &HashMap<String, String>) -> Result<Options, String> {
         slow_fraction: get(f, "slow", d.slow_fraction)?,
         round_trips: get(f, "round-trips", d.round_trips)?,
         setup_concurrency: get(f, "concurrency", d.setup_concurrency)?.max(1),
+        arrivals: get(f, "arrivals", d.arrivals)?,
         factor: get(f, "factor", d.factor)?,
         sends_per_s: f
             .get("sends-per-s")

@@ -81,6 +81,8 @@ pub struct Options {
     pub round_trips: usize,
     /// Connections set up at once.
     pub setup_concurrency: usize,
+    /// Connect storm: new clients arriving per second.
+    pub arrivals: f64,
     /// Overload: the offered sends per second, as a multiple of the sustainable rate
     /// measured first.
     pub factor: f64,
@@ -144,6 +146,7 @@ impl Default for Options {
             slow_fraction: 0.1,
             round_trips: 2000,
             setup_concurrency: 128,
+            arrivals: 20_000.0,
             factor: 2.0,
             sends_per_s: None,
             calibrate: Duration::from_secs(5),
@@ -241,6 +244,52 @@ pub struct Outcome {
     /// Fan-out: CPU and bus counters of the nodes and the bus server over the window.
     #[serde(default)]
     pub cluster: Option<cluster::ClusterFigures>,
+    /// Connect storm: the join storm and the reconnect storm.
+    #[serde(default)]
+    pub storm: Option<StormFigures>,
+}
+
+/// The connect storm's two phases.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct StormFigures {
+    /// New clients connecting and joining their rooms at a fixed arrival rate.
+    pub join: StormPhase,
+    /// The same clients closing at once, then all reconnecting at once.
+    pub reconnect: StormPhase,
+}
+
+/// One storm's figures.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct StormPhase {
+    /// Clients that took part.
+    pub clients: u64,
+    /// The arrival rate offered (none: all at once).
+    pub arrivals_per_s: Option<f64>,
+    /// Seconds from the first connect to the last join (or resume) reply.
+    pub all_joined_s: f64,
+    /// Connect-to-reply time of one client, median, ms.
+    pub p50_ms: Option<f64>,
+    /// 99th percentile, ms.
+    pub p99_ms: Option<f64>,
+    /// The slowest, ms.
+    pub max_ms: Option<f64>,
+    /// Clients that failed to connect, join or resume.
+    pub failed: u64,
+    /// What the first failure said.
+    pub first_failure: Option<String>,
+    /// Server CPU seconds from the first connect until it went quiet again.
+    pub server_cpu_s: Option<f64>,
+    /// Server CPU seconds from the first connect to the last reply.
+    pub server_cpu_to_last_reply_s: Option<f64>,
+    /// The load generator's own CPU from the first connect to the last reply, percent
+    /// of one core.
+    pub loadgen_cpu_pct: Option<f64>,
+    /// Seconds the server took to go quiet after the last reply.
+    pub quiet_after_s: f64,
+    /// Server RSS after the phase, KiB.
+    pub rss_kib: Option<u64>,
+    /// Join storm: server RSS growth per connection with every client idle in its room.
+    pub rss_per_conn_kib: Option<f64>,
 }
 
 /// The overload scenario's figures (its ack latencies are the outcome's p50/p99/p99.9).
@@ -288,7 +337,15 @@ impl Outcome {
 }
 
 /// The scenarios the load generator knows.
-pub const SCENARIOS: &[&str] = &["idle", "fanout", "slow", "pingpong", "storm", "overload"];
+pub const SCENARIOS: &[&str] = &[
+    "idle",
+    "connstorm",
+    "fanout",
+    "slow",
+    "pingpong",
+    "storm",
+    "overload",
+];
 
 /// Runs one scenario by kind (`idle`, `fanout`, `slow`, `pingpong`, `storm`,
 /// `overload`), naming it
@@ -330,6 +387,7 @@ async fn run_scenario(kind: &str, name: &str, opts: &Options) -> Result<Outcome,
     tls::install(opts.tls.as_ref())?;
     match kind {
         "idle" => scenarios::idle(opts, name).await,
+        "connstorm" => scenarios::connstorm(opts, name).await,
         "fanout" => {
             let mut o = opts.clone();
             o.slow_fraction = 0.0;

@@ -6,7 +6,7 @@ use std::io::Write as _;
 use std::path::Path;
 
 use super::cluster::{ClusterFigures, Latency};
-use super::Outcome;
+use super::{Outcome, StormPhase};
 
 /// The marker that opens the load generator's section of `BENCHMARKS.md`.
 pub const START: &str = "<!-- loadgen:start -->";
@@ -93,8 +93,105 @@ pub fn print_table(outcomes: &[Outcome]) {
         if let Some(c) = o.cluster.as_ref().filter(|c| c.has_bus_or_cpu()) {
             println!("    {}", cluster_line(c));
         }
+        if let Some(st) = &o.storm {
+            for (what, p) in [("join storm", &st.join), ("reconnect storm", &st.reconnect)] {
+                println!("    {what}: {}", storm_line(p));
+            }
+        }
         for n in &o.notes {
             println!("    note: {n}");
+        }
+    }
+}
+
+/// One storm phase in one line, for the terminal.
+fn storm_line(p: &StormPhase) -> String {
+    format!(
+        "{} clients{}: all replied in {:.2} s; connect-to-reply p50 {} ms, p99 {} ms, max {} ms; {} failed{}; server CPU {} s ({} s to the last reply; quiet {:.1} s later); load generator {}% of its core; RSS {} KiB{}",
+        p.clients,
+        p.arrivals_per_s
+            .map(|a| format!(" arriving at {a:.0}/s"))
+            .unwrap_or_else(|| " at once".into()),
+        p.all_joined_s,
+        num(p.p50_ms, 1),
+        num(p.p99_ms, 1),
+        num(p.max_ms, 1),
+        p.failed,
+        p.first_failure
+            .as_ref()
+            .map(|f| format!(" (first: {f})"))
+            .unwrap_or_default(),
+        num(p.server_cpu_s, 2),
+        num(p.server_cpu_to_last_reply_s, 2),
+        p.quiet_after_s,
+        num(p.loadgen_cpu_pct, 0),
+        int(p.rss_kib),
+        p.rss_per_conn_kib
+            .map(|k| format!(", {k:.1} KiB per connection idle in its room"))
+            .unwrap_or_default(),
+    )
+}
+
+/// The connect storm's table: one row per target and phase.
+fn storm_markdown(md: &mut String, rows: &[&Outcome]) {
+    let base = rows
+        .iter()
+        .find(|o| o.label == BASELINE)
+        .and_then(|o| o.storm.as_ref());
+    let _ = writeln!(
+        md,
+        "| target | storm | clients | arriving | all replied s | p50 ms | p99 ms | max ms | failed | server CPU s | × ours-memory | load gen. CPU % | KiB / conn |"
+    );
+    let _ = writeln!(
+        md,
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for o in rows {
+        let Some(st) = &o.storm else { continue };
+        for (what, p, b) in [
+            ("join", &st.join, base.map(|b| &b.join)),
+            ("reconnect", &st.reconnect, base.map(|b| &b.reconnect)),
+        ] {
+            let busy = p.loadgen_cpu_pct.is_some_and(|c| c > 80.0);
+            let _ = writeln!(
+                md,
+                "| {} | {what} | {} | {} | {:.2} | {} | {} | {} | {} | {} | {} | {}{} | {} |",
+                o.label,
+                group_thousands(p.clients),
+                p.arrivals_per_s
+                    .map(|a| format!("{}/s", num(Some(a), 0)))
+                    .unwrap_or_else(|| "at once".into()),
+                p.all_joined_s,
+                num(p.p50_ms, 1),
+                num(p.p99_ms, 1),
+                num(p.max_ms, 1),
+                if p.failed > 0 {
+                    format!("**{}**", group_thousands(p.failed))
+                } else {
+                    "0".into()
+                },
+                num(p.server_cpu_s, 2),
+                ratio(p.server_cpu_s, b.and_then(|b| b.server_cpu_s))
+                    .filter(|_| o.label != BASELINE)
+                    .map(|r| format!("{r:.2}×"))
+                    .unwrap_or_else(|| "–".into()),
+                num(p.loadgen_cpu_pct, 0),
+                if busy { " (busy)" } else { "" },
+                num(p.rss_per_conn_kib, 1),
+            );
+        }
+    }
+    let _ = writeln!(md);
+    let _ = writeln!(
+        md,
+        "*server CPU s* runs from the first connect until the server is quiet again (under 5% of a core); *KiB / conn* is the server's RSS growth per connection, read 5 s after the join storm with every client idle in its room. *(busy)*: the load generator used more than 80% of its core, so its own queueing is in the latencies."
+    );
+    for o in rows {
+        let Some(st) = &o.storm else { continue };
+        for (what, p) in [("join", &st.join), ("reconnect", &st.reconnect)] {
+            if let Some(f) = &p.first_failure {
+                let _ = writeln!(md, "- {} ({what}): first failure: {f}", o.label);
+            }
         }
     }
 }
@@ -339,6 +436,11 @@ pub fn markdown(all: &[Outcome], context: &str, appendix: &str) -> String {
             .find(|p| !p.is_empty())
         {
             let _ = writeln!(md, "{p}.\n");
+        }
+        if rows.iter().any(|o| o.storm.is_some()) {
+            storm_markdown(&mut md, &rows);
+            let _ = writeln!(md);
+            continue;
         }
         let idle = sc.starts_with("idle");
         let storm = sc.starts_with("storm");

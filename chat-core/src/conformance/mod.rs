@@ -59,6 +59,7 @@ macro_rules! conformance_tests {
             list_conversations_orders_by_activity,
             friendship_transitions,
             users_and_last_seen,
+            batched_loads_match_one_by_one,
             delete_conversation_removes_everything
         );
     };

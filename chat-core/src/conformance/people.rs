@@ -237,3 +237,96 @@ pub async fn users_and_last_seen(store: Arc<dyn Store>) {
         Some(t(61))
     );
 }
+
+/// The batched loads of a connect storm answer exactly what the one-by-one calls do, in
+/// the order asked, repeats and unknown users included.
+pub async fn batched_loads_match_one_by_one(store: Arc<dyn Store>) {
+    let (ann, bob, cat, dan, eve) = (
+        user("ann"),
+        user("bob"),
+        user("cat"),
+        user("dan"),
+        user("eve"),
+    );
+    let r1 = room(store.as_ref(), "batch-one", &ann).await;
+    let r2 = room(store.as_ref(), "batch-two", &ann).await;
+    join(store.as_ref(), r1.id, &bob).await;
+    join(store.as_ref(), r2.id, &cat).await;
+    use FriendAction::*;
+    for (actor, other, action) in [
+        (&ann, &bob, Request),
+        (&bob, &ann, Accept),
+        (&dan, &ann, Request),
+        (&ann, &dan, Accept),
+        (&ann, &cat, Request), // pending: not a friend
+        (&bob, &eve, Request),
+        (&eve, &bob, Accept),
+        (&bob, &eve, Block), // blocked: no longer friends
+    ] {
+        if let Err(e) = store.apply_friendship(actor, other, action, t(60)).await {
+            panic!("{actor} {action:?} {other}: {e}");
+        }
+    }
+    let asked = [
+        ann.clone(),
+        bob.clone(),
+        cat.clone(),
+        user("nobody"),
+        ann.clone(),
+    ];
+    for limit in [1_000, 1] {
+        let many = store
+            .conversations_of_many(&asked, limit)
+            .await
+            .unwrap_or_else(|e| panic!("conversations_of_many: {e}"));
+        let mut one_by_one = Vec::new();
+        for u in &asked {
+            one_by_one.push(store.conversations_of(u, limit).await.unwrap_or_default());
+        }
+        assert_eq!(many, one_by_one, "conversations_of_many at limit {limit}");
+    }
+    let mut both = vec![r1.id, r2.id];
+    both.sort();
+    assert_eq!(
+        store
+            .conversations_of_many(std::slice::from_ref(&ann), 1_000)
+            .await
+            .unwrap_or_default(),
+        vec![both]
+    );
+    let friends = store
+        .friends_of_many(&asked, 1_000)
+        .await
+        .unwrap_or_else(|e| panic!("friends_of_many: {e}"));
+    assert_eq!(
+        friends,
+        vec![
+            vec![bob.clone(), dan.clone()],
+            vec![ann.clone()],
+            vec![],
+            vec![],
+            vec![bob.clone(), dan.clone()],
+        ],
+        "accepted friendships only, ordered by id"
+    );
+    let first = store
+        .friends_of_many(&asked, 1)
+        .await
+        .unwrap_or_else(|e| panic!("friends_of_many: {e}"));
+    assert_eq!(
+        first,
+        vec![
+            vec![bob.clone()],
+            vec![ann.clone()],
+            vec![],
+            vec![],
+            vec![bob]
+        ],
+        "at most `limit` each, from the first id"
+    );
+    assert_eq!(
+        store.conversations_of_many(&[], 10).await.ok(),
+        Some(Vec::new())
+    );
+    assert_eq!(store.friends_of_many(&[], 10).await.ok(), Some(Vec::new()));
+}

@@ -11,6 +11,7 @@ use std::time::Duration;
 use parking_lot::{Mutex, RwLock};
 
 use super::bus::BusReceiver;
+use super::loads::Loads;
 use super::stats::Counters;
 use super::store_faults::{ObservedStore, StoreFaults};
 use super::{Engine, Inner};
@@ -152,10 +153,16 @@ impl EngineBuilder {
                 n.min(tokio::sync::Semaphore::MAX_PERMITS),
             )),
         };
+        let loads = Loads::new(
+            store.clone(),
+            self.limits.max_live_conversations,
+            self.limits.max_live_conversations,
+        );
         let inner = Arc::new_cyclic(|me| Inner {
             me: me.clone(),
             node,
             store,
+            loads,
             bus: bus.clone(),
             policy: self.policy,
             clock,

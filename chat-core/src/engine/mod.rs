@@ -33,6 +33,7 @@ mod fanout;
 mod gaps;
 mod keyed;
 mod kinds;
+mod loads;
 mod presence;
 mod registry;
 mod session;
@@ -82,6 +83,8 @@ pub(crate) struct Inner {
     me: Weak<Inner>,
     node: NodeId,
     store: Arc<dyn Store>,
+    /// Session opens' reads of the store, coalesced.
+    loads: loads::Loads,
     bus: Arc<dyn Bus>,
     policy: Arc<dyn Policy>,
     clock: Arc<dyn Clock>,

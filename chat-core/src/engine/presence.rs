@@ -7,15 +7,15 @@
 
 use std::slice;
 
-use super::command::all_friendships;
 use super::{stats, Inner};
 use crate::event::{Audience, Delivery, Event, Skip};
-use crate::ids::UserId;
+use crate::ids::{ConversationId, UserId};
 use crate::model::Presence;
 
 impl Inner {
     /// After a session opened: the user comes online unless they already were.
-    pub(crate) async fn came_online(&self, user: &UserId) {
+    /// `conversations`: theirs, as the session just loaded them.
+    pub(crate) async fn came_online(&self, user: &UserId, conversations: Vec<ConversationId>) {
         let _turn = self.presence_turns.lock(user).await;
         if !self.registry.read().is_online(user) {
             return; // closed again meanwhile
@@ -29,11 +29,14 @@ impl Inner {
             self.bus_error(&e);
         }
         if !was_online {
-            self.announce_presence(Presence {
-                user: user.clone(),
-                online: true,
-                last_seen: None,
-            })
+            self.announce_presence(
+                Presence {
+                    user: user.clone(),
+                    online: true,
+                    last_seen: None,
+                },
+                Some(conversations),
+            )
             .await;
         }
     }
@@ -56,11 +59,14 @@ impl Inner {
             // Counted and logged (rate-limited) where every store call is.
             tracing::debug!(error = &e as &dyn std::error::Error, %user, "recording last seen");
         }
-        self.announce_presence(Presence {
-            user: user.clone(),
-            online: false,
-            last_seen: Some(now),
-        })
+        self.announce_presence(
+            Presence {
+                user: user.clone(),
+                online: false,
+                last_seen: Some(now),
+            },
+            None,
+        )
         .await;
     }
 
@@ -129,7 +135,7 @@ impl Inner {
         };
         for user in gone {
             stats::BusCounters::add(&self.counters.bus.presence_expired, 1);
-            let audience = self.presence_audience(&user).await;
+            let audience = self.presence_audience(&user, None).await;
             self.deliver_local(&Delivery {
                 audience,
                 skip: Skip::User { user: user.clone() },
@@ -145,10 +151,14 @@ impl Inner {
     }
 
     /// Tells friends and co-members about a presence change.
-    pub(crate) async fn announce_presence(&self, presence: Presence) {
+    pub(crate) async fn announce_presence(
+        &self,
+        presence: Presence,
+        conversations: Option<Vec<ConversationId>>,
+    ) {
         let user = presence.user.clone();
         self.publish(Delivery {
-            audience: self.presence_audience(&user).await,
+            audience: self.presence_audience(&user, conversations).await,
             skip: Skip::User { user },
             event: Event::Presence { presence },
         })
@@ -156,36 +166,30 @@ impl Inner {
     }
 
     /// Who hears of `user`'s presence: their co-members and friends (as far as the store
-    /// can say right now).
-    async fn presence_audience(&self, user: &UserId) -> Audience {
-        let conversations = match self
-            .store
-            .conversations_of(user, self.limits.max_live_conversations)
-            .await
-        {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::debug!(
-                    error = &e as &dyn std::error::Error,
-                    "loading conversations for presence"
-                );
-                Vec::new()
-            }
+    /// can say right now). `known`: their conversations, when the caller just loaded them.
+    async fn presence_audience(
+        &self,
+        user: &UserId,
+        known: Option<Vec<ConversationId>>,
+    ) -> Audience {
+        let conversations = match known {
+            Some(c) => Ok(c),
+            None => self.loads.conversations_of(user).await,
         };
-        let friends = match all_friendships(&self.store, user, self.limits.max_list_page).await {
-            Ok(f) => f
-                .into_iter()
-                .filter(|f| f.is_friends())
-                .map(|f| f.other(user).clone())
-                .collect(),
-            Err(e) => {
-                tracing::debug!(
-                    error = &e as &dyn std::error::Error,
-                    "loading friends for presence"
-                );
-                Vec::new()
-            }
-        };
+        let conversations = conversations.unwrap_or_else(|e| {
+            tracing::debug!(
+                error = &e as &dyn std::error::Error,
+                "loading conversations for presence"
+            );
+            Vec::new()
+        });
+        let friends = self.loads.friends_of(user).await.unwrap_or_else(|e| {
+            tracing::debug!(
+                error = &e as &dyn std::error::Error,
+                "loading friends for presence"
+            );
+            Vec::new()
+        });
         Audience::Presence {
             subject: user.clone(),
             conversations,

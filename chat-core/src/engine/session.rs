@@ -75,10 +75,8 @@ impl Engine {
         // Register first, then load: a join that lands meanwhile finds the user here and
         // makes this session follow it too.
         let mut topics = inner.registry.write().add_session(entry.clone());
-        let loaded = inner
-            .store
-            .conversations_of(&identity.user, inner.limits.max_live_conversations)
-            .await;
+        // Coalesced with the other sessions opening now: one store call for many.
+        let loaded = inner.loads.conversations_of(&identity.user).await;
         let conversations = match loaded {
             Ok(c) => c,
             Err(e) => {
@@ -86,7 +84,12 @@ impl Engine {
                 return Err(e);
             }
         };
-        topics.extend(inner.registry.write().attach(&entry, conversations));
+        topics.extend(
+            inner
+                .registry
+                .write()
+                .attach(&entry, conversations.iter().copied()),
+        );
         inner.reconcile(topics).await;
         if inner.is_shutting_down() {
             // Shutdown began while this session opened and did not see it.
@@ -95,7 +98,7 @@ impl Engine {
             inner.detach_session(&entry).await;
             return Err(Error::unavailable("the engine is shutting down"));
         }
-        inner.came_online(&identity.user).await;
+        inner.came_online(&identity.user, conversations).await;
         Ok(Session::new(self.clone(), entry, identity))
     }
 }

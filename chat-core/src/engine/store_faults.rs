@@ -243,6 +243,14 @@ impl Store for ObservedStore {
         observe!(self, conversations_of(user, limit))
     }
 
+    async fn conversations_of_many(
+        &self,
+        users: &[UserId],
+        limit: u32,
+    ) -> Result<Vec<Vec<ConversationId>>> {
+        observe!(self, conversations_of_many(users, limit))
+    }
+
     async fn list_conversations(
         &self,
         user: &UserId,
@@ -329,5 +337,9 @@ impl Store for ObservedStore {
         limit: u32,
     ) -> Result<Vec<Friendship>> {
         observe!(self, friendships(user, after, limit))
+    }
+
+    async fn friends_of_many(&self, users: &[UserId], limit: u32) -> Result<Vec<Vec<UserId>>> {
+        observe!(self, friends_of_many(users, limit))
     }
 }

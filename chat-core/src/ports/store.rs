@@ -127,6 +127,22 @@ pub trait Store: Send + Sync + 'static {
     /// [`Limits::max_live_conversations`]: crate::model::Limits::max_live_conversations
     async fn conversations_of(&self, user: &UserId, limit: u32) -> Result<Vec<ConversationId>>;
 
+    /// [`conversations_of`](Store::conversations_of) for several users at once, in the
+    /// order of `users` (a user named twice gets two equal lists). The engine coalesces
+    /// the session opens of a connect storm into these calls; a store behind a network
+    /// answers in one round trip. The default asks for each user in turn.
+    async fn conversations_of_many(
+        &self,
+        users: &[UserId],
+        limit: u32,
+    ) -> Result<Vec<Vec<ConversationId>>> {
+        let mut all = Vec::with_capacity(users.len());
+        for user in users {
+            all.push(self.conversations_of(user, limit).await?);
+        }
+        Ok(all)
+    }
+
     /// The user's conversations, most recently active first, at most `limit`.
     async fn list_conversations(
         &self,
@@ -216,4 +232,32 @@ pub trait Store: Send + Sync + 'static {
         after: Option<&UserId>,
         limit: u32,
     ) -> Result<Vec<Friendship>>;
+
+    /// The friends (accepted friendships only) of several users at once, each list
+    /// ordered by id and at most `limit` long, in the order of `users`. The engine
+    /// coalesces the presence announcements of a connect storm into these calls. The
+    /// default pages through [`friendships`](Store::friendships) for each user in turn.
+    async fn friends_of_many(&self, users: &[UserId], limit: u32) -> Result<Vec<Vec<UserId>>> {
+        let mut all = Vec::with_capacity(users.len());
+        for user in users {
+            let mut friends = Vec::new();
+            let mut after: Option<UserId> = None;
+            while (friends.len() as u64) < u64::from(limit) {
+                let page = self.friendships(user, after.as_ref(), 1_000).await?;
+                let full = page.len() == 1_000;
+                after = page.last().map(|f| f.other(user).clone());
+                friends.extend(
+                    page.iter()
+                        .filter(|f| f.is_friends())
+                        .map(|f| f.other(user).clone()),
+                );
+                if !full {
+                    break;
+                }
+            }
+            friends.truncate(limit as usize);
+            all.push(friends);
+        }
+        Ok(all)
+    }
 }

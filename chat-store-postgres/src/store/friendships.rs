@@ -104,3 +104,16 @@ pub(super) async fn list(
         .map(rows::friendship)
         .collect()
 }
+
+/// The friends (accepted) of several users in one statement, in the order of `users`.
+pub(super) async fn friends_of_many(
+    c: &Object,
+    users: &[UserId],
+    limit: u32,
+) -> CoreResult<Vec<Vec<UserId>>> {
+    let stmt = c
+        .prepare_cached(sql::FRIENDS_OF_MANY)
+        .await
+        .map_err(map_pg)?;
+    super::per_user(c, &stmt, users, limit, |r| rows::user_id(r, "friend")).await
+}

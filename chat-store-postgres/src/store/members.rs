@@ -150,6 +150,22 @@ pub(super) async fn conversations_of(
         .collect()
 }
 
+/// [`conversations_of`] for several users in one statement, in the order of `users`.
+pub(super) async fn conversations_of_many(
+    c: &Object,
+    users: &[UserId],
+    limit: u32,
+) -> CoreResult<Vec<Vec<ConversationId>>> {
+    let stmt = c
+        .prepare_cached(sql::CONVERSATIONS_OF_MANY)
+        .await
+        .map_err(map_pg)?;
+    super::per_user(c, &stmt, users, limit, |r| {
+        rows::conversation_id(r, "conversation")
+    })
+    .await
+}
+
 /// The user's conversations, most recently active first, at most `limit`: one
 /// statement, which orders and cuts the list itself.
 pub(super) async fn list(

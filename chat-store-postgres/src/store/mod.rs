@@ -246,6 +246,14 @@ impl Store for PgStore {
         members::conversations_of(&self.client().await?, user, limit).await
     }
 
+    async fn conversations_of_many(
+        &self,
+        users: &[UserId],
+        limit: u32,
+    ) -> CoreResult<Vec<Vec<ConversationId>>> {
+        members::conversations_of_many(&self.client().await?, users, limit).await
+    }
+
     async fn list_conversations(
         &self,
         user: &UserId,
@@ -341,4 +349,46 @@ impl Store for PgStore {
         let after = after.map_or("", |a| a.as_str());
         friendships::list(&self.client().await?, user, after, limit).await
     }
+
+    async fn friends_of_many(&self, users: &[UserId], limit: u32) -> CoreResult<Vec<Vec<UserId>>> {
+        friendships::friends_of_many(&self.client().await?, users, limit).await
+    }
+}
+
+/// Runs a `(user_id, value)` statement over the distinct ids of `users` (`$1`, with the
+/// per-user `limit` as `$2`) and hands back each user's values, in the order of `users`.
+async fn per_user<T: Clone>(
+    c: &Object,
+    stmt: &tokio_postgres::Statement,
+    users: &[UserId],
+    limit: u32,
+    value: impl Fn(&tokio_postgres::Row) -> CoreResult<T>,
+) -> CoreResult<Vec<Vec<T>>> {
+    let mut index: std::collections::HashMap<&str, usize> =
+        std::collections::HashMap::with_capacity(users.len());
+    let mut distinct: Vec<&str> = Vec::with_capacity(users.len());
+    for u in users {
+        index.entry(u.as_str()).or_insert_with(|| {
+            distinct.push(u.as_str());
+            distinct.len() - 1
+        });
+    }
+    let mut found: Vec<Vec<T>> = vec![Vec::new(); distinct.len()];
+    for row in c
+        .query(stmt, &[&distinct, &crate::rows::limit_param(limit)])
+        .await
+        .map_err(crate::error::map_pg)?
+    {
+        let user: &str = row
+            .try_get("user_id")
+            .map_err(|e| CoreError::internal(format!("reading user_id: {e}")))?;
+        let at = *index
+            .get(user)
+            .ok_or_else(|| CoreError::internal("the store answered for a user not asked"))?;
+        found[at].push(value(&row)?);
+    }
+    Ok(users
+        .iter()
+        .map(|u| found[index[u.as_str()]].clone())
+        .collect())
 }

@@ -74,3 +74,23 @@ pub(super) fn list(
         })
         .map_err(map_err)
 }
+
+/// The friends (accepted) of each user, in the order of `users`, at most `limit` each:
+/// one statement per user, all on this one connection.
+pub(super) fn friends_of_many(
+    conn: &Connection,
+    users: &[UserId],
+    limit: u32,
+) -> CoreResult<Vec<Vec<UserId>>> {
+    let mut stmt = conn.prepare_cached(sql::FRIENDS_OF).map_err(map_err)?;
+    users
+        .iter()
+        .map(|user| {
+            stmt.query_map(params![user.as_str(), i64::from(limit)], |r| {
+                row::user_at(r, 0)
+            })
+            .and_then(|rows| rows.collect())
+            .map_err(map_err)
+        })
+        .collect()
+}

@@ -112,6 +112,18 @@ pub(super) fn conversations_of(
         .map_err(map_err)
 }
 
+/// [`conversations_of`] for each user, in their order, all on this one connection.
+pub(super) fn conversations_of_many(
+    conn: &Connection,
+    users: &[UserId],
+    limit: u32,
+) -> CoreResult<Vec<Vec<ConversationId>>> {
+    users
+        .iter()
+        .map(|user| conversations_of(conn, user, limit))
+        .collect()
+}
+
 /// The user's conversations, most recently active first, at most `limit`: one statement,
 /// which orders and cuts the list itself.
 pub(super) fn list(

@@ -173,6 +173,17 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn conversations_of_many(
+        &self,
+        users: &[UserId],
+        limit: u32,
+    ) -> CoreResult<Vec<Vec<ConversationId>>> {
+        // One trip to a reader thread for all of them.
+        let users = users.to_vec();
+        self.read(move |conn| members::conversations_of_many(conn, &users, limit))
+            .await
+    }
+
     async fn list_conversations(
         &self,
         user: &UserId,
@@ -281,6 +292,12 @@ impl Store for SqliteStore {
         let user = user.clone();
         let after = after.map(|a| a.as_str().to_owned()).unwrap_or_default();
         self.read(move |conn| friendships::list(conn, &user, &after, limit))
+            .await
+    }
+
+    async fn friends_of_many(&self, users: &[UserId], limit: u32) -> CoreResult<Vec<Vec<UserId>>> {
+        let users = users.to_vec();
+        self.read(move |conn| friendships::friends_of_many(conn, &users, limit))
             .await
     }
 }

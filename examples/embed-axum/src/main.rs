@@ -54,7 +54,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_state(sessions)
         .merge(chat_transport_ws::router(chat.clone()));
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:8084").await?;
+    let listener = chat_transport_ws::bind("127.0.0.1:8084".parse()?)?;
     println!("App on http://127.0.0.1:8084 — sign in at /login?user=alice; chat at ws://127.0.0.1:8084/ws");
     chat_transport_ws::serve_app(listener, app, chat, async {
         let _ = tokio::signal::ctrl_c().await;

@@ -34,7 +34,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         config,
     );
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:8081").await?;
+    let listener = chat_transport_ws::bind("127.0.0.1:8081".parse()?)?;
     let signer = TokenSigner::hs256(secret.as_bytes());
     let day = Duration::from_secs(24 * 3600);
     println!("Rooms service on ws://127.0.0.1:8081 (Ctrl-C stops it)\n");

@@ -32,7 +32,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         });
     });
     let app = axum::Router::new().layer(layer);
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    // The same accept queue as ours (chat_transport_ws::bind), so a connect storm meets
+    // the same kernel limits on both.
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.set_reuseaddr(true)?;
+    socket.bind(std::net::SocketAddr::from(([127, 0, 0, 1], port)))?;
+    let listener = socket.listen(65_535)?;
     println!("socketioxide peer listening on 127.0.0.1:{port}");
     axum::serve(listener, app)
         .with_graceful_shutdown(async {

@@ -20,6 +20,7 @@ use super::client::{connect, connect_with, join, phase, Client, Exit, Shared};
 use super::procfs::{sample, ProcSample};
 use super::{Options, Outcome};
 
+mod connstorm;
 mod fanout;
 mod grpc;
 mod idle;
@@ -28,6 +29,7 @@ mod pingpong;
 mod soak;
 mod storm;
 
+pub use connstorm::connstorm;
 pub use fanout::fanout;
 pub use grpc::grpc_fanout;
 pub use idle::idle;

@@ -36,7 +36,7 @@ use crate::model::{
 };
 use crate::ports::{ConversationSummary, Credential};
 
-pub(crate) use context::{all_friendships, not_member, Ctx};
+pub(crate) use context::{not_member, Ctx};
 
 pub use resume::{ResumeOutcome, ResumePoint, ResumeResult};
 
