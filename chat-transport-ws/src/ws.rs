@@ -246,11 +246,10 @@ async fn run(
     ));
 
     let expires_at = identity.expires_at;
-    let session = match state
-        .inner
-        .engine
-        .open_session(identity, transport.clone())
-        .await
+    // The one-time steps (open, the join of a room URL, closing) and each message's
+    // handling run boxed: their state would otherwise sit inline in every connection's
+    // task for its whole life, idle or not (the task's future: 3,312 → 2,088 bytes).
+    let session = match Box::pin(state.inner.engine.open_session(identity, transport.clone())).await
     {
         Ok(s) => Some(s),
         Err(e) => {
@@ -273,12 +272,11 @@ async fn run(
             expires: expires_at.map(deadline),
         };
         if let Some((room, create)) = join {
-            reader
-                .execute(
-                    Some(protocol::RequestId::Text("join".into())),
-                    Command::Join { room, create },
-                )
-                .await;
+            Box::pin(reader.execute(
+                Some(protocol::RequestId::Text("join".into())),
+                Command::Join { room, create },
+            ))
+            .await;
         }
         let idle = cfg.idle_timeout;
         // Armed only while the credential expires; moved by `refresh_token`.
@@ -316,7 +314,7 @@ async fn run(
                         break;
                     }
                     Ok(Some(Ok(msg))) => {
-                        if !reader.on_message(msg).await {
+                        if !Box::pin(reader.on_message(msg)).await {
                             break;
                         }
                     }
@@ -333,7 +331,10 @@ async fn run(
         }
         outbox.finish();
     };
-    tokio::join!(leave, linger(&mut stream, &mut writer, input, &cfg));
+    Box::pin(async {
+        tokio::join!(leave, linger(&mut stream, &mut writer, input, &cfg));
+    })
+    .await;
     drop(transport);
 }
 

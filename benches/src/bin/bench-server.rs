@@ -20,6 +20,14 @@
 
 use chat_benches::server::{start, BusKind, ServerOptions, StoreKind};
 
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[cfg(all(feature = "jemalloc", not(feature = "mimalloc")))]
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() {
     if let Err(e) = real_main() {
         eprintln!("bench-server: {e}");

@@ -115,10 +115,11 @@ pub async fn connstorm(opts: &Options, name: &str) -> Result<Outcome, String> {
         quiet,
     );
 
-    // Idle in their rooms: read the RSS once lazy work (pings, buffers) has settled.
+    // Idle in their rooms: read the RSS once lazy work (pings, buffers) has settled
     let shared = Arc::new(Shared::new(rooms));
     let running = idle_readers(clients, &shared);
-    tokio::time::sleep(opts.duration.min(Duration::from_secs(5))).await;
+    // (`--duration`, 5 s in benches/run.sh).
+    tokio::time::sleep(opts.duration).await;
     let idle = server(opts);
     if let (Some(b), Some(a)) = (base, idle) {
         join_phase.rss_kib = Some(a.rss_kib);
