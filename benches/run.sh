@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Reproduces the load-generator section of BENCHMARKS.md in one command:
 #
-#   benches/run.sh            # the full run (about 15 minutes on 2 cores)
+#   benches/run.sh            # the full run (about 15 minutes on 2 cores, plus about a
+#                             # minute per target for the connect storms)
 #   benches/run.sh --quick    # tiny numbers, to check the harness (about 3 minutes)
 #
 # It installs what the peers need (npm ci, a venv under peers/, cargo build of the
