@@ -587,6 +587,33 @@ pub fn targets(all: &[Outcome]) -> Vec<(String, String, Option<bool>)> {
         format!("{} KiB", num(kib, 1)),
         kib.map(|k| k <= 8.0),
     ));
+    let storm = |label: &str| find(all, label, "connstorm-10k").and_then(|o| o.storm.as_ref());
+    for label in [BASELINE, "ours-sqlite", "ours-postgres"] {
+        let st = storm(label);
+        t.push((
+            format!("connect storm: every client served, join and reconnect ({label})"),
+            st.map(|s| format!("{} + {} failed", s.join.failed, s.reconnect.failed))
+                .unwrap_or("–".into()),
+            st.map(|s| s.join.failed == 0 && s.reconnect.failed == 0),
+        ));
+    }
+    for (label, want) in [("ours-sqlite", 1.5), ("ours-postgres", 2.0)] {
+        let r = ratio(
+            storm(label).and_then(|s| s.join.server_cpu_s),
+            storm(BASELINE).and_then(|s| s.join.server_cpu_s),
+        );
+        t.push((
+            format!("join storm server CPU ≤ {want}× the memory store ({label})"),
+            r.map(|r| format!("{r:.2}×")).unwrap_or("–".into()),
+            r.map(|r| r <= want),
+        ));
+        let kib = storm(label).and_then(|s| s.join.rss_per_conn_kib);
+        t.push((
+            format!("≤ 10 KiB RSS per connection idle in a room of 100 ({label})"),
+            format!("{} KiB", num(kib, 1)),
+            kib.map(|k| k <= 10.0),
+        ));
+    }
     for sc in [
         "fanout-10x50",
         "fanout-10x50-at-200k",
