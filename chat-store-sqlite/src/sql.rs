@@ -177,9 +177,11 @@ pub(crate) const BY_CLIENT_ID: &str = concat!(
     message_cols!(""),
     " FROM messages WHERE sender = ?1 AND client_id = ?2"
 );
+/// Inserts nothing when (sender, client_id) is taken (a retried send; the caller then
+/// reads the original) — or, which the single writer never lets happen, the seq.
 pub(crate) const INSERT_MESSAGE: &str = "INSERT INTO messages \
      (conversation, seq, id, sender, client_id, kind, body, created_at) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT DO NOTHING";
 pub(crate) const MESSAGE: &str = concat!(
     "SELECT ",
     message_cols!(""),

@@ -14,24 +14,16 @@ use crate::writer::Ctx;
 
 /// Appends `m` at the conversation's next seq, or returns the original of a retry.
 pub(super) fn append(ctx: &mut Ctx<'_>, m: NewMessage) -> CoreResult<Appended> {
-    if let Some(cid) = &m.client_id {
-        let original = ctx
-            .conn
-            .prepare_cached(sql::BY_CLIENT_ID)
-            .and_then(|mut s| {
-                s.query_row([m.sender.as_str(), cid.as_str()], row::message)
-                    .optional()
-            })
-            .map_err(map_err)?;
-        if let Some(message) = original {
-            return Ok(Appended {
-                message,
-                duplicate: true,
-            });
-        }
-    }
-    let seq = ctx.last_seq(m.conversation)? + 1;
-    ctx.conn
+    // Insert first: a new client id (the common case) costs no lookup. A retried one
+    // meets the unique index on (sender, client_id), inserts nothing, and only then is
+    // the original read.
+    let seq = match ctx.last_seq(m.conversation) {
+        Ok(last) => last + 1,
+        // A retry names a conversation that is gone: the original still answers it.
+        Err(e) => return original(ctx.conn, &m)?.ok_or(e),
+    };
+    let inserted = ctx
+        .conn
         .prepare_cached(sql::INSERT_MESSAGE)
         .and_then(|mut s| {
             s.execute(params![
@@ -46,6 +38,14 @@ pub(super) fn append(ctx: &mut Ctx<'_>, m: NewMessage) -> CoreResult<Appended> {
             ])
         })
         .map_err(map_err)?;
+    if inserted == 0 {
+        return original(ctx.conn, &m)?.ok_or_else(|| {
+            CoreError::internal(format!(
+                "seq {seq} of conversation {} is already taken",
+                m.conversation
+            ))
+        });
+    }
     ctx.appended(m.conversation, seq);
     Ok(Appended {
         message: Message {
@@ -62,6 +62,25 @@ pub(super) fn append(ctx: &mut Ctx<'_>, m: NewMessage) -> CoreResult<Appended> {
         },
         duplicate: false,
     })
+}
+
+/// The message already stored for `m`'s (sender, client id), as a duplicate answer.
+fn original(conn: &Connection, m: &NewMessage) -> CoreResult<Option<Appended>> {
+    let Some(cid) = &m.client_id else {
+        return Ok(None);
+    };
+    conn.prepare_cached(sql::BY_CLIENT_ID)
+        .and_then(|mut s| {
+            s.query_row([m.sender.as_str(), cid.as_str()], row::message)
+                .optional()
+        })
+        .map_err(map_err)
+        .map(|found| {
+            found.map(|message| Appended {
+                message,
+                duplicate: true,
+            })
+        })
 }
 
 /// A page of history in ascending seq order; `not_found` when the conversation does not
