@@ -129,25 +129,41 @@ impl<V: Clone + Send + 'static> Coalesced<V> {
     }
 
     /// Answers batches until the queue is empty.
-    async fn drain(this: Arc<Self>) {
-        // Clears `running` if the task is dropped mid-batch (runtime shutdown), so a later
-        // caller starts a new one instead of waiting for nobody.
-        struct Stop<'a, V>(&'a Mutex<Queue<V>>);
-        impl<V> Drop for Stop<'_, V> {
-            fn drop(&mut self) {
-                let mut q = self.0.lock();
-                q.running = false;
-                // Their senders drop with them: they get `unavailable`.
-                q.waiting.clear();
+    ///
+    /// If the task is dropped before it finishes (runtime shutdown), even before its
+    /// first poll, the guard clears `running` and drops the queued callers' senders:
+    /// they get `unavailable`, and a later caller starts a new task instead of waiting
+    /// for nobody.
+    fn drain(this: Arc<Self>) -> impl Future<Output = ()> + Send {
+        struct Stop<V>(Option<Arc<Coalesced<V>>>);
+        impl<V> Stop<V> {
+            fn disarm(&mut self) {
+                self.0 = None;
             }
         }
-        let _stop = Stop(&this.queue);
+        impl<V> Drop for Stop<V> {
+            fn drop(&mut self) {
+                if let Some(this) = self.0.take() {
+                    let mut q = this.queue.lock();
+                    q.running = false;
+                    q.waiting.clear();
+                }
+            }
+        }
+        let mut stop = Stop(Some(this.clone()));
+        async move {
+            Self::answer_batches(&this).await;
+            // Finished normally: `answer_batches` cleared `running` under the lock.
+            stop.disarm();
+        }
+    }
+
+    async fn answer_batches(this: &Arc<Self>) {
         loop {
             let batch: Vec<Waiting<V>> = {
                 let mut q = this.queue.lock();
                 if q.waiting.is_empty() {
                     q.running = false;
-                    std::mem::forget(_stop);
                     return;
                 }
                 let n = q.waiting.len().min(MAX_BATCH);
@@ -253,5 +269,41 @@ mod tests {
         );
         let q = queue.queue.lock();
         assert!(!q.running && q.waiting.is_empty(), "the drain task ended");
+    }
+
+    #[test]
+    fn a_drain_task_dropped_with_its_runtime_leaves_the_queue_usable() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let queue = Arc::new(Coalesced::new(store, 10, |s, users, limit| {
+            s.conversations_of_many(users, limit)
+        }));
+        let ann = UserId::new("ann").expect("user id");
+        let first = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        first.block_on(async {
+            // One poll queues the load and spawns the drain task, which never runs.
+            let mut load = Box::pin(Coalesced::load(&queue, &ann));
+            let polled =
+                std::future::poll_fn(|cx| std::task::Poll::Ready(load.as_mut().poll(cx))).await;
+            assert!(polled.is_pending());
+        });
+        drop(first);
+        {
+            let q = queue.queue.lock();
+            assert!(
+                !q.running && q.waiting.is_empty(),
+                "the guard cleared the queue"
+            );
+        }
+        let second = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let got = second.block_on(async {
+            tokio::time::timeout(Duration::from_secs(5), Coalesced::load(&queue, &ann)).await
+        });
+        assert_eq!(got.expect("answered, not stuck").ok(), Some(Vec::new()));
     }
 }
