@@ -148,6 +148,21 @@ pub struct Client {
     pub written: u32,
 }
 
+impl Client {
+    /// A client fresh from its connection (and join): no seq held, nothing written.
+    pub fn new(id: u32, proto: Proto, room: usize, handle: String, ws: Ws) -> Self {
+        Client {
+            id,
+            proto,
+            room,
+            handle,
+            ws,
+            tracker: Tracker::default(),
+            written: 0,
+        }
+    }
+}
+
 /// Connects and completes the protocol's handshake.
 ///
 /// # Errors

@@ -82,15 +82,7 @@ pub async fn connstorm(opts: &Options, name: &str) -> Result<Outcome, String> {
             Ok((ws, handle)) => {
                 record(&mut hist, took);
                 last_done = last_done.max(done);
-                clients.push(Client {
-                    id,
-                    proto: opts.proto,
-                    room,
-                    handle,
-                    ws,
-                    tracker: Default::default(),
-                    written: 0,
-                });
+                clients.push(Client::new(id, opts.proto, room, handle, ws));
             }
             Err(e) => {
                 failed += 1;

@@ -36,15 +36,7 @@ pub async fn idle(opts: &Options, name: &str) -> Result<Outcome, String> {
     let mut first_failure = None;
     for (id, r) in results.into_iter().enumerate() {
         match r {
-            Ok(ws) => clients.push(Client {
-                id: id as u32,
-                proto: opts.proto,
-                room: 0,
-                handle: String::new(),
-                ws,
-                tracker: Default::default(),
-                written: 0,
-            }),
+            Ok(ws) => clients.push(Client::new(id as u32, opts.proto, 0, String::new(), ws)),
             Err(e) => {
                 failed += 1;
                 first_failure.get_or_insert(e);

@@ -111,15 +111,7 @@ async fn open_room_clients(
         async move {
             let mut ws = connect_with(proto, &addr, &tok, rcvbuf).await?;
             let handle = join(&mut ws, proto, &room_name).await?;
-            Ok::<Client, String>(Client {
-                id,
-                proto,
-                room,
-                handle,
-                ws,
-                tracker: Default::default(),
-                written: 0,
-            })
+            Ok::<Client, String>(Client::new(id, proto, room, handle, ws))
         }
     };
     let firsts: Vec<u32> = (0..rooms).map(|r| (r * members) as u32).collect();
