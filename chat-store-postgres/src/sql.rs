@@ -157,11 +157,13 @@ pub(crate) const MEMBER: &str = concat!(
     member_cols!(""),
     " FROM members WHERE conversation = $1 AND user_id = $2"
 );
-pub(crate) const MEMBER_COUNT: &str =
-    "SELECT count(*) AS members FROM members WHERE conversation = $1";
-pub(crate) const INSERT_MEMBER: &str =
+/// Inserts the member unless the conversation already has `$5` members (or this one):
+/// run after [`LOCK_CONVERSATION`] in the same transaction, the count is exact.
+pub(crate) const INSERT_MEMBER_CAPPED: &str =
     "INSERT INTO members (conversation, user_id, role, joined_at)
-     VALUES ($1, $2, $3, $4)";
+     SELECT $1, $2, $3, $4
+     WHERE (SELECT count(*) FROM members WHERE conversation = $1) < $5
+     ON CONFLICT DO NOTHING";
 pub(crate) const DELETE_MEMBER: &str =
     "DELETE FROM members WHERE conversation = $1 AND user_id = $2";
 pub(crate) const MEMBERS_PAGE: &str = concat!(
@@ -344,8 +346,7 @@ pub(crate) const ALL: &[(&str, &str)] = &[
     ("DELETE_CONVERSATION", DELETE_CONVERSATION),
     ("LOCK_CONVERSATION", LOCK_CONVERSATION),
     ("MEMBER", MEMBER),
-    ("MEMBER_COUNT", MEMBER_COUNT),
-    ("INSERT_MEMBER", INSERT_MEMBER),
+    ("INSERT_MEMBER_CAPPED", INSERT_MEMBER_CAPPED),
     ("DELETE_MEMBER", DELETE_MEMBER),
     ("MEMBERS_PAGE", MEMBERS_PAGE),
     ("CONVERSATIONS_OF", CONVERSATIONS_OF),

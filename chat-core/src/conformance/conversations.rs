@@ -325,3 +325,56 @@ pub async fn delete_conversation_removes_everything(store: Arc<dyn Store>) {
     let again = room(&*store, "doomed", &alice).await.id;
     assert_ne!(again, r, "the name is free again");
 }
+
+/// Concurrent joins of a room near its cap: exactly enough are added to fill it, the
+/// rest are `conflict`, and a member joining again at the cap is still `added == false`.
+pub async fn concurrent_joins_respect_the_member_cap(store: Arc<dyn Store>) {
+    let room = store
+        .create_room(NewRoom {
+            id: cid(),
+            name: "crowded".into(),
+            visibility: Visibility::Public,
+            created_by: user("owner"),
+            created_at: t(1),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    const CAP: u32 = 10;
+    let joins = (0..40).map(|i| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .add_member(room.id, &user(&format!("u{i:02}")), Role::Member, t(2), CAP)
+                .await
+        })
+    });
+    let (mut added, mut refused) = (0, 0);
+    for join in joins.collect::<Vec<_>>() {
+        match join.await.unwrap_or_else(|e| panic!("{e}")) {
+            Ok((_, true)) => added += 1,
+            Ok((m, false)) => panic!("{} was not a member yet", m.user),
+            Err(e) if e.code() == ErrorCode::Conflict => refused += 1,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(
+        (added, refused),
+        (CAP - 1, 40 - (CAP - 1)),
+        "the owner is the first"
+    );
+    let members = store
+        .members(room.id, None, 100)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(members.len(), CAP as usize);
+    let again = members
+        .iter()
+        .find(|m| m.role == Role::Member)
+        .unwrap_or_else(|| panic!("a member"));
+    let (m, added) = store
+        .add_member(room.id, &again.user, Role::Member, t(3), CAP)
+        .await
+        .unwrap_or_else(|e| panic!("a member joining a full room again: {e}"));
+    assert!(!added);
+    assert_eq!(m.user, again.user);
+}

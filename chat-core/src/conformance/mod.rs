@@ -56,6 +56,7 @@ macro_rules! conformance_tests {
             edit_and_delete,
             one_direct_conversation_per_pair,
             rooms_and_members,
+            concurrent_joins_respect_the_member_cap,
             list_conversations_orders_by_activity,
             friendship_transitions,
             users_and_last_seen,

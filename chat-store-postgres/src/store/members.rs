@@ -23,48 +23,52 @@ pub(super) async fn add(
     joined_at: DateTime<Utc>,
     max_members: u32,
 ) -> CoreResult<(Member, bool)> {
-    let tx = c.transaction().await.map_err(map_pg)?;
-    // Locking the conversation serializes concurrent joins, so the cap holds.
+    // READ COMMITTED whatever the connection's default: the statements below rely on
+    // each taking its own snapshot after the lock is granted.
+    let tx = c
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::ReadCommitted)
+        .start()
+        .await
+        .map_err(map_pg)?;
     let lock = tx
         .prepare_cached(sql::LOCK_CONVERSATION)
         .await
         .map_err(map_pg)?;
-    if tx
-        .query_opt(&lock, &[&conversation.0])
-        .await
-        .map_err(map_pg)?
-        .is_none()
-    {
-        return Err(missing(conversation));
-    }
     let find = tx.prepare_cached(sql::MEMBER).await.map_err(map_pg)?;
-    if let Some(row) = tx
-        .query_opt(&find, &[&conversation.0, &user.as_str()])
-        .await
-        .map_err(map_pg)?
-    {
-        return Ok((rows::member(&row)?, false));
-    }
-    let count = tx.prepare_cached(sql::MEMBER_COUNT).await.map_err(map_pg)?;
-    let row = tx
-        .query_one(&count, &[&conversation.0])
+    let insert = tx
+        .prepare_cached(sql::INSERT_MEMBER_CAPPED)
         .await
         .map_err(map_pg)?;
-    if rows::count(&row, "members")? >= u64::from(max_members) {
+    let cap = i64::from(max_members);
+    // One round trip: the three statements are pipelined and run in order. Locking the
+    // conversation serializes concurrent joins; the lookup and the capped insert run
+    // after the lock is granted, each with a snapshot of its own (READ COMMITTED), so
+    // they see every join committed before, and the cap holds. The lock is held for
+    // this round trip and the commit only, not for one round trip per statement (a join
+    // storm into one room queues on it).
+    let user_str = user.as_str();
+    let role_str = role.as_str();
+    let lock_params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&conversation.0];
+    let find_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&conversation.0, &user_str];
+    let insert_params: [&(dyn tokio_postgres::types::ToSql + Sync); 5] =
+        [&conversation.0, &user_str, &role_str, &joined_at, &cap];
+    let (locked, existing, inserted) = tokio::join!(
+        tx.query_opt(&lock, &lock_params),
+        tx.query_opt(&find, &find_params),
+        tx.execute(&insert, &insert_params),
+    );
+    if locked.map_err(map_pg)?.is_none() {
+        return Err(missing(conversation));
+    }
+    if let Some(row) = existing.map_err(map_pg)? {
+        return Ok((rows::member(&row)?, false));
+    }
+    if inserted.map_err(map_pg)? == 0 {
         return Err(CoreError::conflict(format!(
             "the conversation has the maximum of {max_members} members"
         )));
     }
-    let insert = tx
-        .prepare_cached(sql::INSERT_MEMBER)
-        .await
-        .map_err(map_pg)?;
-    tx.execute(
-        &insert,
-        &[&conversation.0, &user.as_str(), &role.as_str(), &joined_at],
-    )
-    .await
-    .map_err(map_pg)?;
     tx.commit().await.map_err(map_pg)?;
     Ok((
         Member {

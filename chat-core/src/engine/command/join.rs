@@ -46,6 +46,9 @@ pub(crate) async fn run(ctx: &Ctx<'_>, room: RoomRef, create: bool) -> Result<Re
         }
         (None, _) => return Err(missing()),
     };
+    // A member joining again (every reconnect through a room URL) is answered from a
+    // read, without `add_member`'s write path (on PostgreSQL, the room's row lock, which
+    // sends to the room also take).
     if ctx
         .store()
         .member(conversation.id, ctx.user)
