@@ -1,28 +1,24 @@
-//! Generates the protobuf messages, the client and the server of `proto/chat.proto`.
+//! Generates the client and the server of `proto/chat.proto`; the messages are
+//! `chat-proto`'s.
 //!
-//! `protox` parses the file in Rust, so no `protoc` is needed. Messages and the client
-//! come from `tonic-prost-build`. The server is generated from the same descriptor with
+//! `protox` parses the file in Rust, so no `protoc` is needed. The client comes from
+//! `tonic-prost-build`. The server is generated from the same descriptor with
 //! `tonic-build`'s manual builder, so that `Connect` can use its own codec: the server
 //! frames it writes are encoded once per event by the engine's fan-out (invariant 8) and
 //! written as they are.
-
-use std::path::PathBuf;
-
-use prost::Message as _;
 
 const PROTO_DIR: &str = "../proto";
 const PROTO: &str = "../proto/chat.proto";
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed={PROTO}");
-    let out = PathBuf::from(std::env::var("OUT_DIR")?);
     let fds = protox::compile([PROTO], [PROTO_DIR])?;
-    std::fs::write(out.join("chat_descriptor.bin"), fds.encode_to_vec())?;
 
     tonic_prost_build::configure()
         .build_server(false)
         .build_client(true)
         .build_transport(false)
+        .extern_path(".chat", "::chat_proto::proto")
         .compile_fds(fds.clone())?;
 
     let file = fds

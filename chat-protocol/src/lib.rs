@@ -14,6 +14,15 @@ use serde_json::Value;
 /// The protocol version this crate speaks.
 pub const PROTOCOL_VERSION: u32 = 1;
 
+/// The WebSocket subprotocol of protocol v1 as JSON text frames. A client that names no
+/// subprotocol (or none the server speaks) gets JSON too.
+pub const SUBPROTOCOL_JSON: &str = "chat.v1.json";
+
+/// The WebSocket subprotocol of protocol v1 as protobuf binary frames: each client frame
+/// is one encoded `chat.ClientFrame`, each server frame one `chat.ServerFrame`, from
+/// `proto/chat.proto` (the gRPC `Connect` stream's messages).
+pub const SUBPROTOCOL_PROTO: &str = "chat.v1.proto";
+
 /// The most bytes a request id may have.
 pub const MAX_REQUEST_ID_BYTES: usize = 64;
 

@@ -20,9 +20,9 @@
 //!   encoder; the unary calls' per-user rate.
 //! - `auth`: the bearer token in `authorization` metadata, or a client certificate's
 //!   subject CN (mutual TLS, off by default).
-//! - [`proto`]: the generated messages and client (code generation in `build.rs`, with
-//!   the pure-Rust `protox`: no `protoc` needed).
-//! - `convert`: requests into commands; replies and events into messages. No I/O.
+//! - [`proto`]: the messages (`chat-proto`'s) and the generated client (code generation
+//!   in `build.rs`, with the pure-Rust `protox`: no `protoc` needed). The conversions
+//!   between messages and the engine's types are `chat_proto::convert`.
 //! - `service`: the unary calls; `reference`: `SendMessage` and `GetMessages`.
 //! - `connect`: the `Connect` stream: its reader, its bounded outbox, its codec.
 //! - [`error`]: the one error-code → gRPC status table ([`code_of`]), and the stable
@@ -58,15 +58,14 @@
 mod auth;
 mod config;
 mod connect;
-mod convert;
 pub mod error;
 mod reference;
 mod server;
 mod service;
 mod state;
 
+pub use chat_proto::MAX_REQUEST_ID_BYTES;
 pub use config::{ClientCertIdentity, GrpcConfig};
-pub use connect::MAX_REQUEST_ID_BYTES;
 pub use error::{code_of, status_of, ERROR_CODE_KEY};
 pub use server::{serve, Error, Result, SERVICE_NAME};
 pub use state::GrpcState;
@@ -86,10 +85,6 @@ pub const PROTOCOL_VERSION: u32 = 1;
     clippy::pedantic
 )]
 pub mod proto {
+    pub use chat_proto::proto::*;
     include!(concat!(env!("OUT_DIR"), "/chat.rs"));
-
-    /// `proto/chat.proto` and its imports as an encoded `FileDescriptorSet` (what server
-    /// reflection serves).
-    pub const FILE_DESCRIPTOR_SET: &[u8] =
-        include_bytes!(concat!(env!("OUT_DIR"), "/chat_descriptor.bin"));
 }

@@ -159,7 +159,7 @@ pub(crate) async fn get_messages(
     let messages = messages
         .into_iter()
         .map(|view| proto::ChatMessage {
-            status: crate::convert::status_word(view.status).to_owned(),
+            status: chat_proto::convert::status_word(view.status).to_owned(),
             id: view.message.id.to_string(),
             user_id: view.message.sender.to_string(),
             timestamp: rfc3339(view.message.created_at),

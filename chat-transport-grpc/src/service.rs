@@ -9,10 +9,10 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::auth::{self, Caller};
 use crate::connect::{self, FrameStream};
-use crate::convert::{self, Friend, FromReply, IntoCommand, Mark};
 use crate::error::status_of;
 use crate::state::GrpcState;
 use crate::{proto, reference};
+use chat_proto::convert::{self, Friend, FromReply, IntoCommand, Mark};
 
 /// The generated server, kept inside the crate: `Connect` writes pre-encoded frames
 /// (`connect::codec`), the other methods take and answer the messages of [`proto`].

@@ -6,17 +6,14 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use chat_core::model::RateLimiter;
 use chat_core::ports::{Authenticator, Encoder};
-use chat_core::{Engine, Event, UserId};
+use chat_core::{Engine, UserId};
 use parking_lot::Mutex;
-use prost::Message as _;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::config::GrpcConfig;
-use crate::{convert, proto};
 
 /// What [`serve`](crate::serve) needs: the engine, an authenticator and the settings.
 /// Cheap to clone.
@@ -55,7 +52,7 @@ impl GrpcState {
                 engine,
                 authenticator,
                 config: Arc::new(config),
-                encoder: Arc::new(ProtoEncoder),
+                encoder: Arc::new(chat_proto::ProtoEncoder),
                 live: Live::default(),
             }),
         }
@@ -134,25 +131,6 @@ impl Drop for LiveGuard {
         if self.0.live.count.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.0.live.idle.notify_waiters();
         }
-    }
-}
-
-/// Encodes events as [`proto::ServerFrame`]s: the bytes a `Connect` stream writes as
-/// they are.
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct ProtoEncoder;
-
-impl Encoder for ProtoEncoder {
-    fn format(&self) -> &'static str {
-        "grpc-proto-v1"
-    }
-
-    fn encode(&self, event: &Event) -> chat_core::Result<Bytes> {
-        let frame = proto::ServerFrame {
-            request_id: String::new(),
-            frame: Some(proto::server_frame::Frame::Event(convert::event(event)?)),
-        };
-        Ok(Bytes::from(frame.encode_to_vec()))
     }
 }
 

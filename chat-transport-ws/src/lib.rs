@@ -93,6 +93,7 @@ pub use auth::{
 };
 pub use config::Config;
 pub use error::{status_of, ApiError};
+pub use protocol::{SUBPROTOCOL_JSON, SUBPROTOCOL_PROTO};
 pub use state::ChatState;
 pub use tls::TlsConnectInfo;
 

@@ -26,6 +26,8 @@ pub(crate) struct Inner {
     pub(crate) authenticator: Arc<dyn Authenticator>,
     pub(crate) config: Arc<Config>,
     pub(crate) encoder: Arc<dyn Encoder>,
+    /// The encoder of the binary subprotocol `chat.v1.proto`.
+    pub(crate) proto_encoder: Arc<dyn Encoder>,
     pub(crate) live: Live,
     pub(crate) rates: UserRates,
 }
@@ -68,6 +70,7 @@ impl ChatState {
                 authenticator,
                 config: Arc::new(config),
                 encoder: Arc::new(JsonEncoder),
+                proto_encoder: Arc::new(chat_proto::ProtoEncoder),
                 live: Live::default(),
             }),
         }

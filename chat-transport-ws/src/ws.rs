@@ -36,7 +36,10 @@ use tokio::time::Instant;
 
 use crate::auth;
 use crate::error::{ApiError, Query};
-use crate::protocol::{self, close, ClientFrame, Hello, HelloLimits, PROTOCOL_VERSION};
+use crate::protocol::{
+    self, close, ClientFrame, Hello, HelloLimits, PROTOCOL_VERSION, SUBPROTOCOL_JSON,
+    SUBPROTOCOL_PROTO,
+};
 use crate::state::{ChatState, LiveGuard};
 
 /// `/ws/rooms/{room}` query: `create=true` creates a public room when none has that name.
@@ -48,6 +51,117 @@ pub(crate) struct RoomQuery {
     #[serde(default)]
     #[allow(dead_code)]
     token: Option<String>,
+}
+
+/// A connection's encoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wire {
+    /// JSON text frames.
+    Json,
+    /// Protobuf binary frames.
+    Proto,
+}
+
+/// A command's request id, as the connection's encoding reads it.
+#[derive(Debug, Clone)]
+enum RequestId {
+    Json(Option<protocol::RequestId>),
+    /// Empty when the client gave none.
+    Proto(String),
+}
+
+impl RequestId {
+    fn reply(self, reply: Reply) -> Bytes {
+        match self {
+            RequestId::Json(id) => protocol::reply_frame(id, reply),
+            RequestId::Proto(id) => chat_proto::reply_frame(id, reply),
+        }
+    }
+
+    fn error(self, e: &Error) -> Bytes {
+        match self {
+            RequestId::Json(id) => protocol::error_frame(id, e),
+            RequestId::Proto(id) => chat_proto::error_frame(id, e),
+        }
+    }
+}
+
+impl Wire {
+    /// No request id.
+    fn no_id(self) -> RequestId {
+        match self {
+            Wire::Json => RequestId::Json(None),
+            Wire::Proto => RequestId::Proto(String::new()),
+        }
+    }
+
+    /// The request id `text`.
+    fn id(self, text: &str) -> RequestId {
+        match self {
+            Wire::Json => RequestId::Json(Some(protocol::RequestId::Text(text.to_owned()))),
+            Wire::Proto => RequestId::Proto(text.to_owned()),
+        }
+    }
+
+    fn hello(self, hello: Hello) -> Bytes {
+        match self {
+            Wire::Json => protocol::hello_frame(hello),
+            Wire::Proto => chat_proto::hello_frame(proto_hello(hello)),
+        }
+    }
+
+    /// A frame as the WebSocket message that carries it.
+    fn message(self, frame: Bytes) -> Option<Message> {
+        match self {
+            Wire::Json => text(frame),
+            Wire::Proto => Some(Message::Binary(frame)),
+        }
+    }
+}
+
+/// The first subprotocol the client offers (in its order) that the server speaks.
+fn subprotocol(headers: &axum::http::HeaderMap) -> Option<Wire> {
+    headers
+        .get_all(axum::http::header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .find_map(|offer| match offer.trim() {
+            SUBPROTOCOL_JSON => Some(Wire::Json),
+            SUBPROTOCOL_PROTO => Some(Wire::Proto),
+            _ => None,
+        })
+}
+
+/// The `hello` of the binary subprotocol: the same fields.
+fn proto_hello(h: Hello) -> chat_proto::proto::Hello {
+    let l = h.limits;
+    let as_u64 = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+    chat_proto::proto::Hello {
+        protocol: h.protocol,
+        user: h.user.to_string(),
+        display_name: h.display_name,
+        limits: Some(chat_proto::proto::Limits {
+            max_frame_bytes: as_u64(l.max_frame_bytes),
+            max_body_bytes: as_u64(l.max_body_bytes),
+            max_history_page: l.max_history_page,
+            max_list_page: l.max_list_page,
+            max_resume_gap: l.max_resume_gap,
+            max_resume_conversations: as_u64(l.max_resume_conversations),
+            status_member_limit: l.status_member_limit,
+            presence_room_limit: as_u64(l.presence_room_limit),
+            max_live_conversations: l.max_live_conversations,
+            typing_ttl_ms: l.typing_ttl_ms,
+            commands_per_second: l.commands_per_second,
+            command_burst: l.command_burst,
+            queue_capacity: as_u64(l.queue_capacity),
+            ping_interval_ms: l.ping_interval_ms,
+            write_timeout_ms: l.write_timeout_ms,
+            idle_timeout_ms: l.idle_timeout_ms,
+            max_frames_per_window: l.max_frames_per_window,
+            flood_window_ms: l.flood_window_ms,
+        }),
+    }
 }
 
 /// `GET /ws`.
@@ -81,6 +195,13 @@ async fn upgrade(state: ChatState, req: Request, join: Option<(RoomRef, bool)>) 
         Err(r) => return ApiError::new(ErrorCode::Invalid, r.body_text()).into_response(),
     };
     let cfg = &state.inner.config;
+    // The client's first offer that the server speaks, named in the answer; no offer, or
+    // only unknown ones: JSON, and no subprotocol in the answer.
+    let (ws, wire) = match subprotocol(&parts.headers) {
+        Some(wire @ Wire::Proto) => (ws.protocols([SUBPROTOCOL_PROTO]), wire),
+        Some(wire @ Wire::Json) => (ws.protocols([SUBPROTOCOL_JSON]), wire),
+        None => (ws, Wire::Json),
+    };
     ws.read_buffer_size(cfg.read_buffer_bytes)
         .write_buffer_size(cfg.write_buffer_bytes)
         .max_write_buffer_size(cfg.write_buffer_bytes + cfg.max_message_bytes.max(64 * 1024) * 4)
@@ -88,7 +209,7 @@ async fn upgrade(state: ChatState, req: Request, join: Option<(RoomRef, bool)>) 
         .max_frame_size(cfg.max_message_bytes)
         .on_upgrade(move |socket| async move {
             let Some(guard) = state.enter() else { return };
-            run(state, socket, identity, join, guard).await;
+            run(state, socket, identity, join, wire, guard).await;
         })
 }
 
@@ -224,6 +345,7 @@ async fn run(
     socket: WebSocket,
     identity: Identity,
     join: Option<(RoomRef, bool)>,
+    wire: Wire,
     _guard: LiveGuard,
 ) {
     let cfg = state.inner.config.clone();
@@ -231,18 +353,23 @@ async fn run(
     let outbox = Arc::new(Outbox::new(cfg.queue_capacity));
     let tx = &*outbox;
     let closer = Arc::new(Closer::default());
+    let encoder = match wire {
+        Wire::Json => state.inner.encoder.clone(),
+        Wire::Proto => state.inner.proto_encoder.clone(),
+    };
     let transport = Arc::new(WsTransport {
-        encoder: state.inner.encoder.clone(),
+        encoder,
         outbox: outbox.clone(),
         closer: closer.clone(),
     });
     // `hello` is queued before the session opens, so it is always the first frame.
-    let _ = tx.try_send(protocol::hello_frame(hello(&state, &identity)));
+    let _ = tx.try_send(wire.hello(hello(&state, &identity)));
     let mut writer = tokio::spawn(write_loop(
         sink,
         outbox.clone(),
         closer.clone(),
         cfg.clone(),
+        wire,
     ));
 
     let expires_at = identity.expires_at;
@@ -253,7 +380,7 @@ async fn run(
     {
         Ok(s) => Some(s),
         Err(e) => {
-            let _ = tx.try_send(protocol::error_frame(None, &e));
+            let _ = tx.try_send(wire.no_id().error(&e));
             closer.set(close::INTERNAL, "session");
             None
         }
@@ -267,16 +394,13 @@ async fn run(
             tx,
             closer: &closer,
             cfg: &cfg,
+            wire,
             window_start: Instant::now(),
             frames_in_window: 0,
             expires: expires_at.map(deadline),
         };
         if let Some((room, create)) = join {
-            Box::pin(reader.execute(
-                Some(protocol::RequestId::Text("join".into())),
-                Command::Join { room, create },
-            ))
-            .await;
+            Box::pin(reader.execute(wire.id("join"), Command::Join { room, create })).await;
         }
         let idle = cfg.idle_timeout;
         // Armed only while the credential expires; moved by `refresh_token`.
@@ -449,6 +573,7 @@ struct Reader<'a> {
     tx: &'a Outbox,
     closer: &'a Closer,
     cfg: &'a crate::Config,
+    wire: Wire,
     window_start: Instant,
     frames_in_window: u32,
     /// When the credential expires, if it does.
@@ -467,14 +592,30 @@ impl Reader<'_> {
             Message::Ping(_) | Message::Pong(_) => return true,
             Message::Close(_) => return false,
         }
-        match msg {
-            Message::Text(text) => match ClientFrame::parse(text.as_str()) {
-                Ok(frame) => self.execute(frame.id, frame.command).await,
+        match (self.wire, msg) {
+            (Wire::Json, Message::Text(text)) => match ClientFrame::parse(text.as_str()) {
+                Ok(frame) => self.execute(RequestId::Json(frame.id), frame.command).await,
                 Err(e) => self.queue(protocol::error_frame(e.id, &e.error)),
             },
-            _ => self.queue(protocol::error_frame(
+            (Wire::Proto, Message::Binary(bytes)) => {
+                match chat_proto::decode_client_frame(&bytes) {
+                    Ok((id, command)) => self.execute(RequestId::Proto(id), command).await,
+                    Err(e) => self.queue(chat_proto::error_frame(e.request_id, &e.error)),
+                }
+            }
+            (Wire::Json, _) => self.queue(protocol::error_frame(
                 None,
-                &Error::invalid("binary frames are not part of protocol v1; send text"),
+                &Error::invalid(format!(
+                    "binary frames are not part of protocol v1 as JSON; send text, or \
+                     connect with the subprotocol {SUBPROTOCOL_PROTO}"
+                )),
+            )),
+            (Wire::Proto, _) => self.queue(chat_proto::error_frame(
+                String::new(),
+                &Error::invalid(format!(
+                    "text frames are not part of the subprotocol {SUBPROTOCOL_PROTO}; \
+                     send chat.ClientFrame messages as binary frames"
+                )),
             )),
         }
     }
@@ -494,7 +635,7 @@ impl Reader<'_> {
         true
     }
 
-    async fn execute(&mut self, id: Option<protocol::RequestId>, command: Command) -> bool {
+    async fn execute(&mut self, id: RequestId, command: Command) -> bool {
         // The timer may not have fired yet: an expired credential runs nothing more.
         if self.expires.is_some_and(|at| at <= Instant::now()) {
             self.closer.set(close::TOKEN_EXPIRED, "token_expired");
@@ -505,8 +646,8 @@ impl Reader<'_> {
             command => self.session.execute(command).await,
         };
         let frame = match result {
-            Ok(reply) => protocol::reply_frame(id, reply),
-            Err(e) => protocol::error_frame(id, &e),
+            Ok(reply) => id.reply(reply),
+            Err(e) => id.error(&e),
         };
         self.queue(frame)
     }
@@ -576,14 +717,15 @@ async fn write_batch(
     first: Bytes,
     rx: &Outbox,
     max_batch: usize,
+    wire: Wire,
 ) -> Result<(), axum::Error> {
-    if let Some(m) = text(first) {
+    if let Some(m) = wire.message(first) {
         sink.feed(m).await?;
     }
     for _ in 1..max_batch.max(1) {
         match rx.try_recv() {
             Some(frame) => {
-                if let Some(m) = text(frame) {
+                if let Some(m) = wire.message(frame) {
                     sink.feed(m).await?;
                 }
             }
@@ -601,7 +743,13 @@ enum Work {
     Ping,
 }
 
-async fn write_loop(mut sink: Sink, rx: Arc<Outbox>, closer: Arc<Closer>, cfg: Arc<crate::Config>) {
+async fn write_loop(
+    mut sink: Sink,
+    rx: Arc<Outbox>,
+    closer: Arc<Closer>,
+    cfg: Arc<crate::Config>,
+    wire: Wire,
+) {
     let _gone = ReceiverGone(rx.clone());
     let mut ping = tokio::time::interval_at(Instant::now() + cfg.ping_interval, cfg.ping_interval);
     loop {
@@ -616,7 +764,9 @@ async fn write_loop(mut sink: Sink, rx: Arc<Outbox>, closer: Arc<Closer>, cfg: A
         };
         let write = async {
             match work {
-                Work::Frames(first) => write_batch(&mut sink, first, &rx, cfg.max_batch).await,
+                Work::Frames(first) => {
+                    write_batch(&mut sink, first, &rx, cfg.max_batch, wire).await
+                }
                 Work::Ping => sink.send(Message::Ping(Bytes::new())).await,
             }
         };
@@ -633,12 +783,18 @@ async fn write_loop(mut sink: Sink, rx: Arc<Outbox>, closer: Arc<Closer>, cfg: A
             },
         }
     }
-    send_close(&mut sink, &rx, &closer, &cfg).await;
+    send_close(&mut sink, &rx, &closer, &cfg, wire).await;
 }
 
 /// Writes the backlog when the close code keeps it (otherwise drops it), then the close
 /// frame, and flushes; all within `write_timeout`.
-async fn send_close(sink: &mut Sink, rx: &Outbox, closer: &Closer, cfg: &crate::Config) {
+async fn send_close(
+    sink: &mut Sink,
+    rx: &Outbox,
+    closer: &Closer,
+    cfg: &crate::Config,
+    wire: Wire,
+) {
     let (code, reason) = closer.get().unwrap_or((close::NORMAL, "bye"));
     let backlog = close::delivers_backlog(code);
     if !backlog {
@@ -648,7 +804,10 @@ async fn send_close(sink: &mut Sink, rx: &Outbox, closer: &Closer, cfg: &crate::
     let finish = async {
         if backlog {
             while let Some(frame) = rx.try_recv() {
-                if write_batch(sink, frame, rx, cfg.max_batch).await.is_err() {
+                if write_batch(sink, frame, rx, cfg.max_batch, wire)
+                    .await
+                    .is_err()
+                {
                     break;
                 }
             }

@@ -24,20 +24,17 @@ use chat_core::{Command, Error, Reply, Session};
 use futures::stream::BoxStream;
 use futures::StreamExt;
 use parking_lot::Mutex;
-use prost::Message as _;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::auth;
 use crate::error::{status_of, StreamEnd};
-use crate::proto::{self, server_frame::Frame};
+use crate::proto;
 use crate::state::{GrpcState, LiveGuard};
-use crate::{convert, PROTOCOL_VERSION};
+use crate::PROTOCOL_VERSION;
+use chat_proto::{error_frame, reply_frame};
 use outbox::{Outbox, Refused};
-
-/// The most bytes a request id may have (as in protocol v1).
-pub const MAX_REQUEST_ID_BYTES: usize = 64;
 
 /// The response stream of `Connect`: encoded server frames, then the status that ends it.
 pub(crate) type FrameStream = BoxStream<'static, Result<Bytes, Status>>;
@@ -209,36 +206,13 @@ fn hello_frame(state: &GrpcState, identity: &Identity) -> Bytes {
             queue_capacity: as_u64(cfg.queue_capacity),
             ping_interval_ms: millis(cfg.ping_interval),
             write_timeout_ms: millis(cfg.write_timeout),
+            // The WebSocket's only.
+            idle_timeout_ms: 0,
+            max_frames_per_window: 0,
+            flood_window_ms: 0,
         }),
     };
-    encode(String::new(), Frame::Hello(hello))
-}
-
-fn encode(request_id: String, frame: Frame) -> Bytes {
-    let frame = proto::ServerFrame {
-        request_id,
-        frame: Some(frame),
-    };
-    Bytes::from(frame.encode_to_vec())
-}
-
-fn reply_frame(request_id: String, reply: Reply) -> Bytes {
-    match convert::reply(reply) {
-        Ok(reply) => encode(request_id, Frame::Reply(reply)),
-        Err(e) => error_frame(request_id, &e),
-    }
-}
-
-fn error_frame(request_id: String, e: &Error) -> Bytes {
-    let body = chat_core::error::ErrorBody::from(e);
-    encode(
-        request_id,
-        Frame::Error(proto::ErrorFrame {
-            code: body.code.as_str().to_owned(),
-            message: body.message,
-            retry_after_ms: body.retry_after_ms,
-        }),
-    )
+    chat_proto::hello_frame(hello)
 }
 
 fn millis(d: Duration) -> u64 {
@@ -400,23 +374,13 @@ impl Reader {
             self.closer.set(Ending::End(StreamEnd::TokenExpired));
             return false;
         }
-        if frame.request_id.len() > MAX_REQUEST_ID_BYTES {
-            return self.queue(error_frame(
-                String::new(),
-                &Error::invalid(format!(
-                    "`request_id` has at most {MAX_REQUEST_ID_BYTES} bytes"
-                )),
-            ));
-        }
-        let id = frame.request_id;
-        let command = match frame.command {
-            Some(c) => convert::command(c),
-            None => Err(Error::invalid("a client frame holds a command")),
+        let (id, command) = match chat_proto::client_command(frame) {
+            Ok(decoded) => decoded,
+            Err(e) => return self.queue(error_frame(e.request_id, &e.error)),
         };
         let result = match command {
-            Ok(Command::RefreshToken { token }) => self.refresh(&token).await,
-            Ok(command) => self.session.execute(command).await,
-            Err(e) => Err(e),
+            Command::RefreshToken { token } => self.refresh(&token).await,
+            command => self.session.execute(command).await,
         };
         let frame = match result {
             Ok(reply) => reply_frame(id, reply),

@@ -20,12 +20,18 @@ use crate::proto::client_frame::Command as Cmd;
 // Requests → commands
 
 /// A conversation id as a request gives it.
-pub(crate) fn conversation_id(s: &str) -> Result<ConversationId> {
+///
+/// # Errors
+/// `invalid` when it is not one.
+pub fn conversation_id(s: &str) -> Result<ConversationId> {
     ConversationId::from_str(s)
 }
 
 /// A user id as a request gives it.
-pub(crate) fn user_id(s: &str) -> Result<UserId> {
+///
+/// # Errors
+/// `invalid` when it is not one.
+pub fn user_id(s: &str) -> Result<UserId> {
     UserId::new(s)
 }
 
@@ -38,7 +44,7 @@ fn visibility(v: i32) -> Result<Visibility> {
 }
 
 /// A request message that is one command.
-pub(crate) trait IntoCommand {
+pub trait IntoCommand {
     /// The command it stands for.
     fn into_command(self) -> Result<Command>;
 }
@@ -198,12 +204,18 @@ impl IntoCommand for proto::RefreshTokenRequest {
 
 /// Which mark a [`proto::MarkRequest`] moves.
 #[derive(Debug, Clone, Copy)]
-pub(crate) enum Mark {
+pub enum Mark {
+    /// `mark_delivered`.
     Delivered,
+    /// `mark_read`.
     Read,
 }
 
-pub(crate) fn mark(r: proto::MarkRequest, which: Mark) -> Result<Command> {
+/// The command of a mark request.
+///
+/// # Errors
+/// `invalid` for a conversation id that does not parse.
+pub fn mark(r: proto::MarkRequest, which: Mark) -> Result<Command> {
     let conversation = conversation_id(&r.conversation)?;
     Ok(match which {
         Mark::Delivered => Command::MarkDelivered {
@@ -219,17 +231,28 @@ pub(crate) fn mark(r: proto::MarkRequest, which: Mark) -> Result<Command> {
 
 /// What a [`proto::UserRequest`] asks about a friendship.
 #[derive(Debug, Clone, Copy)]
-pub(crate) enum Friend {
+pub enum Friend {
+    /// `friend_request`.
     Request,
+    /// `friend_accept`.
     Accept,
+    /// `friend_decline`.
     Decline,
+    /// `friend_cancel`.
     Cancel,
+    /// `friend_remove`.
     Remove,
+    /// `block`.
     Block,
+    /// `unblock`.
     Unblock,
 }
 
-pub(crate) fn friend(r: proto::UserRequest, action: Friend) -> Result<Command> {
+/// The command of a friendship request.
+///
+/// # Errors
+/// `invalid` for a user id that does not parse.
+pub fn friend(r: proto::UserRequest, action: Friend) -> Result<Command> {
     let user = user_id(&r.user)?;
     Ok(match action {
         Friend::Request => Command::FriendRequest { user },
@@ -242,8 +265,12 @@ pub(crate) fn friend(r: proto::UserRequest, action: Friend) -> Result<Command> {
     })
 }
 
-/// The command of a `Connect` frame.
-pub(crate) fn command(c: Cmd) -> Result<Command> {
+/// The command of a client frame (a `Connect` stream's, or the WebSocket's binary
+/// subprotocol's).
+///
+/// # Errors
+/// `invalid` for an id, enum value or field that does not parse.
+pub fn command(c: Cmd) -> Result<Command> {
     match c {
         Cmd::CreateRoom(r) => r.into_command(),
         Cmd::Join(r) => r.into_command(),
@@ -277,7 +304,8 @@ pub(crate) fn command(c: Cmd) -> Result<Command> {
 // ---------------------------------------------------------------------------------------
 // The model → messages
 
-pub(crate) fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
+/// A time as a `google.protobuf.Timestamp`.
+pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
     prost_types::Timestamp {
         seconds: t.timestamp(),
         // Below 2 * 10^9 by construction (leap seconds included).
@@ -303,7 +331,7 @@ fn message_status(s: Option<MessageStatus>) -> proto::MessageStatus {
 
 /// The status word of the reference calls (`sent`, `delivered`, `read`; empty when not
 /// derived).
-pub(crate) fn status_word(s: Option<MessageStatus>) -> &'static str {
+pub fn status_word(s: Option<MessageStatus>) -> &'static str {
     match s {
         None => "",
         Some(MessageStatus::Sent) => "sent",
@@ -312,7 +340,8 @@ pub(crate) fn status_word(s: Option<MessageStatus>) -> &'static str {
     }
 }
 
-pub(crate) fn conversation(c: Conversation) -> proto::Conversation {
+/// A conversation as its message.
+pub fn conversation(c: Conversation) -> proto::Conversation {
     let kind = match c.kind {
         ConversationKind::Room { name, visibility } => {
             proto::conversation::Kind::Room(proto::RoomInfo {
@@ -337,7 +366,8 @@ pub(crate) fn conversation(c: Conversation) -> proto::Conversation {
     }
 }
 
-pub(crate) fn message(m: Message) -> proto::Message {
+/// A message as its message.
+pub fn message(m: Message) -> proto::Message {
     proto::Message {
         id: m.id.to_string(),
         conversation: m.conversation.to_string(),
@@ -428,7 +458,7 @@ use proto::reply::Reply as R;
 ///
 /// # Errors
 /// `internal` for a reply kind this transport does not know (a newer engine).
-pub(crate) fn reply(r: Reply) -> Result<proto::Reply> {
+pub fn reply(r: Reply) -> Result<proto::Reply> {
     let reply = match r {
         Reply::Room {
             conversation: c,
@@ -498,7 +528,7 @@ pub(crate) fn reply(r: Reply) -> Result<proto::Reply> {
         Reply::Ok => R::Ok(proto::OkReply {}),
         other => {
             return Err(Error::internal(format!(
-                "the gRPC transport has no message for the reply `{}`",
+                "protobuf has no message for the reply `{}`",
                 other.kind()
             )))
         }
@@ -507,7 +537,7 @@ pub(crate) fn reply(r: Reply) -> Result<proto::Reply> {
 }
 
 /// A reply message of one kind, as a unary call answers it.
-pub(crate) trait FromReply: Sized {
+pub trait FromReply: Sized {
     /// The message when `r` is of this kind.
     fn from_reply(r: R) -> Option<Self>;
 }
@@ -548,7 +578,7 @@ use proto::event::Event as E;
 ///
 /// # Errors
 /// `internal` for an event kind this transport does not know (a newer engine).
-pub(crate) fn event(e: &Event) -> Result<proto::Event> {
+pub fn event(e: &Event) -> Result<proto::Event> {
     let event = match e.clone() {
         Event::Message { message: m } => E::Message(proto::MessageEvent {
             message: Some(message(m)),
@@ -622,7 +652,7 @@ pub(crate) fn event(e: &Event) -> Result<proto::Event> {
         }),
         other => {
             return Err(Error::internal(format!(
-                "the gRPC transport has no message for the event `{}`",
+                "protobuf has no message for the event `{}`",
                 other.kind()
             )))
         }
