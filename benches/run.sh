@@ -13,9 +13,13 @@
 # the loadgen markers of BENCHMARKS.md. Everything listens on 127.0.0.1 only.
 #
 # Environment: TARGETS (space-separated subset of the labels below), CHAT_TEST_PG_URL
-# (default postgres://postgres@127.0.0.1:5432/postgres), SKIP_CRITERION=1, ONLY=connstorm
-# or ONLY=rest (the connect storms alone, or everything else; a partial run writes its
-# section to benches/results/partial-STAMP.md instead of BENCHMARKS.md).
+# (default postgres://postgres@127.0.0.1:5432/postgres), SKIP_CRITERION=1, ONLY=connstorm,
+# ONLY=rest or ONLY=fanout (the connect storms alone, everything else, or the four fan-out
+# scenarios alone; a partial run writes its section to benches/results/partial-STAMP.md
+# instead of BENCHMARKS.md).
+#
+# Target ours-memory-proto is our server on the memory store spoken to over the binary
+# subprotocol chat.v1.proto (protobuf frames); it runs the idle and fan-out scenarios.
 set -euo pipefail
 
 QUICK=0
@@ -31,7 +35,7 @@ JSON="$OUT/loadgen-$STAMP.jsonl"
 CONTEXT="$OUT/context-$STAMP.md"
 LOG="$OUT/run-$STAMP.log"
 SECRET="bench-secret-$STAMP"
-TARGETS="${TARGETS:-ours-memory ours-sqlite ours-postgres socketioxide socketio pyws}"
+TARGETS="${TARGETS:-ours-memory ours-memory-proto ours-sqlite ours-postgres socketioxide socketio pyws}"
 ONLY="${ONLY:-}"
 REPORT_MD="$ROOT/BENCHMARKS.md"
 [ -n "$ONLY" ] && REPORT_MD="$OUT/partial-$STAMP.md"
@@ -120,15 +124,16 @@ lg() { # label proto port pid kind name args...
     --addr "127.0.0.1:$port" --pid "$pid" --secret "$SECRET" --json "$JSON" "$@" 2>&1 | tee -a "$LOG" || true
 }
 
-scenarios() { # label proto port pid [subset]
+scenarios() { # label proto port pid [subset: all, fanout (idle + fan-outs), fanout-only]
   local l=$1 p=$2 port=$3 pid=$4 subset=${5:-all}
-  if [ "$subset" = all ]; then
+  if [ "$subset" = all ] || [ "$subset" = fanout ]; then
     lg "$l" "$p" "$port" "$pid" idle idle-10k --connections "$IDLE_N" --duration 3 --concurrency 256
   fi
   lg "$l" "$p" "$port" "$pid" fanout fanout-10x50 --rooms 10 --members 50 --offered 1000000 --duration $D --warmup $W
   lg "$l" "$p" "$port" "$pid" fanout fanout-10x50-at-200k --rooms 10 --members 50 --offered 200000 --duration $D --warmup $W
   lg "$l" "$p" "$port" "$pid" fanout fanout-100x100 --rooms $BIG_R --members $BIG_M --offered 300000 --duration $D --warmup $W --concurrency 256
   lg "$l" "$p" "$port" "$pid" fanout fanout-100x100-at-100k --rooms $BIG_R --members $BIG_M --offered 100000 --duration $D --warmup $W --concurrency 256
+  [ "$subset" = all ] || return 0
   lg "$l" "$p" "$port" "$pid" pingpong pingpong --round-trips $RT --duration 5
   if [ "$subset" = all ]; then
     lg "$l" "$p" "$port" "$pid" slow slow-10x50 --rooms 10 --members 50 --offered 200000 --slow 0.1 --duration $((D + 3)) --warmup $W
@@ -173,6 +178,8 @@ server_cmd() {
         return 1
       fi
       CMD=("$SERVER" --store "${t#ours-}" --addr "127.0.0.1:$port" --secret "$SECRET"); PROTO=chat ;;
+    ours-memory-proto)
+      CMD=("$SERVER" --store memory --addr "127.0.0.1:$port" --secret "$SECRET"); PROTO=chat-proto ;;
     socketioxide) CMD=("$PEERS/socketioxide/target/release/peer-socketioxide" "$port"); PROTO=socketio ;;
     socketio) CMD=(node "$PEERS/socketio/server.js" "$port"); PROTO=socketio ;;
     pyws) CMD=("$PEERS/python-websockets/.venv/bin/python" "$PEERS/python-websockets/server.py" "$port"); PROTO=pyws ;;
@@ -188,13 +195,16 @@ for t in $TARGETS; do
   server_cmd "$t" "$PORT" || continue
   # The connect storms first, on a server of their own, so that their memory figure
   # starts from a fresh process.
-  if runs connstorm && start_server "$PORT" "${CMD[@]}"; then
+  if [ "$PROTO" != chat-proto ] && runs connstorm && start_server "$PORT" "${CMD[@]}"; then
     lg "$t" "$PROTO" "$PORT" "$SERVER_PID" connstorm connstorm-10k --rooms $BIG_R --members $BIG_M --arrivals 20000 --duration 5
   fi
   stop_server
-  runs rest || continue
+  runs rest || runs fanout || continue
   server_cmd "$t" "$((PORT + 1))" || continue
-  start_server "$((PORT + 1))" "${CMD[@]}" && scenarios "$t" "$PROTO" "$((PORT + 1))" "$SERVER_PID"
+  subset=all
+  [ "$PROTO" = chat-proto ] && subset=fanout
+  [ "$ONLY" = fanout ] && subset=fanout-only
+  start_server "$((PORT + 1))" "${CMD[@]}" && scenarios "$t" "$PROTO" "$((PORT + 1))" "$SERVER_PID" "$subset"
   stop_server
 done
 

@@ -1,6 +1,8 @@
-//! Protocol encode and decode: the engine's `JsonEncoder` on a `message` event (what a
-//! fan-out encodes once per wire format), and serde decoding of a `send` command (what
-//! a transport does for every frame a client sends).
+//! Protocol encode and decode, JSON against protobuf (`chat.v1.proto`): the engine's
+//! `JsonEncoder` and `chat_proto::ProtoEncoder` on a `message` event (what a fan-out
+//! encodes once per wire format), and decoding of a `send` command (what a transport does
+//! for every frame a client sends). The throughput is the frame's bytes, so each bench's
+//! name and its `thrpt` line also give the frame's size.
 //!
 //! Run: `cargo bench -p chat-benches --bench protocol`
 
@@ -11,7 +13,10 @@ use chat_core::engine::{Command, Event};
 use chat_core::model::{Message, MessageKind};
 use chat_core::ports::{Encoder, JsonEncoder};
 use chat_core::{ConversationId, MessageId, UserId};
+use chat_proto::proto::{self, client_frame::Command as Cmd};
+use chat_proto::ProtoEncoder;
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
+use prost::Message as _;
 
 fn message_event() -> Event {
     Event::Message {
@@ -39,6 +44,12 @@ fn encode(c: &mut Criterion) {
     group.bench_function("encode_message_event_json", |b| {
         b.iter(|| encoder.encode(black_box(&event)).expect("encode"));
     });
+    let proto = ProtoEncoder;
+    let size = proto.encode(&event).expect("encode").len();
+    group.throughput(Throughput::Bytes(size as u64));
+    group.bench_function("encode_message_event_proto", |b| {
+        b.iter(|| proto.encode(black_box(&event)).expect("encode"));
+    });
     group.finish();
 }
 
@@ -53,6 +64,19 @@ fn decode(c: &mut Criterion) {
     group.throughput(Throughput::Bytes(frame.len() as u64));
     group.bench_function("decode_send_command_json", |b| {
         b.iter(|| serde_json::from_slice::<Command>(black_box(&frame)).expect("decode"));
+    });
+    let binary = proto::ClientFrame {
+        request_id: String::new(),
+        command: Some(Cmd::Send(proto::SendRequest {
+            conversation: uuid::Uuid::now_v7().to_string(),
+            body: "x".repeat(64),
+            client_id: Some("c-17".into()),
+        })),
+    }
+    .encode_to_vec();
+    group.throughput(Throughput::Bytes(binary.len() as u64));
+    group.bench_function("decode_send_command_proto", |b| {
+        b.iter(|| chat_proto::decode_client_frame(black_box(&binary)).expect("decode"));
     });
     let event = serde_json::to_vec(&message_event()).expect("encode");
     group.throughput(Throughput::Bytes(event.len() as u64));

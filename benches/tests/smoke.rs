@@ -10,6 +10,16 @@ use chat_benches::server::{start, ServerOptions};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fanout_delivers_everything_through_the_real_server() {
+    fanout_through_the_real_server(Proto::Chat).await;
+}
+
+/// The same over the binary subprotocol `chat.v1.proto`: protobuf frames both ways.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fanout_over_protobuf_frames_delivers_everything() {
+    fanout_through_the_real_server(Proto::ChatProto).await;
+}
+
+async fn fanout_through_the_real_server(proto: Proto) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -17,7 +27,7 @@ async fn fanout_delivers_everything_through_the_real_server() {
     let server = start(listener, &server_opts).await.expect("bench server");
     let opts = Options {
         label: "smoke".into(),
-        proto: Proto::Chat,
+        proto,
         addr: server.addr.to_string(),
         server_pid: Some(std::process::id()),
         secret: server_opts.secret.clone(),
@@ -55,6 +65,10 @@ async fn fanout_delivers_everything_through_the_real_server() {
     assert!(
         outcome.server_rss_kib.is_some(),
         "/proc was read: {outcome:?}"
+    );
+    assert!(
+        outcome.bytes_per_delivery.is_some_and(|b| b > 64.0),
+        "every delivery carries its 64-byte body: {outcome:?}"
     );
 }
 

@@ -30,6 +30,8 @@ pub struct Shared {
     pub deliveries: AtomicU64,
     /// Messages written.
     pub sent: AtomicU64,
+    /// Payload bytes of the data frames clients received while pumping.
+    pub rx_bytes: AtomicU64,
     /// Our sends acknowledged.
     pub acks: AtomicU64,
     /// A client's own messages delivered back to it as `message` events (the protocol
@@ -65,6 +67,7 @@ impl Shared {
             epoch: Instant::now(),
             deliveries: AtomicU64::new(0),
             sent: AtomicU64::new(0),
+            rx_bytes: AtomicU64::new(0),
             acks: AtomicU64::new(0),
             own_echoes: AtomicU64::new(0),
             errors: AtomicU64::new(0),
@@ -187,6 +190,7 @@ pub async fn connect_with(
         .read_buffer_size(4 * 1024)
         .write_buffer_size(0)
         .max_write_buffer_size(4 * 1024 * 1024);
+    let request = with_subprotocol(url.clone(), proto)?;
     let sock_addr: std::net::SocketAddr =
         addr.parse().map_err(|e| format!("address {addr}: {e}"))?;
     let fut = async {
@@ -204,7 +208,7 @@ pub async fn connect_with(
         match super::tls::ws_tls() {
             // wss:// (`--tls-ca`): rustls with the installed trust.
             Some(tls) => tokio_tungstenite::client_async_tls_with_config(
-                url.replacen("ws://", "wss://", 1),
+                with_subprotocol(url.replacen("ws://", "wss://", 1), proto)?,
                 tcp,
                 Some(config),
                 Some(tokio_tungstenite::Connector::Rustls(tls)),
@@ -212,7 +216,7 @@ pub async fn connect_with(
             .await
             .map_err(|e| format!("handshake: {e}")),
             None => tokio_tungstenite::client_async_with_config(
-                url,
+                request,
                 MaybeTlsStream::Plain(tcp),
                 Some(config),
             )
@@ -224,7 +228,7 @@ pub async fn connect_with(
         .await
         .map_err(|_| "connect timed out".to_owned())??;
     match proto {
-        Proto::Chat => {
+        Proto::Chat | Proto::ChatProto => {
             expect(&mut ws, proto, |i| matches!(i, Incoming::Ready)).await?;
         }
         Proto::SocketIo => {
@@ -239,17 +243,35 @@ pub async fn connect_with(
     Ok(ws)
 }
 
+/// The handshake request for `url`, asking for the protocol's subprotocol if it has one.
+fn with_subprotocol(
+    url: String,
+    proto: Proto,
+) -> Result<tokio_tungstenite::tungstenite::handshake::client::Request, String> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = url
+        .into_client_request()
+        .map_err(|e| format!("request: {e}"))?;
+    if let Some(p) = proto.subprotocol() {
+        request.headers_mut().insert(
+            "sec-websocket-protocol",
+            p.parse().map_err(|e| format!("subprotocol: {e}"))?,
+        );
+    }
+    Ok(request)
+}
+
 /// Joins a room by name; returns the protocol's handle of it.
 ///
 /// # Errors
 /// A description of what failed.
 pub async fn join(ws: &mut Ws, proto: Proto, room: &str) -> Result<String, String> {
-    ws.send(Message::text(proto.join_frame(room)))
+    ws.send(proto.join_message(room))
         .await
         .map_err(|e| format!("send join: {e}"))?;
     let joined = expect(ws, proto, |i| matches!(i, Incoming::Joined(_))).await?;
     match (proto, joined) {
-        (Proto::Chat, Incoming::Joined(id)) => Ok(id),
+        (Proto::Chat | Proto::ChatProto, Incoming::Joined(id)) => Ok(id),
         _ => Ok(room.to_owned()),
     }
 }
@@ -283,13 +305,12 @@ pub async fn expect(
             Some(Err(e)) => return Err(format!("read: {e}")),
             None => return Err("closed by the server".into()),
         };
-        let Message::Text(text) = msg else {
+        let Some(incoming) = proto.classify_message(&msg) else {
             if let Message::Close(c) = msg {
                 return Err(format!("closed by the server: {c:?}"));
             }
             continue;
         };
-        let incoming = proto.classify(text.as_str());
         if want(&incoming) {
             return Ok(incoming);
         }
@@ -325,7 +346,22 @@ pub mod phase {
 impl Client {
     /// Handles one frame from the server; returns a frame to answer with, if any.
     pub fn on_text(&mut self, shared: &Shared, text: &str) -> Option<&'static str> {
-        match self.proto.classify(text) {
+        let incoming = self.proto.classify(text);
+        self.on_incoming(shared, incoming)
+    }
+
+    /// Handles one data message from the server (text or binary); returns a frame to
+    /// answer with, if any.
+    pub fn on_message(&mut self, shared: &Shared, msg: &Message) -> Option<&'static str> {
+        shared
+            .rx_bytes
+            .fetch_add(msg.len() as u64, Ordering::Relaxed);
+        let incoming = self.proto.classify_message(msg)?;
+        self.on_incoming(shared, incoming)
+    }
+
+    fn on_incoming(&mut self, shared: &Shared, incoming: Incoming) -> Option<&'static str> {
+        match incoming {
             Incoming::Delivery { stamp, seq } if stamp.sender == self.id => {
                 // Our own message as an event: the sender has it as its `sent` reply
                 // already. Counted apart, neither a delivery nor a latency sample.
@@ -376,14 +412,14 @@ impl Client {
     }
 
     /// The next message frame this client sends, stamped now.
-    pub fn next_message(&mut self, shared: &Shared) -> String {
+    pub fn next_message(&mut self, shared: &Shared) -> Message {
         let stamp = Stamp {
             sent_ns: shared.now_ns(),
             sender: self.id,
             n: self.written,
         };
         self.written += 1;
-        self.proto.send_frame(&self.handle, &stamp.body())
+        self.proto.send_message(&self.handle, &stamp.body())
     }
 
     /// Reads and counts what arrives, and writes a message for every tick received on
@@ -416,7 +452,7 @@ impl Client {
                 tick = sends.recv(), if sends_open => {
                     if tick.is_some() {
                         let frame = self.next_message(shared);
-                        if self.ws.send(Message::text(frame)).await.is_err() {
+                        if self.ws.send(frame).await.is_err() {
                             return Exit::Error;
                         }
                         shared.sent.fetch_add(1, Ordering::Relaxed);
@@ -427,8 +463,8 @@ impl Client {
                     }
                 }
                 msg = self.ws.next() => match msg {
-                    Some(Ok(Message::Text(text))) => {
-                        if let Some(answer) = self.on_text(shared, text.as_str()) {
+                    Some(Ok(msg @ (Message::Text(_) | Message::Binary(_)))) => {
+                        if let Some(answer) = self.on_message(shared, &msg) {
                             if self.ws.send(Message::text(answer)).await.is_err() {
                                 return Exit::Error;
                             }
@@ -437,8 +473,8 @@ impl Client {
                         // through the select.
                         for _ in 0..64 {
                             match self.ws.next().now_or_never() {
-                                Some(Some(Ok(Message::Text(text)))) => {
-                                    if let Some(answer) = self.on_text(shared, text.as_str()) {
+                                Some(Some(Ok(msg @ (Message::Text(_) | Message::Binary(_))))) => {
+                                    if let Some(answer) = self.on_message(shared, &msg) {
                                         if self.ws.send(Message::text(answer)).await.is_err() {
                                             return Exit::Error;
                                         }

@@ -222,6 +222,13 @@ pub struct Outcome {
     pub server_cpu_pct: Option<f64>,
     /// Server RSS at the end of the window, KiB.
     pub server_rss_kib: Option<u64>,
+    /// Fan-out: server CPU time per delivery over the window, µs.
+    #[serde(default)]
+    pub server_us_per_delivery: Option<f64>,
+    /// Fan-out: WebSocket payload bytes the clients received per delivery over the
+    /// window (every data frame counts: events, and the senders' acknowledgements).
+    #[serde(default)]
+    pub bytes_per_delivery: Option<f64>,
     /// Server threads at the end of the window.
     #[serde(default)]
     pub server_threads: Option<u64>,

@@ -1,9 +1,13 @@
-//! The wire protocols the load generator speaks: ours (protocol v1), Socket.IO v4 over
-//! a plain WebSocket, and the tiny JSON shape of the Python `websockets` peer.
+//! The wire protocols the load generator speaks: ours (protocol v1, as JSON or as
+//! protobuf over the subprotocol `chat.v1.proto`), Socket.IO v4 over a plain WebSocket,
+//! and the tiny JSON shape of the Python `websockets` peer.
 //!
-//! Everything here is pure text in, text out: no sockets.
+//! Everything here is pure frames in, frames out: no sockets.
 
+use chat_proto::proto::{self as pb, client_frame::Command as Cmd, server_frame::Frame};
+use prost::Message as _;
 use serde::Serialize;
+use tokio_tungstenite::tungstenite::Message;
 
 /// Which server the load generator talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -11,6 +15,8 @@ use serde::Serialize;
 pub enum Proto {
     /// Our server, protocol v1 (`/ws?token=…`, JSON commands with a `type`).
     Chat,
+    /// Our server, protocol v1 as protobuf binary frames (subprotocol `chat.v1.proto`).
+    ChatProto,
     /// Socket.IO v4 (Engine.IO 4) over a WebSocket: events `join` and `message`.
     SocketIo,
     /// The Python `websockets` peer: `{"op":"join"|"msg","room":…,"body":…}`.
@@ -18,10 +24,11 @@ pub enum Proto {
 }
 
 impl Proto {
-    /// Parses `chat`, `socketio` or `pyws`.
+    /// Parses `chat`, `chat-proto`, `socketio` or `pyws`.
     pub fn parse(s: &str) -> Option<Proto> {
         match s {
             "chat" | "ours" => Some(Proto::Chat),
+            "chat-proto" | "proto" => Some(Proto::ChatProto),
             "socketio" | "socket.io" | "socketioxide" => Some(Proto::SocketIo),
             "pyws" | "python-websockets" | "websockets" => Some(Proto::PyWs),
             _ => None,
@@ -31,16 +38,109 @@ impl Proto {
     /// The URL to connect to; `token` only matters for ours.
     pub fn url(self, addr: &str, token: &str) -> String {
         match self {
-            Proto::Chat => format!("ws://{addr}/ws?token={token}"),
+            Proto::Chat | Proto::ChatProto => format!("ws://{addr}/ws?token={token}"),
             Proto::SocketIo => format!("ws://{addr}/socket.io/?EIO=4&transport=websocket"),
             Proto::PyWs => format!("ws://{addr}/"),
+        }
+    }
+
+    /// Our server, in either encoding.
+    pub fn is_ours(self) -> bool {
+        matches!(self, Proto::Chat | Proto::ChatProto)
+    }
+
+    /// The WebSocket subprotocol to ask for, if any.
+    pub fn subprotocol(self) -> Option<&'static str> {
+        match self {
+            Proto::ChatProto => Some("chat.v1.proto"),
+            _ => None,
+        }
+    }
+
+    /// The message that joins (and, for ours, creates) a room by name, asking for an
+    /// answer.
+    pub fn join_message(self, room: &str) -> Message {
+        match self {
+            Proto::ChatProto => binary(
+                "join",
+                Cmd::Join(pb::JoinRequest {
+                    room: room.to_owned(),
+                    create: true,
+                }),
+            ),
+            _ => Message::text(self.join_frame(room)),
+        }
+    }
+
+    /// The message that sends `body` to a room (as [`Proto::send_frame`]).
+    pub fn send_message(self, room: &str, body: &str) -> Message {
+        match self {
+            Proto::ChatProto => binary(
+                "",
+                Cmd::Send(pb::SendRequest {
+                    conversation: room.to_owned(),
+                    body: body.to_owned(),
+                    client_id: None,
+                }),
+            ),
+            _ => Message::text(self.send_frame(room, body)),
+        }
+    }
+
+    /// Classifies a data message from the server (`None` for pings, pongs and closes).
+    pub fn classify_message(self, msg: &Message) -> Option<Incoming> {
+        match msg {
+            Message::Text(t) => Some(self.classify(t.as_str())),
+            Message::Binary(b) => Some(self.classify_binary(b)),
+            _ => None,
+        }
+    }
+
+    /// Classifies a binary frame: ours over `chat.v1.proto` decodes a `ServerFrame`.
+    pub fn classify_binary(self, bytes: &[u8]) -> Incoming {
+        if self != Proto::ChatProto {
+            return Incoming::Other;
+        }
+        let Ok(frame) = pb::ServerFrame::decode(bytes) else {
+            return Incoming::Error("a binary frame that is not a chat.ServerFrame".into());
+        };
+        match frame.frame {
+            Some(Frame::Event(pb::Event {
+                event: Some(pb::event::Event::Message(pb::MessageEvent { message: Some(m) })),
+            })) => match Stamp::parse(&m.body) {
+                Some(stamp) => Incoming::Delivery {
+                    stamp,
+                    seq: Some(m.seq),
+                },
+                None => Incoming::Other,
+            },
+            Some(Frame::Reply(pb::Reply { reply: Some(r) })) => match r {
+                pb::reply::Reply::Sent(s) => Incoming::Sent {
+                    seq: s.message.map(|m| m.seq),
+                },
+                pb::reply::Reply::Room(room) if frame.request_id == "join" => {
+                    match room.conversation {
+                        Some(c) => Incoming::Joined(c.id),
+                        None => Incoming::Other,
+                    }
+                }
+                _ => Incoming::Reply,
+            },
+            Some(Frame::Hello(_)) => Incoming::Ready,
+            Some(Frame::Error(e)) => Incoming::Error(
+                format!("{}: {}", e.code, e.message)
+                    .chars()
+                    .take(200)
+                    .collect(),
+            ),
+            _ => Incoming::Other,
         }
     }
 
     /// The frame that joins (and, for ours, creates) a room by name, asking for an answer.
     pub fn join_frame(self, room: &str) -> String {
         match self {
-            Proto::Chat => {
+            Proto::Chat | Proto::ChatProto => {
                 format!(r#"{{"id":"join","type":"join","room":"{room}","create":true}}"#)
             }
             Proto::SocketIo => format!(r#"420["join","{room}"]"#),
@@ -52,7 +152,9 @@ impl Proto {
     /// for the peers).
     pub fn send_frame(self, room: &str, body: &str) -> String {
         match self {
-            Proto::Chat => format!(r#"{{"type":"send","conversation":"{room}","body":"{body}"}}"#),
+            Proto::Chat | Proto::ChatProto => {
+                format!(r#"{{"type":"send","conversation":"{room}","body":"{body}"}}"#)
+            }
             Proto::SocketIo => format!(r#"42["message",{{"room":"{room}","body":"{body}"}}]"#),
             Proto::PyWs => format!(r#"{{"op":"msg","room":"{room}","body":"{body}"}}"#),
         }
@@ -61,7 +163,7 @@ impl Proto {
     /// Classifies a frame from the server.
     pub fn classify(self, text: &str) -> Incoming {
         match self {
-            Proto::Chat => {
+            Proto::Chat | Proto::ChatProto => {
                 if text.starts_with(r#"{"type":"message""#) {
                     match body_of(text) {
                         Some(stamp) => Incoming::Delivery {
@@ -127,6 +229,15 @@ impl Proto {
             }
         }
     }
+}
+
+/// A protobuf client frame as a binary message.
+fn binary(request_id: &str, command: Cmd) -> Message {
+    let frame = pb::ClientFrame {
+        request_id: request_id.to_owned(),
+        command: Some(command),
+    };
+    Message::binary(frame.encode_to_vec())
 }
 
 /// What a server frame means to the load generator.
@@ -266,6 +377,22 @@ mod tests {
         assert!(matches!(
             Proto::PyWs.classify(&py),
             Incoming::Delivery { .. }
+        ));
+        let binary_event = pb::ServerFrame {
+            request_id: String::new(),
+            frame: Some(Frame::Event(pb::Event {
+                event: Some(pb::event::Event::Message(pb::MessageEvent {
+                    message: Some(pb::Message {
+                        seq: 7,
+                        body: body.clone(),
+                        ..Default::default()
+                    }),
+                })),
+            })),
+        };
+        assert!(matches!(
+            Proto::ChatProto.classify_message(&Message::binary(binary_event.encode_to_vec())),
+            Some(Incoming::Delivery { seq: Some(7), stamp }) if stamp.n == 2
         ));
         let joined = r#"{"type":"reply","id":"join","reply":{"type":"room","conversation":{"id":"0190-ab","kind":"room"},"joined":true}}"#;
         assert_eq!(

@@ -90,6 +90,13 @@ pub fn print_table(outcomes: &[Outcome]) {
                 ov.other_errors,
             );
         }
+        if o.server_us_per_delivery.is_some() || o.bytes_per_delivery.is_some() {
+            println!(
+                "    per delivery: server CPU {} µs, {} payload bytes received",
+                num(o.server_us_per_delivery, 2),
+                num(o.bytes_per_delivery, 0),
+            );
+        }
         if let Some(c) = o.cluster.as_ref().filter(|c| c.has_bus_or_cpu()) {
             println!("    {}", cluster_line(c));
         }
@@ -444,16 +451,22 @@ pub fn markdown(all: &[Outcome], context: &str, appendix: &str) -> String {
         }
         let idle = sc.starts_with("idle");
         let storm = sc.starts_with("storm");
+        // Fan-out rows: the server's CPU time and bytes written per delivery.
+        let per = rows
+            .iter()
+            .any(|o| o.server_us_per_delivery.is_some() || o.bytes_per_delivery.is_some());
         let _ = writeln!(
             md,
-            "| target | conns | offered/s | delivered/s | {} | p99 ms | p99.9 ms | lost | server CPU % | server RSS KiB | {} | {} |",
+            "| target | conns | offered/s | delivered/s | {} | p99 ms | p99.9 ms | lost | server CPU % | server RSS KiB | {} | {} |{}",
             if storm { "caught up (last) ms" } else { "p50 ms" },
             if idle { "KiB / conn" } else { "peak RSS KiB" },
             if idle { "× ours (KiB/conn)" } else { "ours-memory ÷ this (delivered/s)" },
+            if per { " server µs / delivery | bytes / delivery |" } else { "" },
         );
         let _ = writeln!(
             md,
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|{}",
+            if per { "---:|---:|" } else { "" },
         );
         for o in &rows {
             let r = if idle {
@@ -463,9 +476,18 @@ pub fn markdown(all: &[Outcome], context: &str, appendix: &str) -> String {
             } else {
                 ratio(base.and_then(|b| b.deliveries_per_s), o.deliveries_per_s)
             };
+            let per_delivery = if per {
+                format!(
+                    " {} | {} |",
+                    num(o.server_us_per_delivery, 2),
+                    num(o.bytes_per_delivery, 0)
+                )
+            } else {
+                String::new()
+            };
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |{}",
                 o.label,
                 group_thousands(o.connections),
                 num(o.offered_per_s, 0),
@@ -482,6 +504,7 @@ pub fn markdown(all: &[Outcome], context: &str, appendix: &str) -> String {
                     int(o.server_peak_rss_kib)
                 },
                 r.map(|r| format!("{r:.2}×")).unwrap_or_else(|| "–".into()),
+                per_delivery,
             );
         }
         let notes: Vec<String> = rows

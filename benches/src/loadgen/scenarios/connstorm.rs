@@ -21,6 +21,7 @@ use super::storm::rejoin;
 use super::{room_of, run_prefix, server, token, user_of};
 use crate::loadgen::client::{connect, join, new_histogram, Client, Shared, Ws};
 use crate::loadgen::procfs::{sample, wait_quiet, ProcSample};
+use crate::loadgen::proto::Proto;
 use crate::loadgen::{Options, Outcome, StormFigures, StormPhase};
 
 /// How long the server must stay under 5% of a core to count as quiet after a storm.
@@ -31,6 +32,9 @@ const QUIET_PERCENT: f64 = 5.0;
 /// # Errors
 /// Never for a failed connection (those are counted); only when the scenario cannot run.
 pub async fn connstorm(opts: &Options, name: &str) -> Result<Outcome, String> {
+    if opts.proto == Proto::ChatProto {
+        return Err("the binary dialect (--proto chat-proto) runs `fanout` and `idle`; this scenario speaks JSON".into());
+    }
     let (rooms, members) = (opts.rooms.max(1), opts.members.max(1));
     let n = rooms * members;
     let prefix = run_prefix(name);

@@ -8,7 +8,6 @@ use super::{errors, open_room_clients, percentiles, run_prefix, server, start};
 use crate::loadgen::client::Shared;
 use crate::loadgen::cluster;
 use crate::loadgen::procfs::cpu_percent;
-use crate::loadgen::proto::Proto;
 use crate::loadgen::{Options, Outcome};
 
 /// Fan-out: R rooms × M members, every member sending at `rate` messages per second
@@ -49,6 +48,7 @@ pub async fn fanout(opts: &Options, name: &str) -> Result<Outcome, String> {
     let c0 = cluster::read(opts).await;
     let m0 = shared.sent.load(Ordering::Relaxed);
     let d0 = shared.deliveries.load(Ordering::Relaxed);
+    let b0 = shared.rx_bytes.load(Ordering::Relaxed);
     let s0 = server(opts);
     shared.recording.store(true, Ordering::Relaxed);
     let mut peak_rss = s0.map(|s| s.rss_kib).unwrap_or(0);
@@ -61,6 +61,7 @@ pub async fn fanout(opts: &Options, name: &str) -> Result<Outcome, String> {
     }
     shared.recording.store(false, Ordering::Relaxed);
     let d1 = shared.deliveries.load(Ordering::Relaxed);
+    let b1 = shared.rx_bytes.load(Ordering::Relaxed);
     let m1 = shared.sent.load(Ordering::Relaxed);
     let s1 = server(opts);
     let c1 = cluster::read(opts).await;
@@ -82,6 +83,9 @@ pub async fn fanout(opts: &Options, name: &str) -> Result<Outcome, String> {
     o.setup_s = Some(setup.as_secs_f64());
     o.offered_per_s = Some(total_rate * (members - 1) as f64);
     o.deliveries_per_s = Some((d1 - d0) as f64 / dt);
+    if d1 > d0 {
+        o.bytes_per_delivery = Some(b1.saturating_sub(b0) as f64 / (d1 - d0) as f64);
+    }
     o.messages_sent = shared.sent.load(Ordering::Relaxed);
     o.deliveries = shared.deliveries.load(Ordering::Relaxed);
     percentiles(&shared, &mut o);
@@ -97,6 +101,10 @@ pub async fn fanout(opts: &Options, name: &str) -> Result<Outcome, String> {
     }
     if let (Some(a), Some(b)) = (s0, s1) {
         o.server_cpu_pct = Some(cpu_percent(&a, &b));
+        let window_deliveries = d1 - d0;
+        if window_deliveries > 0 {
+            o.server_us_per_delivery = Some((b.cpu_s - a.cpu_s) * 1e6 / window_deliveries as f64);
+        }
         o.server_rss_kib = Some(b.rss_kib);
         o.server_peak_rss_kib = Some(peak_rss);
     }
@@ -114,7 +122,7 @@ pub async fn fanout(opts: &Options, name: &str) -> Result<Outcome, String> {
             .map(|s| s.load(Ordering::Relaxed) * (members as u64 - 1))
             .sum();
         o.lost = Some(expected.saturating_sub(o.deliveries));
-        if opts.proto == Proto::Chat {
+        if opts.proto.is_ours() {
             let gaps = done
                 .iter()
                 .filter(|(c, _)| {

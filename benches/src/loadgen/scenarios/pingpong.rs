@@ -14,6 +14,9 @@ use crate::loadgen::{Options, Outcome};
 /// # Errors
 /// When the setup fails or a round trip times out.
 pub async fn pingpong(opts: &Options, name: &str) -> Result<Outcome, String> {
+    if opts.proto == Proto::ChatProto {
+        return Err("the binary dialect (--proto chat-proto) runs `fanout` and `idle`; this scenario speaks JSON".into());
+    }
     let prefix = run_prefix(name);
     let (ua, ub) = (user_of(&prefix, 0), user_of(&prefix, 1));
     let proto = opts.proto;

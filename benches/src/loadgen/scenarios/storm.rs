@@ -23,6 +23,9 @@ use crate::loadgen::{Options, Outcome};
 /// # Errors
 /// When the setup fails.
 pub async fn storm(opts: &Options, name: &str) -> Result<Outcome, String> {
+    if opts.proto == Proto::ChatProto {
+        return Err("the binary dialect (--proto chat-proto) runs `fanout` and `idle`; this scenario speaks JSON".into());
+    }
     let (rooms, members) = (opts.rooms, opts.members.max(2));
     let prefix = run_prefix(name);
     let shared = Arc::new(Shared::new(rooms));
