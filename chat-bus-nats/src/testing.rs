@@ -21,6 +21,7 @@ use std::io;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -36,6 +37,9 @@ pub struct NatsServer {
     port: u16,
     dir: TempDir,
     child: Mutex<Option<Child>>,
+    /// The log's length when the newest process started: it is up once the log says so
+    /// after that point.
+    log_from: AtomicUsize,
 }
 
 /// The server binary: `$NATS_SERVER`, else `nats-server` on the `PATH` or in `/usr/sbin`.
@@ -75,6 +79,7 @@ impl NatsServer {
             port: free_port()?,
             dir: tempfile::Builder::new().prefix("chat-nats-").tempdir()?,
             child: Mutex::new(None),
+            log_from: AtomicUsize::new(0),
         };
         // Another process may take the free port before the server binds it: try again.
         let mut tries = 3;
@@ -138,6 +143,8 @@ impl NatsServer {
             .create(true)
             .append(true)
             .open(self.log_path())?;
+        self.log_from
+            .store(log.metadata()?.len() as usize, Ordering::SeqCst);
         let child = Command::new(&self.bin)
             .args([
                 "-js",
@@ -171,7 +178,10 @@ impl NatsServer {
                 self.child.lock().take();
                 return Err(self.failed(&format!("exited with {status}")));
             }
-            if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            // Something answering on the port is not enough: when another test's server
+            // took the port first, ours logs "address already in use" and exits, and the
+            // other one answers. Ours is up when its own log says so.
+            if self.says_ready() && tokio::net::TcpStream::connect(addr).await.is_ok() {
                 return Ok(());
             }
             if tokio::time::Instant::now() > deadline {
@@ -180,6 +190,17 @@ impl NatsServer {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// Whether the newest process logged that it is ready.
+    fn says_ready(&self) -> bool {
+        let from = self.log_from.load(Ordering::SeqCst);
+        std::fs::read(self.log_path())
+            .map(|log| {
+                log.get(from..)
+                    .is_some_and(|new| new.windows(15).any(|w| w == b"Server is ready"))
+            })
+            .unwrap_or(false)
     }
 
     fn failed(&self, what: &str) -> io::Error {

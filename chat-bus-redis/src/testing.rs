@@ -21,6 +21,7 @@
 use std::io;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -28,6 +29,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// How long a started server may take to answer `PING`.
 const START_WITHIN: Duration = Duration::from_secs(10);
+
+/// What `redis-server` logs once it listens.
+const READY: &str = "Ready to accept connections";
 
 /// A running `redis-server` owned by a test.
 #[derive(Debug)]
@@ -37,6 +41,8 @@ pub struct RedisServer {
     port: u16,
     dir: tempfile::TempDir,
     child: Mutex<Option<Child>>,
+    /// The log's length when the newest process started.
+    log_from: AtomicU64,
 }
 
 impl RedisServer {
@@ -70,6 +76,7 @@ impl RedisServer {
                 port,
                 dir: tempfile::Builder::new().prefix("chat-redis-").tempdir()?,
                 child: Mutex::new(None),
+                log_from: AtomicU64::new(0),
             };
             match server.spawn_and_wait().await {
                 Ok(()) => return Ok(server),
@@ -128,6 +135,8 @@ impl RedisServer {
     }
 
     fn spawn(&self) -> io::Result<()> {
+        let log_len = std::fs::metadata(self.log()).map(|m| m.len()).unwrap_or(0);
+        self.log_from.store(log_len, Ordering::SeqCst);
         let child = Command::new(&self.program)
             .arg("--port")
             .arg(self.port.to_string())
@@ -169,7 +178,10 @@ impl RedisServer {
                     self.log_tail()
                 )));
             }
-            if pong(self.port).await {
+            // An answer on the port is not enough: when another test's server took the
+            // port first, ours logs the failed bind and exits, and the other one answers.
+            // Ours is up when its own log says so.
+            if self.says_ready() && pong(self.port).await {
                 return Ok(());
             }
             if tokio::time::Instant::now() > deadline {
@@ -182,6 +194,17 @@ impl RedisServer {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// Whether the newest process logged that it accepts connections.
+    fn says_ready(&self) -> bool {
+        let from = self.log_from.load(Ordering::SeqCst) as usize;
+        std::fs::read(self.log())
+            .map(|log| {
+                log.get(from..)
+                    .is_some_and(|new| new.windows(READY.len()).any(|w| w == READY.as_bytes()))
+            })
+            .unwrap_or(false)
     }
 
     fn exited(&self) -> Option<std::process::ExitStatus> {
