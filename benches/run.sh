@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reproduces the load-generator section of BENCHMARKS.md in one command:
 #
-#   benches/run.sh            # the full run (about 15 minutes on 2 cores, plus about a
+#   benches/run.sh            # the full run (about 25 minutes on 2 cores, plus about a
 #                             # minute per target for the connect storms)
 #   benches/run.sh --quick    # tiny numbers, to check the harness (about 3 minutes)
 #
@@ -14,7 +14,7 @@
 #
 # Environment: TARGETS (space-separated subset of the labels below), CHAT_TEST_PG_URL
 # (default postgres://postgres@127.0.0.1:5432/postgres), SKIP_CRITERION=1, ONLY=connstorm,
-# ONLY=rest or ONLY=fanout (the connect storms alone, everything else, or the four fan-out
+# ONLY=rest or ONLY=fanout (the connect storms alone, everything else, or the seven fan-out
 # scenarios alone; a partial run writes its section to benches/results/partial-STAMP.md
 # instead of BENCHMARKS.md).
 #
@@ -133,6 +133,10 @@ scenarios() { # label proto port pid [subset: all, fanout (idle + fan-outs), fan
   lg "$l" "$p" "$port" "$pid" fanout fanout-10x50-at-200k --rooms 10 --members 50 --offered 200000 --duration $D --warmup $W
   lg "$l" "$p" "$port" "$pid" fanout fanout-100x100 --rooms $BIG_R --members $BIG_M --offered 300000 --duration $D --warmup $W --concurrency 256
   lg "$l" "$p" "$port" "$pid" fanout fanout-100x100-at-100k --rooms $BIG_R --members $BIG_M --offered 100000 --duration $D --warmup $W --concurrency 256
+  # Below saturation: SQLite against memory at 600k/s and 50k/s, latency at 20k/s.
+  lg "$l" "$p" "$port" "$pid" fanout fanout-10x50-at-600k --rooms 10 --members 50 --offered 600000 --duration $D --warmup $W
+  lg "$l" "$p" "$port" "$pid" fanout fanout-100x100-at-50k --rooms $BIG_R --members $BIG_M --offered 50000 --duration $D --warmup $W --concurrency 256
+  lg "$l" "$p" "$port" "$pid" fanout fanout-100x100-at-20k --rooms $BIG_R --members $BIG_M --offered 20000 --duration $D --warmup $W --concurrency 256
   [ "$subset" = all ] || return 0
   lg "$l" "$p" "$port" "$pid" pingpong pingpong --round-trips $RT --duration 5
   if [ "$subset" = all ]; then

@@ -70,6 +70,10 @@ async fn fanout_through_the_real_server(proto: Proto) {
         outcome.bytes_per_delivery.is_some_and(|b| b > 64.0),
         "every delivery carries its 64-byte body: {outcome:?}"
     );
+    assert!(
+        outcome.queued_at_close.is_some() && outcome.loadgen_cpu_pct.is_some(),
+        "the backlog at close and the load generator's CPU are reported: {outcome:?}"
+    );
 }
 
 /// The gRPC dialect against the bench server's `--grpc` listener: every message reaches

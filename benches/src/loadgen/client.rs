@@ -49,6 +49,10 @@ pub struct Shared {
     pub room_sent: Vec<AtomicU64>,
     /// Per room: the highest seq acknowledged to a sender (ours only).
     pub room_seq: Vec<AtomicU64>,
+    /// Per room: sends the server acknowledged (ours only; the peers acknowledge none).
+    pub room_acked: Vec<AtomicU64>,
+    /// Per room: deliveries to its members (a sender's own echoes not counted).
+    pub room_delivered: Vec<AtomicU64>,
     /// The first error frame, for the report.
     pub first_error: Mutex<Option<String>>,
     /// Several nodes: members per room and nodes, so that a delivery knows whether it
@@ -76,6 +80,8 @@ impl Shared {
             hist: Mutex::new(new_histogram()),
             room_sent: (0..rooms).map(|_| AtomicU64::new(0)).collect(),
             room_seq: (0..rooms).map(|_| AtomicU64::new(0)).collect(),
+            room_acked: (0..rooms).map(|_| AtomicU64::new(0)).collect(),
+            room_delivered: (0..rooms).map(|_| AtomicU64::new(0)).collect(),
             first_error: Mutex::new(None),
             topology: (1, 1),
             hist_same_node: Mutex::new(new_histogram()),
@@ -373,6 +379,9 @@ impl Client {
             }
             Incoming::Delivery { stamp, seq } => {
                 shared.deliveries.fetch_add(1, Ordering::Relaxed);
+                if let Some(n) = shared.room_delivered.get(self.room) {
+                    n.fetch_add(1, Ordering::Relaxed);
+                }
                 if shared.recording.load(Ordering::Relaxed) {
                     let now = shared.now_ns();
                     let us = now.saturating_sub(stamp.sent_ns) / 1000;
@@ -396,6 +405,9 @@ impl Client {
             }
             Incoming::Sent { seq } => {
                 shared.acks.fetch_add(1, Ordering::Relaxed);
+                if let Some(n) = shared.room_acked.get(self.room) {
+                    n.fetch_add(1, Ordering::Relaxed);
+                }
                 if let Some(seq) = seq {
                     self.tracker.on_seq(seq);
                     shared.room_seq[self.room].fetch_max(seq, Ordering::Relaxed);

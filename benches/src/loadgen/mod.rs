@@ -207,8 +207,17 @@ pub struct Outcome {
     pub messages_sent: u64,
     /// Deliveries counted in all.
     pub deliveries: u64,
-    /// Messages that did not reach a member that should have had them.
+    /// Deliveries owed for acknowledged messages (the peers acknowledge none: every
+    /// message written) that had not arrived once deliveries stopped after sending did.
+    /// Unknown when deliveries were still arriving at the end of the settle.
     pub lost: Option<u64>,
+    /// Deliveries owed for the messages written so far that had not arrived when the
+    /// measured window closed: the backlog then (server, kernel and client queues).
+    #[serde(default)]
+    pub queued_at_close: Option<u64>,
+    /// The load generator's own CPU over the window, percent of one core.
+    #[serde(default)]
+    pub loadgen_cpu_pct: Option<f64>,
     /// Ours: clients whose seqs show a gap at the end.
     pub gaps: Option<u64>,
     /// Ours (fan-out): a client's own messages delivered back to it as `message` events.

@@ -126,7 +126,10 @@ pub async fn connstorm(opts: &Options, name: &str) -> Result<Outcome, String> {
             );
         }
     }
-    let (done, _) = running.finish(&shared, Duration::from_millis(100)).await;
+    let done = running
+        .finish(&shared, Duration::from_millis(100))
+        .await
+        .clients;
     let mut clients: Vec<Client> = done.into_iter().map(|(c, _)| c).collect();
 
     // Phase 2: everyone closes at once; once the server has settled, everyone comes

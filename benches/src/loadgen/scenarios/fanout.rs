@@ -4,7 +4,10 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{errors, open_room_clients, percentiles, run_prefix, server, start};
+use super::{
+    account_losses, errors, open_room_clients, owed_deliveries, percentiles, run_prefix, server,
+    start, SETTLE_LIMIT,
+};
 use crate::loadgen::client::Shared;
 use crate::loadgen::cluster;
 use crate::loadgen::procfs::cpu_percent;
@@ -63,10 +66,14 @@ pub async fn fanout(opts: &Options, name: &str) -> Result<Outcome, String> {
     let d1 = shared.deliveries.load(Ordering::Relaxed);
     let b1 = shared.rx_bytes.load(Ordering::Relaxed);
     let m1 = shared.sent.load(Ordering::Relaxed);
+    // Deliveries owed for every message written so far, less those made: the backlog
+    // when the window closed (queued in the server, the kernel or the clients).
+    let owed_at_close = owed_deliveries(&shared, members);
     let s1 = server(opts);
     let c1 = cluster::read(opts).await;
     let dt = window_start.elapsed().as_secs_f64();
-    let (done, skipped) = running.finish(&shared, Duration::from_secs(5)).await;
+    let finished = running.finish(&shared, SETTLE_LIMIT).await;
+    let (done, skipped) = (finished.clients, finished.skipped);
 
     let mut o = Outcome::new(opts, name);
     o.params = format!(
@@ -92,7 +99,11 @@ pub async fn fanout(opts: &Options, name: &str) -> Result<Outcome, String> {
     let mut figures = cluster::figures(opts, &c0, &c1, m1 - m0, d1 - d0);
     figures.same_node = cluster::Latency::of(&shared.hist_same_node);
     figures.cross_node = cluster::Latency::of(&shared.hist_cross_node);
+    if figures.window_s > 0.0 {
+        o.loadgen_cpu_pct = figures.loadgen_cpu_s.map(|s| s * 100.0 / figures.window_s);
+    }
     o.cluster = Some(figures);
+    o.queued_at_close = Some(owed_at_close.saturating_sub(d1));
     let nodes = opts.nodes().len();
     if nodes > 1 {
         o.notes.push(format!(
@@ -115,13 +126,13 @@ pub async fn fanout(opts: &Options, name: &str) -> Result<Outcome, String> {
     }
     errors(&shared, &mut o);
     if slow_count == 0 {
-        // Every message reaches every other member: count, and for ours check seqs.
-        let expected: u64 = shared
-            .room_sent
-            .iter()
-            .map(|s| s.load(Ordering::Relaxed) * (members as u64 - 1))
-            .sum();
-        o.lost = Some(expected.saturating_sub(o.deliveries));
+        account_losses(
+            &shared,
+            members,
+            opts.proto.is_ours(),
+            finished.settled,
+            &mut o,
+        );
         if opts.proto.is_ours() {
             let gaps = done
                 .iter()

@@ -17,7 +17,10 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
 use tonic::Streaming;
 
-use super::{errors, percentiles, room_of, run_prefix, server, spawn_pacer, token, user_of};
+use super::{
+    account_losses, errors, owed_deliveries, percentiles, room_of, run_prefix, server, settle,
+    spawn_pacer, token, user_of, SETTLE_LIMIT,
+};
 use crate::loadgen::client::{phase, Exit, Shared, Tracker, SETUP_TIMEOUT};
 use crate::loadgen::procfs::cpu_percent;
 use crate::loadgen::proto::Stamp;
@@ -177,6 +180,7 @@ impl Member {
                     return;
                 };
                 shared.deliveries.fetch_add(1, Ordering::Relaxed);
+                shared.room_delivered[self.room].fetch_add(1, Ordering::Relaxed);
                 if shared.recording.load(Ordering::Relaxed) {
                     let us = Self::now_ns(shared).saturating_sub(stamp.sent_ns) / 1000;
                     let mut h = shared.hist.lock().unwrap_or_else(|p| p.into_inner());
@@ -191,6 +195,7 @@ impl Member {
                     })),
             }) => {
                 shared.acks.fetch_add(1, Ordering::Relaxed);
+                shared.room_acked[self.room].fetch_add(1, Ordering::Relaxed);
                 self.tracker.on_seq(m.seq);
                 shared.room_seq[self.room].fetch_max(m.seq, Ordering::Relaxed);
             }
@@ -345,25 +350,14 @@ pub async fn grpc_fanout(opts: &Options, name: &str) -> Result<Outcome, String> 
     }
     shared.recording.store(false, Ordering::Relaxed);
     let d1 = shared.deliveries.load(Ordering::Relaxed);
+    let owed_at_close = owed_deliveries(&shared, members);
     let s1 = server(opts);
     let dt = window_start.elapsed().as_secs_f64();
 
-    // Stop sending, let deliveries settle (at most 5 s), stop the members.
+    // Stop sending, let deliveries settle, stop the members.
     pacer_stop.store(true, Ordering::Relaxed);
     let skipped = pacer.await.unwrap_or(0);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let mut last = shared.deliveries.load(Ordering::Relaxed);
-    let mut still = 0;
-    while Instant::now() < deadline && still < 3 {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let now = shared.deliveries.load(Ordering::Relaxed);
-        if now == last {
-            still += 1;
-        } else {
-            still = 0;
-            last = now;
-        }
-    }
+    let settled = settle(&shared, SETTLE_LIMIT).await;
     let _ = phase_tx.send(phase::STOP);
     let mut done = Vec::with_capacity(tasks.len());
     for t in tasks {
@@ -397,12 +391,8 @@ pub async fn grpc_fanout(opts: &Options, name: &str) -> Result<Outcome, String> 
         ));
     }
     errors(&shared, &mut o);
-    let expected: u64 = shared
-        .room_sent
-        .iter()
-        .map(|s| s.load(Ordering::Relaxed) * (members as u64 - 1))
-        .sum();
-    o.lost = Some(expected.saturating_sub(o.deliveries));
+    o.queued_at_close = Some(owed_at_close.saturating_sub(d1));
+    account_losses(&shared, members, true, settled, &mut o);
     let gaps = done
         .iter()
         .filter(|(m, _)| {

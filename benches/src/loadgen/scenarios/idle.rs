@@ -48,7 +48,7 @@ pub async fn idle(opts: &Options, name: &str) -> Result<Outcome, String> {
     // Let the server settle (lazy allocations, the first pings) before reading RSS.
     tokio::time::sleep(opts.duration.min(Duration::from_secs(5))).await;
     let after = server(opts);
-    let (_done, _) = running.finish(&shared, Duration::from_millis(100)).await;
+    running.finish(&shared, Duration::from_millis(100)).await;
     let mut o = Outcome::new(opts, name);
     o.params = format!("{n} connections, authenticated, idle");
     o.connections = connected;

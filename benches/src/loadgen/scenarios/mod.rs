@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 
 use super::client::{connect, connect_with, join, phase, Client, Exit, Shared};
 use super::procfs::{sample, ProcSample};
+use super::report::group_thousands;
 use super::{Options, Outcome};
 
 mod connstorm;
@@ -223,33 +224,108 @@ fn spawn_pacer(
     })
 }
 
+/// What [`Running::finish`] hands back.
+struct Finished {
+    /// The clients, each with how its pump ended.
+    clients: Vec<(Client, Exit)>,
+    /// Sends the pacer skipped because a client's queue was full.
+    skipped: u64,
+    /// Whether deliveries had stopped (no new one for `QUIET`) before the limit: when
+    /// not, what is still missing may be backlog on its way, not loss.
+    settled: bool,
+}
+
+/// After sending stops, how long deliveries may go on arriving before what is still
+/// missing is counted. A server still delivering at the end has its remainder reported
+/// as backlog, never as lost.
+const SETTLE_LIMIT: Duration = Duration::from_secs(30);
+
+/// Deliveries count as settled after this long without a new one.
+const QUIET: Duration = Duration::from_millis(500);
+
+/// Waits until no delivery has arrived for [`QUIET`], at most `limit`; whether it did.
+async fn settle(shared: &Shared, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    let step = Duration::from_millis(100);
+    let quiet_steps = (QUIET.as_millis() / step.as_millis()) as u32;
+    let mut last = shared.deliveries.load(Ordering::Relaxed);
+    let mut still = 0;
+    while Instant::now() < deadline && still < quiet_steps {
+        tokio::time::sleep(step).await;
+        let now = shared.deliveries.load(Ordering::Relaxed);
+        if now == last {
+            still += 1;
+        } else {
+            still = 0;
+            last = now;
+        }
+    }
+    still >= quiet_steps
+}
+
+/// Deliveries owed for every message written so far: each goes to the other members of
+/// its room.
+fn owed_deliveries(shared: &Shared, members: usize) -> u64 {
+    shared
+        .room_sent
+        .iter()
+        .map(|s| s.load(Ordering::Relaxed) * (members as u64 - 1))
+        .sum()
+}
+
+/// After the settle: *lost* is the deliveries owed for acknowledged messages that never
+/// arrived (the peers acknowledge nothing, so every message they were written counts).
+/// When deliveries had not stopped, what is missing is backlog and *lost* stays unknown.
+fn account_losses(shared: &Shared, members: usize, acks: bool, settled: bool, o: &mut Outcome) {
+    let mut lost = 0u64;
+    let mut unacked = 0u64;
+    for (r, sent) in shared.room_sent.iter().enumerate() {
+        let sent = sent.load(Ordering::Relaxed);
+        let acked = if acks {
+            shared.room_acked[r].load(Ordering::Relaxed)
+        } else {
+            sent
+        };
+        unacked += sent.saturating_sub(acked);
+        let owed = acked * (members as u64 - 1);
+        lost += owed.saturating_sub(shared.room_delivered[r].load(Ordering::Relaxed));
+    }
+    if settled {
+        o.lost = Some(lost);
+    } else {
+        o.notes.push(format!(
+            "deliveries were still arriving {} s after sending stopped: the {} still missing then are backlog, not counted as lost",
+            SETTLE_LIMIT.as_secs(),
+            group_thousands(lost)
+        ));
+    }
+    if unacked > 0 {
+        o.notes.push(format!(
+            "{} sends never acknowledged (owed to no one, not counted as lost)",
+            group_thousands(unacked)
+        ));
+    }
+}
+
 impl Running {
     /// Stops the pacer, waits for deliveries to settle (at most `limit`), stops the
     /// clients and returns them.
-    async fn finish(self, shared: &Shared, limit: Duration) -> (Vec<(Client, Exit)>, u64) {
+    async fn finish(self, shared: &Shared, limit: Duration) -> Finished {
         self.pacer_stop.store(true, Ordering::Relaxed);
         let skipped = self.pacer.await.unwrap_or(0);
-        let deadline = Instant::now() + limit;
-        let mut last = shared.deliveries.load(Ordering::Relaxed);
-        let mut still = 0;
-        while Instant::now() < deadline && still < 3 {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            let now = shared.deliveries.load(Ordering::Relaxed);
-            if now == last {
-                still += 1;
-            } else {
-                still = 0;
-                last = now;
-            }
-        }
+        let settled = settle(shared, limit).await;
         let _ = self.phase.send(phase::STOP);
-        let mut out = Vec::with_capacity(self.tasks.len());
+        let mut clients = Vec::with_capacity(self.tasks.len());
         for t in self.tasks {
             if let Ok(r) = t.await {
-                out.push(r);
+                clients.push(r);
             }
         }
-        (out, skipped)
+        Finished {
+            clients,
+            skipped,
+            settled,
+        }
     }
 }
 
@@ -286,4 +362,67 @@ pub async fn probe(opts: &Options) -> Result<(), String> {
     ws.close(None).await.map_err(|e| format!("close: {e}"))?;
     let _ = ws.flush().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shared(sent: [u64; 2], acked: [u64; 2], delivered: [u64; 2]) -> Shared {
+        let s = Shared::new(2);
+        for r in 0..2 {
+            s.room_sent[r].store(sent[r], Ordering::Relaxed);
+            s.room_acked[r].store(acked[r], Ordering::Relaxed);
+            s.room_delivered[r].store(delivered[r], Ordering::Relaxed);
+        }
+        s
+    }
+
+    #[test]
+    fn only_acknowledged_messages_are_owed() {
+        // Rooms of 3: each acknowledged message is owed to 2 members.
+        let mut o = Outcome::default();
+        account_losses(&shared([2, 1], [2, 0], [4, 0]), 3, true, true, &mut o);
+        assert_eq!(o.lost, Some(0), "{o:?}");
+        assert!(
+            o.notes
+                .iter()
+                .any(|n| n.starts_with("1 sends never acknowledged")),
+            "{o:?}"
+        );
+
+        let mut o = Outcome::default();
+        account_losses(&shared([2, 1], [2, 1], [3, 1]), 3, true, true, &mut o);
+        assert_eq!(o.lost, Some(2), "one missing in each room: {o:?}");
+        assert!(o.notes.is_empty(), "{o:?}");
+    }
+
+    #[test]
+    fn a_room_with_extra_deliveries_does_not_hide_another_s_loss() {
+        let mut o = Outcome::default();
+        account_losses(&shared([1, 1], [1, 1], [4, 0]), 3, true, true, &mut o);
+        assert_eq!(o.lost, Some(2), "{o:?}");
+    }
+
+    #[test]
+    fn the_peers_owe_every_message_written() {
+        let mut o = Outcome::default();
+        account_losses(&shared([2, 1], [0, 0], [4, 1]), 3, false, true, &mut o);
+        assert_eq!(o.lost, Some(1), "{o:?}");
+        assert!(o.notes.is_empty(), "{o:?}");
+    }
+
+    #[test]
+    fn what_is_missing_while_deliveries_still_arrive_is_backlog_not_loss() {
+        let mut o = Outcome::default();
+        account_losses(&shared([5, 5], [5, 5], [2, 2]), 3, true, false, &mut o);
+        assert_eq!(o.lost, None, "{o:?}");
+        assert!(
+            o.notes
+                .iter()
+                .any(|n| n.contains("16 still missing then are backlog")),
+            "{o:?}"
+        );
+        assert_eq!(owed_deliveries(&shared([5, 5], [0, 0], [0, 0]), 3), 20);
+    }
 }

@@ -310,7 +310,10 @@ pub async fn soak(opts: &Options, so: &SoakOptions) -> Result<SoakReport, String
     // Everyone leaves: the engine must count nobody.
     let clients = drop_all(pumps, &mut report.notes).await;
     drop(clients);
-    let (steady, _) = running.finish(&shared, Duration::from_secs(3)).await;
+    let steady = running
+        .finish(&shared, Duration::from_secs(3))
+        .await
+        .clients;
     for (mut c, _) in steady {
         let _ = tokio::time::timeout(Duration::from_secs(2), c.ws.close(None)).await;
     }

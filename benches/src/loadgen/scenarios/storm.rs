@@ -89,7 +89,8 @@ pub async fn storm(opts: &Options, name: &str) -> Result<Outcome, String> {
     // A little more traffic after the storm, so late gaps would show.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let s1 = server(opts);
-    let (steady_done, skipped) = running.finish(&shared, Duration::from_secs(3)).await;
+    let finished = running.finish(&shared, Duration::from_secs(3)).await;
+    let (steady_done, skipped) = (finished.clients, finished.skipped);
     let _ = storm_tx.send(phase::STOP);
     let mut caught: Vec<f64> = Vec::new();
     let mut failed = 0u64;
