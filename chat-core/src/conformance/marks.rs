@@ -90,6 +90,21 @@ pub async fn unread_excludes_own_and_deleted(store: Arc<dyn Store>) {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(unread(alice.clone()).await, 1, "b1 is read");
+    // A deleted message of my own is neither unread for me nor for anyone else, and a
+    // repeated append (same client id) adds nothing.
+    let a3 = send(&*store, conv, &alice, "a3").await;
+    store
+        .delete_message(conv, a3, t(21))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    for _ in 0..2 {
+        store
+            .append(new_msg(conv, &bob, "b4", Some("b4-once")))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    assert_eq!(unread(alice.clone()).await, 2, "b3 and b4 once");
+    assert_eq!(unread(bob.clone()).await, 2, "a1 and a2; a3 is deleted");
 
     let direct = store
         .open_direct(NewDirect {
@@ -105,7 +120,19 @@ pub async fn unread_excludes_own_and_deleted(store: Arc<dyn Store>) {
     for i in 0..4 {
         send(&*store, direct, &bob, &format!("d{i}")).await;
     }
-    assert_eq!(store.unread_total(&alice).await.unwrap_or_default(), 5);
+    assert_eq!(store.unread_total(&alice).await.unwrap_or_default(), 6);
+    // The conversation list counts the same way.
+    let mut listed: Vec<(ConversationId, u64)> = store
+        .list_conversations(&alice, 10)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_iter()
+        .map(|c| (c.conversation.id, c.unread))
+        .collect();
+    listed.sort();
+    let mut want = vec![(conv, 2), (direct, 4)];
+    want.sort();
+    assert_eq!(listed, want);
     assert_eq!(store.unread_total(&bob).await.unwrap_or_default(), 2);
     assert_eq!(store.unread_total(&user("nobody")).await.unwrap_or(99), 0);
     let err = store.unread(conv, &user("nobody")).await;
