@@ -56,6 +56,13 @@ async fn fanout_through_the_real_server(proto: Proto) {
         "each message reaches the 2 other members: {outcome:?}"
     );
     assert_eq!(outcome.lost, Some(0), "{outcome:?}");
+    assert!(
+        !outcome
+            .notes
+            .iter()
+            .any(|n| n.contains("never acknowledged")),
+        "every send was acknowledged: {outcome:?}"
+    );
     assert_eq!(
         outcome.gaps,
         Some(0),
@@ -117,6 +124,13 @@ async fn grpc_fanout_delivers_everything_through_connect_streams() {
         "each message reaches the 2 other members: {outcome:?}"
     );
     assert_eq!(outcome.lost, Some(0), "{outcome:?}");
+    assert!(
+        !outcome
+            .notes
+            .iter()
+            .any(|n| n.contains("never acknowledged")),
+        "every send was acknowledged: {outcome:?}"
+    );
     assert_eq!(outcome.gaps, Some(0), "{outcome:?}");
     assert_eq!(outcome.errors, 0, "{outcome:?}");
 }
@@ -293,6 +307,13 @@ async fn fanout_over_two_nodes_crosses_the_bus_and_loses_nothing() {
         "each message reaches the 3 other members: {outcome:?}"
     );
     assert_eq!(outcome.lost, Some(0), "{outcome:?}");
+    assert!(
+        !outcome
+            .notes
+            .iter()
+            .any(|n| n.contains("never acknowledged")),
+        "every send was acknowledged: {outcome:?}"
+    );
     assert_eq!(outcome.gaps, Some(0), "{outcome:?}");
     assert_eq!(outcome.errors, 0, "{outcome:?}");
     let c = outcome.cluster.expect("cluster figures");

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{
-    account_losses, errors, open_room_clients, owed_deliveries, percentiles, run_prefix, server,
-    start, SETTLE_LIMIT,
+    account_losses, errors, missing_by_seq, open_room_clients, owed_deliveries, percentiles,
+    run_prefix, server, start, SETTLE_LIMIT,
 };
 use crate::loadgen::client::Shared;
 use crate::loadgen::cluster;
@@ -63,12 +63,12 @@ pub async fn fanout(opts: &Options, name: &str) -> Result<Outcome, String> {
         }
     }
     shared.recording.store(false, Ordering::Relaxed);
-    let d1 = shared.deliveries.load(Ordering::Relaxed);
-    let b1 = shared.rx_bytes.load(Ordering::Relaxed);
-    let m1 = shared.sent.load(Ordering::Relaxed);
     // Deliveries owed for every message written so far, less those made: the backlog
     // when the window closed (queued in the server, the kernel or the clients).
     let owed_at_close = owed_deliveries(&shared, members);
+    let d1 = shared.deliveries.load(Ordering::Relaxed);
+    let b1 = shared.rx_bytes.load(Ordering::Relaxed);
+    let m1 = shared.sent.load(Ordering::Relaxed);
     let s1 = server(opts);
     let c1 = cluster::read(opts).await;
     let dt = window_start.elapsed().as_secs_f64();
@@ -103,7 +103,10 @@ pub async fn fanout(opts: &Options, name: &str) -> Result<Outcome, String> {
         o.loadgen_cpu_pct = figures.loadgen_cpu_s.map(|s| s * 100.0 / figures.window_s);
     }
     o.cluster = Some(figures);
-    o.queued_at_close = Some(owed_at_close.saturating_sub(d1));
+    // With members that stop reading, what they are owed is not on its way.
+    if slow_count == 0 {
+        o.queued_at_close = Some(owed_at_close.saturating_sub(d1));
+    }
     let nodes = opts.nodes().len();
     if nodes > 1 {
         o.notes.push(format!(
@@ -126,13 +129,11 @@ pub async fn fanout(opts: &Options, name: &str) -> Result<Outcome, String> {
     }
     errors(&shared, &mut o);
     if slow_count == 0 {
-        account_losses(
-            &shared,
-            members,
-            opts.proto.is_ours(),
-            finished.settled,
-            &mut o,
-        );
+        let by_seq = opts
+            .proto
+            .is_ours()
+            .then(|| missing_by_seq(done.iter().map(|(c, _)| (&c.tracker, c.room)), &shared));
+        account_losses(&shared, members, by_seq, finished.settled, &mut o);
         if opts.proto.is_ours() {
             let gaps = done
                 .iter()

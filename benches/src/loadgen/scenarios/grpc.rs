@@ -18,8 +18,8 @@ use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
 use tonic::Streaming;
 
 use super::{
-    account_losses, errors, owed_deliveries, percentiles, room_of, run_prefix, server, settle,
-    spawn_pacer, token, user_of, SETTLE_LIMIT,
+    account_losses, errors, missing_by_seq, owed_deliveries, percentiles, room_of, run_prefix,
+    server, settle, spawn_pacer, token, user_of, SETTLE_LIMIT,
 };
 use crate::loadgen::client::{phase, Exit, Shared, Tracker, SETUP_TIMEOUT};
 use crate::loadgen::procfs::cpu_percent;
@@ -349,8 +349,8 @@ pub async fn grpc_fanout(opts: &Options, name: &str) -> Result<Outcome, String> 
         }
     }
     shared.recording.store(false, Ordering::Relaxed);
-    let d1 = shared.deliveries.load(Ordering::Relaxed);
     let owed_at_close = owed_deliveries(&shared, members);
+    let d1 = shared.deliveries.load(Ordering::Relaxed);
     let s1 = server(opts);
     let dt = window_start.elapsed().as_secs_f64();
 
@@ -392,7 +392,8 @@ pub async fn grpc_fanout(opts: &Options, name: &str) -> Result<Outcome, String> 
     }
     errors(&shared, &mut o);
     o.queued_at_close = Some(owed_at_close.saturating_sub(d1));
-    account_losses(&shared, members, true, settled, &mut o);
+    let by_seq = missing_by_seq(done.iter().map(|(m, _)| (&m.tracker, m.room)), &shared);
+    account_losses(&shared, members, Some(by_seq), settled, &mut o);
     let gaps = done
         .iter()
         .filter(|(m, _)| {

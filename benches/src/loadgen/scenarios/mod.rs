@@ -16,7 +16,7 @@ use futures::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use super::client::{connect, connect_with, join, phase, Client, Exit, Shared};
+use super::client::{connect, connect_with, join, phase, Client, Exit, Shared, Tracker};
 use super::procfs::{sample, ProcSample};
 use super::report::group_thousands;
 use super::{Options, Outcome};
@@ -273,23 +273,45 @@ fn owed_deliveries(shared: &Shared, members: usize) -> u64 {
         .sum()
 }
 
+/// Ours: the deliveries each member is missing, from its seqs. Every seq up to its room's
+/// highest acknowledged one is a stored message owed to every member (a member's own
+/// sends are in its tracker through their acknowledgements), so this counts exactly what
+/// did not arrive, whether or not its sender saw the acknowledgement, and repeats do not
+/// make up for gaps.
+fn missing_by_seq<'a>(members: impl Iterator<Item = (&'a Tracker, usize)>, shared: &Shared) -> u64 {
+    members
+        .map(|(t, room)| {
+            let top = shared.room_seq[room].load(Ordering::Relaxed);
+            let have = t.contiguous.min(top) + t.ahead.range(..=top).count() as u64;
+            top.saturating_sub(have)
+        })
+        .sum()
+}
+
 /// After the settle: *lost* is the deliveries owed for acknowledged messages that never
-/// arrived (the peers acknowledge nothing, so every message they were written counts).
-/// When deliveries had not stopped, what is missing is backlog and *lost* stays unknown.
-fn account_losses(shared: &Shared, members: usize, acks: bool, settled: bool, o: &mut Outcome) {
-    let mut lost = 0u64;
+/// arrived. Ours: `by_seq`, from each member's seqs ([`missing_by_seq`]). The peers
+/// acknowledge nothing and carry no seqs, so every message they were written is owed to
+/// the other members of its room. When deliveries had not stopped, what is missing is
+/// backlog and *lost* stays unknown.
+fn account_losses(
+    shared: &Shared,
+    members: usize,
+    by_seq: Option<u64>,
+    settled: bool,
+    o: &mut Outcome,
+) {
+    let mut by_room = 0u64;
     let mut unacked = 0u64;
     for (r, sent) in shared.room_sent.iter().enumerate() {
         let sent = sent.load(Ordering::Relaxed);
-        let acked = if acks {
-            shared.room_acked[r].load(Ordering::Relaxed)
+        if by_seq.is_some() {
+            unacked += sent.saturating_sub(shared.room_acked[r].load(Ordering::Relaxed));
         } else {
-            sent
-        };
-        unacked += sent.saturating_sub(acked);
-        let owed = acked * (members as u64 - 1);
-        lost += owed.saturating_sub(shared.room_delivered[r].load(Ordering::Relaxed));
+            let owed = sent * (members as u64 - 1);
+            by_room += owed.saturating_sub(shared.room_delivered[r].load(Ordering::Relaxed));
+        }
     }
+    let lost = by_seq.unwrap_or(by_room);
     if settled {
         o.lost = Some(lost);
     } else {
@@ -301,7 +323,7 @@ fn account_losses(shared: &Shared, members: usize, acks: bool, settled: bool, o:
     }
     if unacked > 0 {
         o.notes.push(format!(
-            "{} sends never acknowledged (owed to no one, not counted as lost)",
+            "{} sends never acknowledged",
             group_thousands(unacked)
         ));
     }
@@ -378,36 +400,48 @@ mod tests {
         s
     }
 
+    fn tracker(seqs: &[u64]) -> Tracker {
+        let mut t = Tracker::default();
+        for s in seqs {
+            t.on_seq(*s);
+        }
+        t
+    }
+
     #[test]
-    fn only_acknowledged_messages_are_owed() {
-        // Rooms of 3: each acknowledged message is owed to 2 members.
-        let mut o = Outcome::default();
-        account_losses(&shared([2, 1], [2, 0], [4, 0]), 3, true, true, &mut o);
-        assert_eq!(o.lost, Some(0), "{o:?}");
-        assert!(
-            o.notes
-                .iter()
-                .any(|n| n.starts_with("1 sends never acknowledged")),
-            "{o:?}"
-        );
+    fn ours_owes_every_seq_up_to_the_highest_acknowledged_one_to_each_member() {
+        let s = shared([5, 2], [5, 2], [0, 0]);
+        s.room_seq[0].store(5, Ordering::Relaxed);
+        s.room_seq[1].store(2, Ordering::Relaxed);
+        let complete = tracker(&[1, 2, 3, 4, 5]);
+        let gap = tracker(&[1, 2, 4, 4, 4, 6]); // 3 and 5 missing; repeats and 6 count for nothing
+        let short = tracker(&[1]);
+        let members = [(&complete, 0), (&gap, 0), (&short, 1)];
+        let missing = missing_by_seq(members.iter().map(|(t, r)| (*t, *r)), &s);
+        assert_eq!(missing, 2 + 1);
 
         let mut o = Outcome::default();
-        account_losses(&shared([2, 1], [2, 1], [3, 1]), 3, true, true, &mut o);
-        assert_eq!(o.lost, Some(2), "one missing in each room: {o:?}");
+        account_losses(&s, 3, Some(missing), true, &mut o);
+        assert_eq!(o.lost, Some(3), "{o:?}");
         assert!(o.notes.is_empty(), "{o:?}");
     }
 
     #[test]
-    fn a_room_with_extra_deliveries_does_not_hide_another_s_loss() {
+    fn sends_never_acknowledged_are_noted() {
         let mut o = Outcome::default();
-        account_losses(&shared([1, 1], [1, 1], [4, 0]), 3, true, true, &mut o);
-        assert_eq!(o.lost, Some(2), "{o:?}");
+        account_losses(&shared([2, 1], [2, 0], [4, 0]), 3, Some(0), true, &mut o);
+        assert_eq!(o.lost, Some(0), "{o:?}");
+        assert!(
+            o.notes.iter().any(|n| n == "1 sends never acknowledged"),
+            "{o:?}"
+        );
     }
 
     #[test]
-    fn the_peers_owe_every_message_written() {
+    fn the_peers_owe_every_message_written_room_by_room() {
         let mut o = Outcome::default();
-        account_losses(&shared([2, 1], [0, 0], [4, 1]), 3, false, true, &mut o);
+        // Room 0 got one delivery too many (a repeat); room 1 lost one: 1 lost in all.
+        account_losses(&shared([2, 1], [0, 0], [5, 1]), 3, None, true, &mut o);
         assert_eq!(o.lost, Some(1), "{o:?}");
         assert!(o.notes.is_empty(), "{o:?}");
     }
@@ -415,7 +449,7 @@ mod tests {
     #[test]
     fn what_is_missing_while_deliveries_still_arrive_is_backlog_not_loss() {
         let mut o = Outcome::default();
-        account_losses(&shared([5, 5], [5, 5], [2, 2]), 3, true, false, &mut o);
+        account_losses(&shared([5, 5], [0, 0], [2, 2]), 3, None, false, &mut o);
         assert_eq!(o.lost, None, "{o:?}");
         assert!(
             o.notes
