@@ -19,6 +19,19 @@ async fn fanout_over_protobuf_frames_delivers_everything() {
     fanout_through_the_real_server(Proto::ChatProto).await;
 }
 
+/// Nothing acknowledged went missing, and every send was acknowledged (so that *lost*,
+/// which counts only acknowledged messages, had something to count).
+fn assert_nothing_lost(outcome: &loadgen::Outcome) {
+    assert_eq!(outcome.lost, Some(0), "{outcome:?}");
+    assert!(
+        !outcome
+            .notes
+            .iter()
+            .any(|n| n.contains("never acknowledged")),
+        "every send was acknowledged: {outcome:?}"
+    );
+}
+
 async fn fanout_through_the_real_server(proto: Proto) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -55,14 +68,7 @@ async fn fanout_through_the_real_server(proto: Proto) {
         outcome.messages_sent * 2,
         "each message reaches the 2 other members: {outcome:?}"
     );
-    assert_eq!(outcome.lost, Some(0), "{outcome:?}");
-    assert!(
-        !outcome
-            .notes
-            .iter()
-            .any(|n| n.contains("never acknowledged")),
-        "every send was acknowledged: {outcome:?}"
-    );
+    assert_nothing_lost(&outcome);
     assert_eq!(
         outcome.gaps,
         Some(0),
@@ -123,14 +129,7 @@ async fn grpc_fanout_delivers_everything_through_connect_streams() {
         outcome.messages_sent * 2,
         "each message reaches the 2 other members: {outcome:?}"
     );
-    assert_eq!(outcome.lost, Some(0), "{outcome:?}");
-    assert!(
-        !outcome
-            .notes
-            .iter()
-            .any(|n| n.contains("never acknowledged")),
-        "every send was acknowledged: {outcome:?}"
-    );
+    assert_nothing_lost(&outcome);
     assert_eq!(outcome.gaps, Some(0), "{outcome:?}");
     assert_eq!(outcome.errors, 0, "{outcome:?}");
 }
@@ -306,14 +305,7 @@ async fn fanout_over_two_nodes_crosses_the_bus_and_loses_nothing() {
         outcome.messages_sent * 3,
         "each message reaches the 3 other members: {outcome:?}"
     );
-    assert_eq!(outcome.lost, Some(0), "{outcome:?}");
-    assert!(
-        !outcome
-            .notes
-            .iter()
-            .any(|n| n.contains("never acknowledged")),
-        "every send was acknowledged: {outcome:?}"
-    );
+    assert_nothing_lost(&outcome);
     assert_eq!(outcome.gaps, Some(0), "{outcome:?}");
     assert_eq!(outcome.errors, 0, "{outcome:?}");
     let c = outcome.cluster.expect("cluster figures");
