@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The demo page in headless Chromium (chat-server/tests/browser/browser.test.mjs): two
 # users become friends, chat in a room and directly, and see typing, members and the read
-# receipt; the page 400 px wide; the server restarted under open pages (the pages
-# reconnect and show every message once). Once over http, once over https.
+# receipt; the page 400 px wide; a reply made in the page shown as a reply to the other
+# user, with the root's live reply count and an attachment's link; the server restarted
+# under open pages (the pages reconnect and show every message once). Once over http,
+# once over https.
 # First rebuilds the page's client (scripts/build-web.sh) and fails when the committed
 # chat-server/static/chat-client.js is stale.
 # Screenshots go to $CARGO_TARGET_DIR/browser/ (…/browser/tls/ for the https run;

@@ -121,6 +121,8 @@ fn fanout(c: &mut Criterion) {
                                         conversation: *conv,
                                         body: s.body.clone(),
                                         client_id: None,
+                                        reply_to: None,
+                                        attachments: Vec::new(),
                                     })
                                     .await
                                     .expect("send");

@@ -31,6 +31,10 @@ fn message_event() -> Event {
             created_at: chrono::Utc::now(),
             edited_at: None,
             deleted_at: None,
+            reply_to: None,
+            thread: None,
+            reply_count: 0,
+            attachments: Vec::new(),
         },
     }
 }
@@ -71,6 +75,7 @@ fn decode(c: &mut Criterion) {
             conversation: uuid::Uuid::now_v7().to_string(),
             body: "x".repeat(64),
             client_id: Some("c-17".into()),
+            ..Default::default()
         })),
     }
     .encode_to_vec();

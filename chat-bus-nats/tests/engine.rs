@@ -47,6 +47,8 @@ impl Client {
                 conversation,
                 body: body.into(),
                 client_id: None,
+                reply_to: None,
+                attachments: Vec::new(),
             })
             .await
         {

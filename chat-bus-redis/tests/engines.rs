@@ -50,6 +50,8 @@ async fn send(session: &Session, conversation: ConversationId, body: &str) {
             conversation,
             body: body.into(),
             client_id: None,
+            reply_to: None,
+            attachments: Vec::new(),
         },
     )
     .await;

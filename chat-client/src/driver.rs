@@ -555,6 +555,7 @@ impl Driver {
                         before: None,
                         after: Some(fill.after),
                         limit: Some(fill.limit),
+                        thread: None,
                     },
                     Pending::Fill(fill.conversation),
                 );

@@ -56,7 +56,7 @@ pub use chat_protocol as protocol;
 
 use chat_core::engine::{MemberMarks, MessageView, ResumePoint};
 use chat_core::model::{
-    Conversation, FriendView, Member, Message, RoomRef, Visibility, Watermarks,
+    Attachment, Conversation, FriendView, Member, Message, RoomRef, Visibility, Watermarks,
 };
 use chat_core::ports::{ConversationSummary, Credential};
 use chat_core::{Command, ConversationId, Event, Reply, Seq, UserId};
@@ -177,6 +177,90 @@ pub struct Page {
     pub limit: Option<u32>,
 }
 
+/// A message to send with [`Client::send_with`]: its body, and optionally the message it
+/// replies to, its attachments and your own `client_id`. Build it with [`Draft::new`] and
+/// the methods that follow it.
+///
+/// ```
+/// use chat_client::Draft;
+/// use chat_client::chat_core::model::Attachment;
+///
+/// let draft = Draft::new("the plan, attached")
+///     .reply_to(41)
+///     .attachment(Attachment {
+///         url: "https://files.example/plan.pdf".into(),
+///         mime_type: "application/pdf".into(),
+///         size: 48_213,
+///         name: "plan.pdf".into(),
+///     });
+/// assert_eq!(draft.reply_to, Some(41));
+/// assert_eq!(draft.attachments.len(), 1);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Draft {
+    /// The text; may be empty when there is at least one attachment.
+    pub body: String,
+    /// An idempotency key (1–64 bytes); one is generated when absent.
+    pub client_id: Option<String>,
+    /// The seq of the message, in the same conversation, this one replies to. The server
+    /// puts the reply in that message's thread (`Message::thread`).
+    pub reply_to: Option<Seq>,
+    /// Files attached by reference (at most `max_attachments`, 10 by default; the server
+    /// answers `too_large` above it and checks each one: see `chat_core::model::Attachment`).
+    pub attachments: Vec<Attachment>,
+}
+
+impl Draft {
+    /// A message with this body and nothing else.
+    pub fn new(body: impl Into<String>) -> Draft {
+        Draft {
+            body: body.into(),
+            ..Draft::default()
+        }
+    }
+
+    /// Replies to the message at `seq`.
+    #[must_use]
+    pub fn reply_to(mut self, seq: Seq) -> Draft {
+        self.reply_to = Some(seq);
+        self
+    }
+
+    /// Adds an attachment.
+    #[must_use]
+    pub fn attachment(mut self, attachment: Attachment) -> Draft {
+        self.attachments.push(attachment);
+        self
+    }
+
+    /// Adds attachments.
+    #[must_use]
+    pub fn attachments(mut self, attachments: impl IntoIterator<Item = Attachment>) -> Draft {
+        self.attachments.extend(attachments);
+        self
+    }
+
+    /// Uses your own `client_id` (see [`Client::send_with_id`]).
+    #[must_use]
+    pub fn client_id(mut self, client_id: impl Into<String>) -> Draft {
+        self.client_id = Some(client_id.into());
+        self
+    }
+}
+
+impl From<&str> for Draft {
+    fn from(body: &str) -> Draft {
+        Draft::new(body)
+    }
+}
+
+impl From<String> for Draft {
+    fn from(body: String) -> Draft {
+        Draft::new(body)
+    }
+}
+
 /// A connection to a chat server that survives disconnects. Cheap to clone; the
 /// connection closes when every clone is dropped or [`Client::close`] is called.
 #[derive(Debug, Clone)]
@@ -269,21 +353,13 @@ impl Client {
     /// # Errors
     /// The server's error ([`ClientError::Server`]), [`ClientError::Disconnected`],
     /// [`ClientError::Timeout`] or [`ClientError::Closed`].
-    pub async fn command(&self, command: Command) -> Result<Reply, ClientError> {
-        let (command, is_send) = match command {
-            Command::Send {
-                conversation,
-                body,
-                client_id,
-            } => (
-                Command::Send {
-                    conversation,
-                    body,
-                    client_id: Some(client_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string())),
-                },
-                true,
-            ),
-            other => (other, false),
+    pub async fn command(&self, mut command: Command) -> Result<Reply, ClientError> {
+        let is_send = match &mut command {
+            Command::Send { client_id, .. } => {
+                client_id.get_or_insert_with(|| uuid::Uuid::new_v4().to_string());
+                true
+            }
+            _ => false,
         };
         let (answer, rx) = oneshot::channel();
         self.requests
@@ -321,11 +397,36 @@ impl Client {
         body: impl Into<String>,
         client_id: Option<String>,
     ) -> Result<Sent, ClientError> {
+        let mut draft = Draft::new(body);
+        draft.client_id = client_id;
+        self.send_with(conversation, draft).await
+    }
+
+    /// `send` a [`Draft`]: a reply (`reply_to`), attachments, your own `client_id`. A
+    /// plain body converts too: `send_with(room, "hi")`.
+    ///
+    /// # Errors
+    /// As [`Client::command`]: `not_found` when `reply_to` names no message of the
+    /// conversation (or a deleted one), `too_large` for too many attachments or an
+    /// overlong field, `invalid` for a malformed attachment.
+    pub async fn send_with(
+        &self,
+        conversation: ConversationId,
+        draft: impl Into<Draft>,
+    ) -> Result<Sent, ClientError> {
+        let Draft {
+            body,
+            client_id,
+            reply_to,
+            attachments,
+        } = draft.into();
         let reply = self
             .command(Command::Send {
                 conversation,
-                body: body.into(),
+                body,
                 client_id,
+                reply_to,
+                attachments,
             })
             .await?;
         expect!(reply, Reply::Sent { message, duplicate } => Sent { message, duplicate })
@@ -456,12 +557,38 @@ impl Client {
         conversation: ConversationId,
         page: Page,
     ) -> Result<History, ClientError> {
+        self.history_of(conversation, None, page).await
+    }
+
+    /// A page of one thread: the root at `root` and every reply in its thread (replies
+    /// to replies included), in ascending seq, paged by seq like [`Client::history`].
+    /// Messages read this way are only returned, not handed to [`Events`].
+    ///
+    /// # Errors
+    /// As [`Client::command`]: `not_found` when there is no message at `root`, `invalid`
+    /// when it is a reply (ask for its `thread` instead).
+    pub async fn thread(
+        &self,
+        conversation: ConversationId,
+        root: Seq,
+        page: Page,
+    ) -> Result<History, ClientError> {
+        self.history_of(conversation, Some(root), page).await
+    }
+
+    async fn history_of(
+        &self,
+        conversation: ConversationId,
+        thread: Option<Seq>,
+        page: Page,
+    ) -> Result<History, ClientError> {
         let reply = self
             .command(Command::History {
                 conversation,
                 before: page.before,
                 after: page.after,
                 limit: page.limit,
+                thread,
             })
             .await?;
         expect!(reply, Reply::History { messages, last_seq, members, .. } => History { messages, last_seq, members })

@@ -232,6 +232,10 @@ mod tests {
             created_at: chrono::DateTime::UNIX_EPOCH,
             edited_at: None,
             deleted_at: None,
+            reply_to: None,
+            thread: None,
+            reply_count: 0,
+            attachments: Vec::new(),
         }
     }
 

@@ -279,6 +279,8 @@ async fn concurrent_durable_fan_outs_cut_a_slow_consumer_off_once() {
                                     conversation: room,
                                     body: format!("{i}"),
                                     client_id: None,
+                                    reply_to: None,
+                                    attachments: Vec::new(),
                                 },
                             )
                             .await

@@ -89,6 +89,7 @@ async fn direct_messages_need_friendship() {
         before: None,
         after: None,
         limit: Some(10),
+        thread: None,
     };
     assert_eq!(
         status(alice.run(history.clone()).await),
@@ -155,7 +156,9 @@ async fn direct_messages_need_friendship() {
             .deny(Command::Send {
                 conversation: conv.id,
                 body: "still there?".into(),
-                client_id: None
+                client_id: None,
+                reply_to: None,
+                attachments: Vec::new(),
             })
             .await,
         ErrorCode::NotFriends

@@ -51,6 +51,8 @@ async fn nothing_is_delivered_unless_the_store_committed() {
             conversation: conversation.id,
             body: "lost?".into(),
             client_id: None,
+            reply_to: None,
+            attachments: Vec::new(),
         })
         .await;
     assert_eq!(
@@ -69,6 +71,8 @@ async fn nothing_is_delivered_unless_the_store_committed() {
             conversation: conversation.id,
             body: "now".into(),
             client_id: None,
+            reply_to: None,
+            attachments: Vec::new(),
         })
         .await;
     assert!(
@@ -283,6 +287,8 @@ async fn http_style_commands_run_without_a_connection() {
                 conversation: room.id,
                 body: "from http".into(),
                 client_id: None,
+                reply_to: None,
+                attachments: Vec::new(),
             },
         )
         .await
@@ -301,6 +307,7 @@ async fn http_style_commands_run_without_a_connection() {
                 before: None,
                 after: None,
                 limit: None,
+                thread: None,
             },
         )
         .await;

@@ -74,6 +74,7 @@ async fn history_status_stops_at_the_configured_room_size() {
         before: None,
         after: None,
         limit: None,
+        thread: None,
     };
     match alice.run(history.clone()).await {
         Reply::History {

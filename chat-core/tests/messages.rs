@@ -20,6 +20,8 @@ async fn a_retried_send_is_stored_once_and_fanned_out_again() {
         conversation: room.id,
         body: "once".into(),
         client_id: Some("c-42".into()),
+        reply_to: None,
+        attachments: Vec::new(),
     };
     let (first, dup1) = match alice.run(send.clone()).await {
         Reply::Sent { message, duplicate } => (message, duplicate),
@@ -57,6 +59,8 @@ async fn a_retried_send_is_stored_once_and_fanned_out_again() {
         conversation: other.id,
         body: "once".into(),
         client_id: Some("c-42".into()),
+        reply_to: None,
+        attachments: Vec::new(),
     };
     assert_eq!(alice.deny(reuse).await, ErrorCode::Conflict);
     let other = w

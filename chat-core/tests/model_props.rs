@@ -123,8 +123,7 @@ proptest! {
             body: if *deleted { String::new() } else { "x".into() },
             created_at: t0(),
             edited_at: None,
-            deleted_at: deleted.then(t0),
-        }).collect();
+            deleted_at: deleted.then(t0), reply_to: None, thread: None, reply_count: 0, attachments: Vec::new(), }).collect();
         let expected = msgs.iter().enumerate().filter(|(i, (mine, deleted))| (*i as u64 + 1) > read && !mine && !deleted).count() as u64;
         prop_assert_eq!(count_unread(&me, read, &messages), expected);
     }

@@ -46,6 +46,8 @@ fn send(conversation: ConversationId, body: &str) -> Command {
         conversation,
         body: body.into(),
         client_id: Some(body.into()),
+        reply_to: None,
+        attachments: Vec::new(),
     }
 }
 

@@ -155,7 +155,9 @@ async fn leaving_stops_delivery_and_tells_the_room() {
         bob.deny(Command::Send {
             conversation: room.id,
             body: "back?".into(),
-            client_id: None
+            client_id: None,
+            reply_to: None,
+            attachments: Vec::new(),
         })
         .await,
         ErrorCode::Forbidden
@@ -183,7 +185,8 @@ async fn private_rooms_are_invitation_only() {
             conversation: room.id,
             before: None,
             after: None,
-            limit: None
+            limit: None,
+            thread: None,
         })
         .await,
         ErrorCode::NotFound
@@ -287,7 +290,9 @@ async fn deleting_a_room_tells_its_members() {
             .deny(Command::Send {
                 conversation: room.id,
                 body: "x".into(),
-                client_id: None
+                client_id: None,
+                reply_to: None,
+                attachments: Vec::new(),
             })
             .await,
         ErrorCode::NotFound

@@ -74,6 +74,10 @@ fn message() -> impl Strategy<Value = Message> {
                     created_at,
                     edited_at,
                     deleted_at,
+                    reply_to: None,
+                    thread: None,
+                    reply_count: 0,
+                    attachments: Vec::new(),
                 }
             },
         )
@@ -117,6 +121,8 @@ fn command() -> impl Strategy<Value = Command> {
                 conversation,
                 body,
                 client_id,
+                reply_to: None,
+                attachments: Vec::new(),
             }
         }),
         (c(), seq(), text()).prop_map(|(conversation, seq, body)| Command::Edit {
@@ -135,7 +141,8 @@ fn command() -> impl Strategy<Value = Command> {
                 conversation,
                 before,
                 after,
-                limit
+                limit,
+                thread: None,
             }),
         (c(), seq()).prop_map(|(conversation, seq)| Command::MarkDelivered { conversation, seq }),
         (c(), seq()).prop_map(|(conversation, seq)| Command::MarkRead { conversation, seq }),

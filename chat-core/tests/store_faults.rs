@@ -66,6 +66,8 @@ impl Setup {
                     conversation: self.room,
                     body: body.into(),
                     client_id: None,
+                    reply_to: None,
+                    attachments: Vec::new(),
                 },
             )
             .await

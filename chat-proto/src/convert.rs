@@ -1,16 +1,18 @@
 //! Between the engine's types and the protobuf messages: requests into [`Command`]s,
-//! [`Reply`]s and [`Event`]s into messages. No I/O, no policy: a request that does not
-//! parse is `invalid`, as a bad frame is in protocol v1.
+//! [`Reply`]s and [`Event`]s into messages, and messages and attachments both ways (a
+//! client reads [`proto::Message`]s back into [`Message`]s with `TryFrom`). No I/O, no
+//! policy: a request that does not parse is `invalid`, as a bad frame is in protocol v1;
+//! attachments and replies are checked by the engine, not here.
 
 use std::str::FromStr;
 
 use chat_core::engine::{MemberMarks, MessageView, ResumeOutcome, ResumePoint, ResumeResult};
 use chat_core::model::{
-    Conversation, ConversationKind, FriendStatus, FriendView, Member, Message, MessageKind,
-    MessageStatus, Presence, Role, RoomRef, Visibility,
+    Attachment, Conversation, ConversationKind, FriendStatus, FriendView, Member, Message,
+    MessageKind, MessageStatus, Presence, Role, RoomRef, Visibility,
 };
 use chat_core::ports::{ConversationSummary, Credential};
-use chat_core::{Command, ConversationId, Error, Event, Reply, Result, UserId};
+use chat_core::{Command, ConversationId, Error, Event, MessageId, Reply, Result, UserId};
 use chrono::{DateTime, Utc};
 
 use crate::proto;
@@ -101,6 +103,8 @@ impl IntoCommand for proto::SendRequest {
             conversation: conversation_id(&self.conversation)?,
             body: self.body,
             client_id: self.client_id,
+            reply_to: self.reply_to,
+            attachments: self.attachments.into_iter().map(Attachment::from).collect(),
         })
     }
 }
@@ -131,6 +135,7 @@ impl IntoCommand for proto::HistoryRequest {
             before: self.before,
             after: self.after,
             limit: self.limit,
+            thread: self.thread,
         })
     }
 }
@@ -382,6 +387,85 @@ pub fn message(m: Message) -> proto::Message {
         created_at: Some(timestamp(m.created_at)),
         edited_at: m.edited_at.map(timestamp),
         deleted_at: m.deleted_at.map(timestamp),
+        reply_to: m.reply_to,
+        thread: m.thread,
+        reply_count: m.reply_count,
+        attachments: m
+            .attachments
+            .into_iter()
+            .map(proto::Attachment::from)
+            .collect(),
+    }
+}
+
+impl From<Attachment> for proto::Attachment {
+    fn from(a: Attachment) -> Self {
+        proto::Attachment {
+            url: a.url,
+            mime_type: a.mime_type,
+            size: a.size,
+            name: a.name,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Messages → the model (what a protobuf client reads back)
+
+impl From<proto::Attachment> for Attachment {
+    /// As it came: the engine validates attachments (`validate_attachments`), not the
+    /// conversion.
+    fn from(a: proto::Attachment) -> Self {
+        Attachment {
+            url: a.url,
+            mime_type: a.mime_type,
+            size: a.size,
+            name: a.name,
+        }
+    }
+}
+
+/// A `google.protobuf.Timestamp` as a time.
+///
+/// # Errors
+/// `invalid` when it is out of chrono's range or its nanoseconds are negative.
+pub fn time(t: &prost_types::Timestamp) -> Result<DateTime<Utc>> {
+    u32::try_from(t.nanos)
+        .ok()
+        .and_then(|nanos| DateTime::from_timestamp(t.seconds, nanos))
+        .ok_or_else(|| Error::invalid(format!("{t:?} is not a valid time")))
+}
+
+impl TryFrom<proto::Message> for Message {
+    type Error = Error;
+
+    /// The inverse of [`message`]: `message(m).try_into() == Ok(m)`.
+    fn try_from(m: proto::Message) -> Result<Self> {
+        let kind = match proto::MessageKind::try_from(m.kind) {
+            Ok(proto::MessageKind::User) => MessageKind::User,
+            Ok(proto::MessageKind::System) => MessageKind::System,
+            _ => return Err(Error::invalid(format!("unknown message kind {}", m.kind))),
+        };
+        let created_at = m
+            .created_at
+            .as_ref()
+            .ok_or_else(|| Error::invalid("a message has a `created_at`"))?;
+        Ok(Message {
+            id: MessageId::from_str(&m.id)?,
+            conversation: conversation_id(&m.conversation)?,
+            seq: m.seq,
+            sender: user_id(&m.sender)?,
+            client_id: m.client_id,
+            kind,
+            body: m.body,
+            created_at: time(created_at)?,
+            edited_at: m.edited_at.as_ref().map(time).transpose()?,
+            deleted_at: m.deleted_at.as_ref().map(time).transpose()?,
+            reply_to: m.reply_to,
+            thread: m.thread,
+            reply_count: m.reply_count,
+            attachments: m.attachments.into_iter().map(Attachment::from).collect(),
+        })
     }
 }
 
@@ -699,5 +783,260 @@ mod tests {
         let t = DateTime::from_timestamp(1_746_100_800, 123_456_789).expect("time");
         let p = timestamp(t);
         assert_eq!((p.seconds, p.nanos), (1_746_100_800, 123_456_789));
+        assert_eq!(time(&p), Ok(t), "and back");
+        let bad = prost_types::Timestamp {
+            seconds: 0,
+            nanos: -1,
+        };
+        assert_eq!(time(&bad).map_err(|e| e.code()), Err(ErrorCode::Invalid));
+    }
+
+    use chat_core::ports::Encoder as _;
+    use chat_core::ErrorCode;
+    use prost::Message as _;
+
+    const CONV: &str = "0190a0b0-0000-7000-8000-000000000001";
+
+    fn photo() -> Attachment {
+        Attachment {
+            url: "https://files.example/a/photo.png".into(),
+            mime_type: "image/png".into(),
+            size: 123_456,
+            name: "photo.png".into(),
+        }
+    }
+
+    fn pdf() -> Attachment {
+        Attachment {
+            url: "http://files.example/b".into(),
+            mime_type: "application/pdf".into(),
+            size: 0,
+            name: "b.pdf".into(),
+        }
+    }
+
+    /// A message with every field set, the new ones included.
+    fn reply() -> Message {
+        let t = |s: i64| DateTime::from_timestamp(1_746_100_800 + s, 5).expect("time");
+        Message {
+            id: MessageId::from_str("0190a0b0-0000-7000-8000-000000000007").expect("id"),
+            conversation: conversation_id(CONV).expect("id"),
+            seq: 9,
+            sender: user_id("alice").expect("user"),
+            client_id: Some("c-9".into()),
+            kind: MessageKind::User,
+            body: "see attached".into(),
+            created_at: t(0),
+            edited_at: Some(t(1)),
+            deleted_at: None,
+            reply_to: Some(5),
+            thread: Some(2),
+            reply_count: 0,
+            attachments: vec![photo(), pdf()],
+        }
+    }
+
+    /// Through the wire: encoded, decoded, read back.
+    fn wire(m: &Message) -> Result<Message> {
+        let bytes = message(m.clone()).encode_to_vec();
+        let decoded = proto::Message::decode(bytes.as_slice()).expect("decode");
+        Message::try_from(decoded)
+    }
+
+    #[test]
+    fn a_send_carries_its_reply_and_attachments_through_a_frame() {
+        let frame = proto::ClientFrame {
+            request_id: "r-1".into(),
+            command: Some(Cmd::Send(proto::SendRequest {
+                conversation: CONV.into(),
+                body: String::new(),
+                client_id: Some("c-1".into()),
+                reply_to: Some(3),
+                attachments: vec![photo().into(), pdf().into()],
+            })),
+        };
+        let (id, command) = crate::decode_client_frame(&frame.encode_to_vec()).expect("a command");
+        assert_eq!(id, "r-1");
+        assert_eq!(
+            command,
+            Command::Send {
+                conversation: conversation_id(CONV).expect("id"),
+                body: String::new(),
+                client_id: Some("c-1".into()),
+                reply_to: Some(3),
+                attachments: vec![photo(), pdf()],
+            }
+        );
+        // Without the new fields a send is what it always was.
+        let plain = proto::SendRequest {
+            conversation: CONV.into(),
+            body: "hi".into(),
+            ..Default::default()
+        };
+        match plain.into_command().expect("command") {
+            Command::Send {
+                reply_to,
+                attachments,
+                ..
+            } => assert_eq!((reply_to, attachments), (None, Vec::new())),
+            other => panic!("{other:?}"),
+        }
+        // Attachments are not judged here: eleven of them, or a bad URL, pass through
+        // to the engine, which answers `too_large` or `invalid` like every transport.
+        let many = proto::SendRequest {
+            conversation: CONV.into(),
+            attachments: vec![proto::Attachment::default(); 11],
+            ..Default::default()
+        };
+        match many.into_command().expect("command") {
+            Command::Send { attachments, .. } => assert_eq!(attachments.len(), 11),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_history_request_names_its_thread() {
+        let frame = proto::ClientFrame {
+            request_id: "r-2".into(),
+            command: Some(Cmd::History(proto::HistoryRequest {
+                conversation: CONV.into(),
+                before: None,
+                after: Some(1),
+                limit: Some(20),
+                thread: Some(1),
+            })),
+        };
+        let (_, command) = crate::decode_client_frame(&frame.encode_to_vec()).expect("command");
+        assert_eq!(
+            command,
+            Command::History {
+                conversation: conversation_id(CONV).expect("id"),
+                before: None,
+                after: Some(1),
+                limit: Some(20),
+                thread: Some(1),
+            }
+        );
+        let whole = proto::HistoryRequest {
+            conversation: CONV.into(),
+            ..Default::default()
+        };
+        match whole.into_command().expect("command") {
+            Command::History { thread, .. } => assert_eq!(thread, None, "the whole log"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_message_round_trips_with_its_reply_thread_count_and_attachments() {
+        let m = reply();
+        let p = message(m.clone());
+        assert_eq!((p.reply_to, p.thread, p.reply_count), (Some(5), Some(2), 0));
+        assert_eq!(
+            p.attachments,
+            vec![
+                proto::Attachment {
+                    url: "https://files.example/a/photo.png".into(),
+                    mime_type: "image/png".into(),
+                    size: 123_456,
+                    name: "photo.png".into(),
+                },
+                pdf().into()
+            ]
+        );
+        assert_eq!(wire(&m), Ok(m.clone()), "a reply with attachments");
+
+        // A thread root with its count; a tombstone without attachments.
+        let root = Message {
+            seq: 2,
+            reply_to: None,
+            thread: None,
+            reply_count: 3,
+            attachments: vec![photo()],
+            ..reply()
+        };
+        assert_eq!(message(root.clone()).reply_count, 3);
+        assert_eq!(wire(&root), Ok(root));
+        let gone = Message {
+            body: String::new(),
+            deleted_at: Some(m.created_at),
+            attachments: Vec::new(),
+            kind: MessageKind::System,
+            client_id: None,
+            ..reply()
+        };
+        assert_eq!(wire(&gone), Ok(gone));
+
+        // A message that is no reply and has no attachments costs nothing more on the
+        // wire than before: the new fields are absent.
+        let plain = Message {
+            reply_to: None,
+            thread: None,
+            reply_count: 0,
+            attachments: Vec::new(),
+            ..reply()
+        };
+        let p = message(plain.clone());
+        let without = proto::Message {
+            reply_to: None,
+            thread: None,
+            reply_count: 0,
+            attachments: Vec::new(),
+            ..p.clone()
+        };
+        assert_eq!(p.encoded_len(), without.encoded_len());
+        assert_eq!(wire(&plain), Ok(plain));
+    }
+
+    #[test]
+    fn a_message_that_does_not_parse_is_invalid() {
+        let good = message(reply());
+        let cases = [
+            proto::Message {
+                kind: 0,
+                ..good.clone()
+            },
+            proto::Message {
+                kind: 9,
+                ..good.clone()
+            },
+            proto::Message {
+                created_at: None,
+                ..good.clone()
+            },
+            proto::Message {
+                id: "nope".into(),
+                ..good.clone()
+            },
+            proto::Message {
+                sender: String::new(),
+                ..good.clone()
+            },
+            proto::Message {
+                edited_at: Some(prost_types::Timestamp {
+                    seconds: i64::MAX,
+                    nanos: 0,
+                }),
+                ..good.clone()
+            },
+        ];
+        for bad in cases {
+            let e = Message::try_from(bad.clone()).expect_err("invalid");
+            assert_eq!(e.code(), ErrorCode::Invalid, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_message_event_carries_the_new_fields() {
+        let event = Event::Message { message: reply() };
+        let bytes = crate::ProtoEncoder.encode(&event).expect("encode");
+        let frame = proto::ServerFrame::decode(bytes).expect("decode");
+        let m = match frame.frame {
+            Some(crate::proto::server_frame::Frame::Event(proto::Event {
+                event: Some(E::Message(proto::MessageEvent { message: Some(m) })),
+            })) => m,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(Message::try_from(m), Ok(reply()));
     }
 }

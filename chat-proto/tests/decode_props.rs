@@ -18,14 +18,22 @@ fn check(bytes: &[u8]) {
     }
 }
 
-/// A valid frame to mutate: a send with this id and body.
-fn send(id: String, conversation: String, body: String) -> Vec<u8> {
+/// A valid frame to mutate: a send with this id and body, replying to `reply_to` with
+/// an attachment named `name`.
+fn send(id: String, conversation: String, body: String, reply_to: u64, name: String) -> Vec<u8> {
     proto::ClientFrame {
         request_id: id,
         command: Some(Cmd::Send(proto::SendRequest {
             conversation,
             body,
             client_id: None,
+            reply_to: Some(reply_to),
+            attachments: vec![proto::Attachment {
+                url: "https://files.example/a".into(),
+                mime_type: "image/png".into(),
+                size: 42,
+                name,
+            }],
         })),
     }
     .encode_to_vec()
@@ -44,10 +52,12 @@ proptest! {
         id in ".{0,80}",
         conversation in "[0-9a-f-]{0,40}",
         body in ".{0,64}",
+        reply_to in any::<u64>(),
+        name in ".{0,32}",
         flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..8),
         cut in any::<prop::sample::Index>(),
     ) {
-        let mut bytes = send(id, conversation, body);
+        let mut bytes = send(id, conversation, body, reply_to, name);
         for (at, byte) in flips {
             let i = at.index(bytes.len());
             bytes[i] = byte;

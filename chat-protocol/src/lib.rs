@@ -334,6 +334,8 @@ mod tests {
                     conversation,
                     body: "hi \"there\"".into(),
                     client_id: Some("c-1".into()),
+                    reply_to: None,
+                    attachments: Vec::new(),
                 },
             };
             assert_eq!(ClientFrame::parse(&frame.encode()), Ok(frame));

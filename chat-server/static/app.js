@@ -29,6 +29,8 @@ const S = {
   online: new Set(),       // users known to be online
   heard: new Set(),        // users whose presence was told since connecting (besides friends)
   typing: new Map(),       // id -> Map(user -> timer)
+  through: new Map(),      // id -> Map(seq -> the seq up to which that root's reply_count counts replies)
+  replyTo: null,           // the message the composer replies to: { conversation, seq }
   active: null, typingSent: 0, reconnectAt: 0, reconnectTicker: null,
 };
 
@@ -211,6 +213,13 @@ function onMessage(m) {
   const held = S.msgs.get(m.conversation);
   const isNew = !held?.has(m.seq);
   addMessage(m);
+  if (isNew) {
+    // A new message counts no replies yet; a reply counts in its root's reply_count (the
+    // server does not push the count again).
+    const through = throughOf(m.conversation);
+    if (!through.has(m.seq)) through.set(m.seq, m.seq);
+    if (m.thread) countReply(m.conversation, m.thread, m.seq, 1);
+  }
   if (m.client_id) S.pending.get(m.conversation)?.delete(m.client_id);
   let c = S.convs.get(m.conversation);
   if (!c) {
@@ -230,7 +239,16 @@ function onMessage(m) {
 
 function onChanged(m) {
   const held = S.msgs.get(m.conversation);
-  if (held?.has(m.seq)) held.set(m.seq, m);
+  const before = held?.get(m.seq);
+  if (before) {
+    // The page keeps the reply count up to date itself: keep it over the event's.
+    if (before.reply_count !== undefined) m.reply_count = before.reply_count;
+    else delete m.reply_count;
+    held.set(m.seq, m);
+    // A deleted reply stays in its thread but no longer counts.
+    if (m.deleted_at && !before.deleted_at && m.thread) countReply(m.conversation, m.thread, m.seq, -1);
+  }
+  if (S.replyTo?.conversation === m.conversation && S.replyTo.seq === m.seq && m.deleted_at) setReplyTo(null);
   const c = S.convs.get(m.conversation);
   if (c?.last?.seq === m.seq) { c.last = m; renderConversations(); }
   if (m.conversation === S.active) renderMessages();
@@ -255,6 +273,28 @@ function onMembership(ev, joined) {
   if (ev.conversation === S.active) { renderMessages(true); renderMembers(); }
 }
 
+function throughOf(conv) {
+  let t = S.through.get(conv);
+  if (!t) { t = new Map(); S.through.set(conv, t); }
+  return t;
+}
+
+/** Adds `delta` to the reply count of the held root `root` for the reply at `seq`, once. */
+function countReply(conv, root, seq, delta) {
+  const r = S.msgs.get(conv)?.get(root);
+  if (!r) return; // not loaded: its count is read with it
+  const through = throughOf(conv);
+  const counted = through.get(root) ?? root;
+  if (delta > 0) {
+    if (seq <= counted) return; // already in the count the server gave
+    through.set(root, seq);
+  } else if (seq > counted) {
+    return; // never counted
+  }
+  const n = Math.max(0, (r.reply_count ?? 0) + delta);
+  if (n) r.reply_count = n; else delete r.reply_count;
+}
+
 function addMessage(m) {
   let map = S.msgs.get(m.conversation);
   if (!map) { map = new Map(); S.msgs.set(m.conversation, map); }
@@ -274,7 +314,7 @@ function setFriend(friend) {
 }
 
 function forgetConversation(id) {
-  for (const map of [S.convs, S.msgs, S.marks, S.members, S.notices, S.pending, S.myRead]) map.delete(id);
+  for (const map of [S.convs, S.msgs, S.marks, S.members, S.notices, S.pending, S.myRead, S.through]) map.delete(id);
   S.loaded.delete(id);
   if (S.active === id) closeConversation();
   renderConversations();
@@ -332,6 +372,7 @@ function peerOf(c) {
 }
 
 async function openConversation(id) {
+  if (S.active !== id) setReplyTo(null);
   S.active = id;
   $('app').classList.add('show-chat');
   $('body').disabled = false;
@@ -353,6 +394,7 @@ async function openConversation(id) {
 }
 
 function closeConversation() {
+  setReplyTo(null);
   S.active = null;
   $('app').classList.remove('show-chat');
   $('body').disabled = true;
@@ -368,6 +410,9 @@ async function loadHistory(id, before) {
   const reply = await S.client.history(id, { limit: HISTORY_PAGE, ...(before ? { before } : {}) });
   if (!S.msgs.has(id)) S.msgs.set(id, new Map());
   reply.messages.forEach(addMessage);
+  // Each message's reply_count counts the replies up to the page's last_seq.
+  const through = throughOf(id);
+  for (const m of reply.messages) through.set(m.seq, reply.last_seq);
   if (reply.members.length) {
     S.marks.set(id, new Map(reply.members.map((m) => [m.user, { delivered_seq: m.delivered_seq, read_seq: m.read_seq }])));
   }
@@ -481,7 +526,9 @@ function lastLine(c) {
   const m = c.last;
   if (!m) return 'No messages yet';
   const who = m.kind === 'system' ? '' : `${m.sender === S.me ? 'you' : m.sender}: `;
-  return who + (m.deleted_at ? 'message deleted' : m.body.replace(/\s+/g, ' '));
+  if (m.deleted_at) return `${who}message deleted`;
+  const files = m.attachments?.length ? `📎 ${m.attachments.length === 1 ? m.attachments[0].name : `${m.attachments.length} files`}` : '';
+  return who + ([files, m.body.replace(/\s+/g, ' ')].filter(Boolean).join(' '));
 }
 
 function renderConversations() {
@@ -574,7 +621,27 @@ function messageDiv(m) {
   meta.append(el('span', 'sender', mine ? 'you' : m.sender));
   const time = new Date(m.created_at);
   meta.append(el('span', 'time', time.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }) + (m.edited_at ? ' · edited' : '')));
-  div.append(meta, el('div', 'body', m.deleted_at ? 'message deleted' : m.body));
+  if (!m.deleted_at) {
+    const reply = el('button', 'link small reply', 'Reply');
+    reply.type = 'button';
+    reply.dataset.testid = 'reply';
+    reply.title = 'Reply to this message';
+    reply.onclick = () => setReplyTo({ conversation: m.conversation, seq: m.seq });
+    meta.append(reply);
+  }
+  div.append(meta);
+  if (m.reply_to) {
+    div.dataset.replyTo = m.reply_to;
+    div.append(quoteOf(m.conversation, m.reply_to));
+  }
+  div.append(el('div', 'body', m.deleted_at ? 'message deleted' : m.body));
+  if (m.attachments?.length) div.append(attachmentList(m.attachments));
+  if (m.reply_count) {
+    const n = el('div', 'meta replies', `${m.reply_count} ${m.reply_count === 1 ? 'reply' : 'replies'}`);
+    n.dataset.testid = 'reply-count';
+    n.dataset.count = m.reply_count;
+    div.append(n);
+  }
   if (mine && m.kind === 'user' && !m.deleted_at) {
     const st = statusOf(m);
     if (st) {
@@ -584,6 +651,62 @@ function messageDiv(m) {
     }
   }
   return div;
+}
+
+/** "512 B", "47.1 KB", "1.0 MB". */
+function formatSize(n) {
+  const units = ['B', 'KB', 'MB', 'GB', 'TB'];
+  let i = 0;
+  let v = n;
+  while (v >= 1024 && i < units.length - 1) { v /= 1024; i++; }
+  return i === 0 ? `${v} B` : `${v.toFixed(1)} ${units[i]}`;
+}
+
+/** Who wrote the message at `seq` and how it starts, when the page holds it. */
+function excerptOf(conv, seq) {
+  const p = S.msgs.get(conv)?.get(seq);
+  if (!p) return '';
+  const who = p.sender === S.me ? 'you' : p.sender;
+  if (p.deleted_at) return `${who}: message deleted`;
+  const text = p.body.replace(/\s+/g, ' ') || (p.attachments?.length ? `📎 ${p.attachments[0].name}` : '');
+  return `${who}: ${text.length > 60 ? `${text.slice(0, 60)}…` : text}`;
+}
+
+/** The "↪ replying to #seq" line of a reply; a click shows the message replied to. */
+function quoteOf(conv, seq) {
+  const excerpt = excerptOf(conv, seq);
+  const q = el('div', 'quote small', `↪ replying to #${seq}${excerpt ? ` · ${excerpt}` : ''}`);
+  q.dataset.testid = 'reply-to';
+  q.title = 'Show the message replied to';
+  q.onclick = () => $('messages').querySelector(`.msg[data-seq="${seq}"]`)?.scrollIntoView({ block: 'center', behavior: 'smooth' });
+  return q;
+}
+
+/** Attachments as links: name and size. */
+function attachmentList(attachments) {
+  const ul = el('ul', 'attachments');
+  for (const a of attachments) {
+    const li = el('li');
+    li.dataset.testid = 'attachment';
+    // The server takes only absolute http(s) URLs; anything else is shown, not linked.
+    const link = /^https?:\/\//i.test(a.url) ? el('a', 'name', a.name) : el('span', 'name', a.name);
+    if (link.tagName === 'A') { link.href = a.url; link.target = '_blank'; link.rel = 'noopener noreferrer'; }
+    link.title = a.mime_type;
+    li.append('📎 ', link, el('span', 'muted small size', ` ${formatSize(a.size)}`));
+    ul.append(li);
+  }
+  return ul;
+}
+
+/** Sets (or, with null, clears) the message the composer replies to. */
+function setReplyTo(target) {
+  S.replyTo = target;
+  const bar = $('reply-bar');
+  bar.hidden = !target;
+  if (!target) return;
+  const excerpt = excerptOf(target.conversation, target.seq);
+  $('reply-text').textContent = `↪ Replying to #${target.seq}${excerpt ? ` · ${excerpt}` : ''}`;
+  $('body').focus();
 }
 
 function renderMessages(scroll) {
@@ -613,7 +736,9 @@ function renderMessages(scroll) {
     div.dataset.pending = clientId;
     const meta = el('div', 'meta');
     meta.append(el('span', 'sender', 'you'));
-    div.append(meta, el('div', 'body', p.body));
+    div.append(meta);
+    if (p.replyTo) div.append(quoteOf(S.active, p.replyTo));
+    div.append(el('div', 'body', p.body));
     const s = el('div', 'meta status', S.client?.state === 'open' ? 'sending…' : 'waiting for the connection…');
     s.dataset.testid = 'status';
     div.append(s);
@@ -709,15 +834,24 @@ $('composer').onsubmit = (e) => {
   const clientId = crypto.randomUUID ? crypto.randomUUID() : `${Date.now()}-${Math.random()}`;
   let pending = S.pending.get(id);
   if (!pending) S.pending.set(id, (pending = new Map()));
-  pending.set(clientId, { body });
+  const replyTo = S.replyTo?.conversation === id ? S.replyTo.seq : undefined;
+  pending.set(clientId, { body, replyTo });
   $('body').value = '';
+  setReplyTo(null);
   S.typingSent = 0;
   renderMessages(true);
-  S.client.send(id, body, { clientId }).then(
+  S.client.send(id, body, { clientId, replyTo }).then(
     () => { S.pending.get(id)?.delete(clientId); if (id === S.active) renderMessages(); },
     (err) => {
       S.pending.get(id)?.delete(clientId);
-      if (id === S.active) { renderMessages(); if (!$('body').value) $('body').value = body; }
+      if (id === S.active) {
+        renderMessages();
+        if (!$('body').value) {
+          $('body').value = body;
+          // Refused (e.g. the message replied to was deleted: not_found): offer it again.
+          if (replyTo && !S.replyTo && err?.code !== 'not_found') setReplyTo({ conversation: id, seq: replyTo });
+        }
+      }
       showError(err);
     },
   );
@@ -726,8 +860,10 @@ $('composer').onsubmit = (e) => {
 $('body').addEventListener('input', onComposerInput);
 $('body').addEventListener('keydown', (e) => {
   if (e.key === 'Enter' && !e.shiftKey) { e.preventDefault(); $('composer').requestSubmit(); }
+  if (e.key === 'Escape' && S.replyTo) { e.preventDefault(); setReplyTo(null); }
 });
 $('older').onclick = () => loadOlder().catch(showError);
+$('reply-cancel').onclick = () => { setReplyTo(null); $('body').focus(); };
 document.addEventListener('visibilitychange', () => { if (document.visibilityState === 'visible') markRead(); });
 
 (async () => {

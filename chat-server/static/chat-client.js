@@ -829,11 +829,20 @@ export class ChatClient {
      * is acknowledged, so the promise resolves once, with the stored message
      * (`duplicate: true` when an earlier attempt had stored it). No timeout applies;
      * only `close()`, a kick or a refusal (e.g. `not_friends`, `too_large`) reject it.
+     *
+     * `replyTo` (the wire's `reply_to`) makes it a reply to the message at that seq (a
+     * missing or deleted one is `not_found`); it joins that message's thread.
+     * `attachments` (at most 10 by default: more is `too_large`) attach files by
+     * reference; with at least one, `body` may be empty.
      */
     send(conversation, body, options = {}) {
         if (this.stopped)
             return Promise.reject(new DisconnectedError('the client is closed'));
         const frame = { type: 'send', conversation, body, client_id: options.clientId ?? randomId() };
+        if (options.replyTo !== undefined)
+            frame.reply_to = options.replyTo;
+        if (options.attachments !== undefined && options.attachments.length > 0)
+            frame.attachments = options.attachments;
         return new Promise((resolve, reject) => {
             const p = { frame, resolve, reject, isSend: true, retries: 0 };
             this.sends.push(p);
@@ -851,7 +860,9 @@ export class ChatClient {
     }
     /**
      * `history`: a page in ascending seq order: the newest, those `before` a seq, or those
-     * `after` one. Does not feed `message` events.
+     * `after` one. With `thread` (a root's seq), the page is of that thread only: the root
+     * and its replies (`not_found` for a missing message, `invalid` for a reply). Does not
+     * feed `message` events.
      */
     history(conversation, options = {}) {
         return this.request({ type: 'history', conversation, ...options });

@@ -149,6 +149,9 @@ fn message(conv: ConversationId, body: String) -> NewMessage {
         kind: MessageKind::User,
         body,
         created_at: chrono::Utc::now(),
+        reply_to: None,
+        thread: None,
+        attachments: Vec::new(),
     }
 }
 

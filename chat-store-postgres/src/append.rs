@@ -193,7 +193,7 @@ fn lost_race(e: &tokio_postgres::Error) -> bool {
 /// Where one message of the batch ends up.
 enum Slot {
     /// Already stored (a retry of a committed append).
-    Existing(Message),
+    Existing(Box<Message>),
     /// New: its index in the insert arrays.
     Fresh(usize),
     /// A retry of a message earlier in this same batch: that message's index.
@@ -250,10 +250,14 @@ async fn transaction(
     let mut ins_kind = Vec::with_capacity(n);
     let mut ins_body = Vec::with_capacity(n);
     let mut ins_at = Vec::with_capacity(n);
+    let mut ins_reply_to = Vec::with_capacity(n);
+    let mut ins_thread = Vec::with_capacity(n);
+    let mut ins_attachments = Vec::with_capacity(n);
+    let mut replies: (Vec<Uuid>, Vec<i64>) = (Vec::new(), Vec::new());
     for (i, m) in messages.iter().enumerate() {
         if let Some(c) = &m.client_id {
             if let Some(orig) = existing.get(&(m.sender.as_str().to_owned(), c.clone())) {
-                slots.push(Slot::Existing(orig.clone()));
+                slots.push(Slot::Existing(Box::new(orig.clone())));
                 continue;
             }
             if let Some(first) = fresh_keys.get(&(m.sender.as_str(), c.as_str())) {
@@ -278,6 +282,13 @@ async fn transaction(
         ins_kind.push(m.kind.as_str());
         ins_body.push(m.body.as_str());
         ins_at.push(m.created_at);
+        ins_reply_to.push(m.reply_to.map(rows::seq_param));
+        ins_thread.push(m.thread.map(rows::seq_param));
+        ins_attachments.push(rows::attachments_param(&m.attachments));
+        if let Some(root) = m.thread {
+            replies.0.push(m.conversation.0);
+            replies.1.push(rows::seq_param(root));
+        }
     }
 
     if !ins_seq.is_empty() {
@@ -294,9 +305,16 @@ async fn transaction(
                 &ins_kind,
                 &ins_body,
                 &ins_at,
+                &ins_reply_to,
+                &ins_thread,
+                &ins_attachments,
             ],
         )
         .await?;
+        if !replies.0.is_empty() {
+            let stmt = tx.prepare_cached(sql::APPEND_REPLY_COUNTS).await?;
+            tx.execute(&stmt, &[&replies.0, &replies.1]).await?;
+        }
         // 5. Move each conversation's last seq.
         let (ids, lasts): (Vec<Uuid>, Vec<i64>) = last.iter().map(|(k, v)| (*k, *v)).unzip();
         let stmt = tx.prepare_cached(sql::APPEND_SET_LAST_SEQ).await?;
@@ -321,6 +339,10 @@ async fn transaction(
             created_at: rows::pg_time(m.created_at),
             edited_at: None,
             deleted_at: None,
+            reply_to: m.reply_to,
+            thread: m.thread,
+            reply_count: 0,
+            attachments: m.attachments.clone(),
         })
     };
     Ok(slots
@@ -328,7 +350,7 @@ async fn transaction(
         .enumerate()
         .map(|(i, slot)| match slot {
             Slot::Existing(orig) => Ok(Appended {
-                message: orig.clone(),
+                message: Message::clone(orig),
                 duplicate: true,
             }),
             Slot::Fresh(_) => fresh(i).map(|message| Appended {

@@ -11,11 +11,13 @@ use crate::error::{describe, Error, Result};
 use crate::tls::Tls;
 
 /// The migrations, in order: (version, name, SQL).
-const MIGRATIONS: &[(i32, &str, &str)] =
-    &[(1, "initial", include_str!("migrations/0001_initial.sql"))];
+const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (1, "initial", include_str!("migrations/0001_initial.sql")),
+    (2, "threads", include_str!("migrations/0002_threads.sql")),
+];
 
 /// The schema version this build writes and understands.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// First key of the advisory lock taken while migrating ("chat").
 const LOCK_CLASS: i32 = 0x6368_6174;

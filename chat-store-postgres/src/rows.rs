@@ -67,7 +67,23 @@ pub(crate) fn message_at(row: &Row, at: usize) -> Result<Option<Message>> {
         created_at: get(row, at + col::CREATED_AT)?,
         edited_at: get(row, at + col::EDITED_AT)?,
         deleted_at: get(row, at + col::DELETED_AT)?,
+        reply_to: get::<Option<i64>>(row, at + col::REPLY_TO)?
+            .map(seq)
+            .transpose()?,
+        thread: get::<Option<i64>>(row, at + col::THREAD)?
+            .map(seq)
+            .transpose()?,
+        reply_count: u32::try_from(get::<i32>(row, at + col::REPLY_COUNT)?)
+            .map_err(|_| Error::internal("negative reply count"))?,
+        attachments: get::<Option<&str>>(row, at + col::ATTACHMENTS)?
+            .map_or(Ok(Vec::new()), serde_json::from_str)
+            .map_err(|_| Error::internal("stored attachments cannot be read back"))?,
     }))
+}
+
+/// Attachments as stored: a JSON array in text, NULL when there are none.
+pub(crate) fn attachments_param(a: &[chat_core::model::Attachment]) -> Option<String> {
+    (!a.is_empty()).then(|| serde_json::to_string(a).unwrap_or_default())
 }
 
 /// Reads a row that starts with one `message_cols!` block.

@@ -22,7 +22,8 @@ macro_rules! conversation_cols {
 macro_rules! message_cols {
     ($p:literal) => {
         prefixed!($p; "id", "conversation", "seq", "sender", "client_id", "kind", "body",
-            "created_at", "edited_at", "deleted_at")
+            "created_at", "edited_at", "deleted_at", "reply_to", "thread", "reply_count",
+            "attachments")
     };
 }
 /// The columns of a member, at the positions of [`member_col`].
@@ -67,9 +68,13 @@ pub(crate) mod message_col {
     pub(crate) const CREATED_AT: usize = 7;
     pub(crate) const EDITED_AT: usize = 8;
     pub(crate) const DELETED_AT: usize = 9;
+    pub(crate) const REPLY_TO: usize = 10;
+    pub(crate) const THREAD: usize = 11;
+    pub(crate) const REPLY_COUNT: usize = 12;
+    pub(crate) const ATTACHMENTS: usize = 13;
     /// How many columns the block has.
     #[cfg(test)]
-    pub(crate) const COUNT: usize = 10;
+    pub(crate) const COUNT: usize = 14;
 }
 
 /// Positions in `member_cols!`, from the block's first column.
@@ -227,6 +232,27 @@ pub(crate) const MESSAGE: &str = concat!(
     message_cols!(""),
     " FROM messages WHERE conversation = $1 AND seq = $2"
 );
+/// A thread's newest `$3` before `$2`, newest first (the caller reverses the page): its
+/// root `$4` and the replies whose thread is `$4`.
+pub(crate) const THREAD_BEFORE: &str = concat!(
+    "(SELECT ",
+    message_cols!(""),
+    " FROM messages WHERE conversation = $1 AND seq = $4 AND seq < $2)
+     UNION ALL (SELECT ",
+    message_cols!(""),
+    " FROM messages WHERE conversation = $1 AND thread = $4 AND seq < $2
+     ORDER BY seq DESC LIMIT $3) ORDER BY seq DESC LIMIT $3"
+);
+/// A thread's oldest `$3` after `$2`.
+pub(crate) const THREAD_AFTER: &str = concat!(
+    "(SELECT ",
+    message_cols!(""),
+    " FROM messages WHERE conversation = $1 AND seq = $4 AND seq > $2)
+     UNION ALL (SELECT ",
+    message_cols!(""),
+    " FROM messages WHERE conversation = $1 AND thread = $4 AND seq > $2
+     ORDER BY seq LIMIT $3) ORDER BY seq LIMIT $3"
+);
 /// Edits a message that is not a tombstone; no row when missing or deleted.
 pub(crate) const EDIT_MESSAGE: &str = concat!(
     "UPDATE messages SET body = $3, edited_at = $4
@@ -234,12 +260,18 @@ pub(crate) const EDIT_MESSAGE: &str = concat!(
      RETURNING ",
     message_cols!("")
 );
-/// Turns a message into a tombstone; no row when missing or already deleted.
+/// Turns a message into a tombstone and takes it from its thread root's reply count, in
+/// one statement; no row when missing or already deleted.
 pub(crate) const DELETE_MESSAGE: &str = concat!(
-    "UPDATE messages SET body = '', deleted_at = $3
-     WHERE conversation = $1 AND seq = $2 AND deleted_at IS NULL
-     RETURNING ",
-    message_cols!("")
+    "WITH d AS (UPDATE messages SET body = '', attachments = NULL, deleted_at = $3
+         WHERE conversation = $1 AND seq = $2 AND deleted_at IS NULL
+         RETURNING ",
+    message_cols!(""),
+    "), r AS (UPDATE messages m SET reply_count = GREATEST(m.reply_count - 1, 0)
+         FROM d WHERE m.conversation = d.conversation AND m.seq = d.thread)
+     SELECT ",
+    message_cols!(""),
+    " FROM d"
 );
 
 // ---- appends (the batched writer, `append.rs`) ----
@@ -259,9 +291,18 @@ pub(crate) const APPEND_LOCK_CONVERSATIONS: &str =
      ORDER BY id FOR NO KEY UPDATE";
 /// 4. Insert every new message of the batch at once.
 pub(crate) const APPEND_INSERT: &str = "INSERT INTO messages
-       (conversation, seq, id, sender, client_id, kind, body, created_at)
+       (conversation, seq, id, sender, client_id, kind, body, created_at, reply_to, thread,
+        attachments)
      SELECT * FROM unnest($1::uuid[], $2::int8[], $3::uuid[], $4::text[],
-                          $5::text[], $6::text[], $7::text[], $8::timestamptz[])";
+                          $5::text[], $6::text[], $7::text[], $8::timestamptz[],
+                          $9::int8[], $10::int8[], $11::text[])";
+/// 4b. Add the batch's replies to their thread roots' reply counts.
+pub(crate) const APPEND_REPLY_COUNTS: &str =
+    "UPDATE messages m SET reply_count = m.reply_count + v.n
+     FROM (SELECT conversation, thread, count(*)::int AS n
+           FROM unnest($1::uuid[], $2::int8[]) AS r(conversation, thread)
+           GROUP BY conversation, thread) v
+     WHERE m.conversation = v.conversation AND m.seq = v.thread";
 /// 5. Move each conversation's last seq.
 pub(crate) const APPEND_SET_LAST_SEQ: &str = "UPDATE conversations c SET last_seq = v.last_seq
      FROM unnest($1::uuid[], $2::int8[]) AS v(id, last_seq)
@@ -355,11 +396,14 @@ pub(crate) const ALL: &[(&str, &str)] = &[
     ("HISTORY_BEFORE", HISTORY_BEFORE),
     ("HISTORY_AFTER", HISTORY_AFTER),
     ("MESSAGE", MESSAGE),
+    ("THREAD_BEFORE", THREAD_BEFORE),
+    ("THREAD_AFTER", THREAD_AFTER),
     ("EDIT_MESSAGE", EDIT_MESSAGE),
     ("DELETE_MESSAGE", DELETE_MESSAGE),
     ("APPEND_FIND_RETRIES", APPEND_FIND_RETRIES),
     ("APPEND_LOCK_CONVERSATIONS", APPEND_LOCK_CONVERSATIONS),
     ("APPEND_INSERT", APPEND_INSERT),
+    ("APPEND_REPLY_COUNTS", APPEND_REPLY_COUNTS),
     ("APPEND_SET_LAST_SEQ", APPEND_SET_LAST_SEQ),
     ("ADVANCE_WATERMARKS", ADVANCE_WATERMARKS),
     ("UNREAD", UNREAD),

@@ -90,6 +90,9 @@ fn new_msg(conv: ConversationId, sender: &UserId, client_id: String) -> NewMessa
         kind: MessageKind::User,
         body: BODY.to_owned(),
         created_at: chrono::Utc::now(),
+        reply_to: None,
+        thread: None,
+        attachments: Vec::new(),
     }
 }
 

@@ -3,8 +3,8 @@
 //! a single column by its name.
 
 use chat_core::model::{
-    Conversation, ConversationKind, FriendState, Friendship, Member, Message, MessageKind, Role,
-    Visibility, Watermarks,
+    Attachment, Conversation, ConversationKind, FriendState, Friendship, Member, Message,
+    MessageKind, Role, Visibility, Watermarks,
 };
 use chat_core::{ConversationId, Error, MessageId, Result, Seq, UserId};
 use chrono::{DateTime, Utc};
@@ -118,6 +118,10 @@ pub(crate) fn message_at(r: &Row<'_>, at: usize) -> rusqlite::Result<Option<Mess
     let created_at: i64 = r.get(at + col::CREATED_AT)?;
     let edited_at: Option<i64> = r.get(at + col::EDITED_AT)?;
     let deleted_at: Option<i64> = r.get(at + col::DELETED_AT)?;
+    let reply_to: Option<i64> = r.get(at + col::REPLY_TO)?;
+    let thread: Option<i64> = r.get(at + col::THREAD)?;
+    let reply_count: i64 = r.get(at + col::REPLY_COUNT)?;
+    let attachments: Option<String> = r.get(at + col::ATTACHMENTS)?;
     (|| {
         Ok(Some(Message {
             id: MessageId(uuid(&id)?),
@@ -130,9 +134,24 @@ pub(crate) fn message_at(r: &Row<'_>, at: usize) -> rusqlite::Result<Option<Mess
             created_at: time(created_at)?,
             edited_at: opt_time(edited_at)?,
             deleted_at: opt_time(deleted_at)?,
+            reply_to: reply_to.map(seq).transpose()?,
+            thread: thread.map(seq).transpose()?,
+            reply_count: u32::try_from(reply_count).map_err(|_| bad("reply count"))?,
+            attachments: attachments_from(attachments.as_deref())?,
         }))
     })()
     .map_err(conv_err)
+}
+
+/// Attachments as stored: a JSON array, NULL when there are none.
+pub(crate) fn attachments_sql(a: &[Attachment]) -> Option<String> {
+    (!a.is_empty()).then(|| serde_json::to_string(a).unwrap_or_default())
+}
+
+fn attachments_from(v: Option<&str>) -> Result<Vec<Attachment>> {
+    v.map_or(Ok(Vec::new()), |s| {
+        serde_json::from_str(s).map_err(|_| bad("attachments"))
+    })
 }
 
 /// Reads a row that is one `message_cols!` block.

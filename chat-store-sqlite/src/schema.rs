@@ -25,7 +25,13 @@ use rusqlite::Connection;
 ///   "my conversations", unread totals and the conversation list.
 /// - rooms' names and direct pairs unique through partial indexes.
 /// - Times are INTEGER unix milliseconds; ids are 16-byte BLOBs.
-pub(crate) const MIGRATIONS: &[&str] = &[r"
+///
+/// Version 2 — replies, threads and attachments: a message's `reply_to` and `thread`
+/// (its root's seq), the root's `reply_count` (kept in the appending and deleting
+/// transactions), `attachments` as a JSON array (NULL when none), and a partial index on
+/// `(conversation, thread, seq)` over replies only, so a thread page is a range walk.
+pub(crate) const MIGRATIONS: &[&str] = &[
+    r"
 CREATE TABLE users (
     id           TEXT PRIMARY KEY NOT NULL,
     display_name TEXT,
@@ -83,7 +89,15 @@ CREATE TABLE friendships (
     PRIMARY KEY (a, b)
 ) WITHOUT ROWID;
 CREATE INDEX friendships_by_b ON friendships (b);
-"];
+",
+    r"
+ALTER TABLE messages ADD COLUMN reply_to INTEGER;
+ALTER TABLE messages ADD COLUMN thread INTEGER;
+ALTER TABLE messages ADD COLUMN reply_count INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE messages ADD COLUMN attachments TEXT;
+CREATE INDEX messages_thread ON messages (conversation, thread, seq) WHERE thread IS NOT NULL;
+",
+];
 
 /// The schema version this code writes: the number of migrations.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

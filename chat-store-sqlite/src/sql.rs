@@ -18,7 +18,8 @@ macro_rules! conversation_cols {
 macro_rules! message_cols {
     ($p:literal) => {
         prefixed!($p; "conversation", "seq", "id", "sender", "client_id", "kind", "body",
-            "created_at", "edited_at", "deleted_at")
+            "created_at", "edited_at", "deleted_at", "reply_to", "thread", "reply_count",
+            "attachments")
     };
 }
 /// The columns of a member, at the positions of [`member_col`].
@@ -61,9 +62,13 @@ pub(crate) mod message_col {
     pub(crate) const CREATED_AT: usize = 7;
     pub(crate) const EDITED_AT: usize = 8;
     pub(crate) const DELETED_AT: usize = 9;
+    pub(crate) const REPLY_TO: usize = 10;
+    pub(crate) const THREAD: usize = 11;
+    pub(crate) const REPLY_COUNT: usize = 12;
+    pub(crate) const ATTACHMENTS: usize = 13;
     /// How many columns the block has.
     #[cfg(test)]
-    pub(crate) const COUNT: usize = 10;
+    pub(crate) const COUNT: usize = 14;
 }
 
 /// Positions in `member_cols!`, from the block's first column.
@@ -180,8 +185,13 @@ pub(crate) const BY_CLIENT_ID: &str = concat!(
 /// Inserts nothing when (sender, client_id) is taken (a retried send; the caller then
 /// reads the original) — or, which the single writer never lets happen, the seq.
 pub(crate) const INSERT_MESSAGE: &str = "INSERT INTO messages \
-     (conversation, seq, id, sender, client_id, kind, body, created_at) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT DO NOTHING";
+     (conversation, seq, id, sender, client_id, kind, body, created_at, reply_to, thread, \
+      attachments) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT DO NOTHING";
+/// Adds `?3` (one or minus one) to the reply count of the thread root at `?2`.
+pub(crate) const ADD_REPLY_COUNT: &str =
+    "UPDATE messages SET reply_count = max(reply_count + ?3, 0) \
+     WHERE conversation = ?1 AND seq = ?2";
 pub(crate) const MESSAGE: &str = concat!(
     "SELECT ",
     message_cols!(""),
@@ -197,10 +207,28 @@ pub(crate) const HISTORY_AFTER: &str = concat!(
     message_cols!(""),
     " FROM messages WHERE conversation = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3"
 );
+/// A thread's page before `?2`: its root `?4` and the replies whose thread is `?4`.
+pub(crate) const THREAD_BEFORE: &str = concat!(
+    "SELECT * FROM (SELECT ",
+    message_cols!(""),
+    " FROM messages WHERE conversation = ?1 AND seq = ?4 AND seq < ?2 UNION ALL SELECT ",
+    message_cols!(""),
+    " FROM messages WHERE conversation = ?1 AND thread = ?4 AND seq < ?2 \
+     ORDER BY seq DESC LIMIT ?3) ORDER BY seq"
+);
+/// A thread's page after `?2`.
+pub(crate) const THREAD_AFTER: &str = concat!(
+    "SELECT ",
+    message_cols!(""),
+    " FROM messages WHERE conversation = ?1 AND seq = ?4 AND seq > ?2 UNION ALL SELECT ",
+    message_cols!(""),
+    " FROM messages WHERE conversation = ?1 AND thread = ?4 AND seq > ?2 ORDER BY seq LIMIT ?3"
+);
 pub(crate) const EDIT_MESSAGE: &str =
     "UPDATE messages SET body = ?3, edited_at = ?4 WHERE conversation = ?1 AND seq = ?2";
 pub(crate) const DELETE_MESSAGE: &str =
-    "UPDATE messages SET body = '', deleted_at = ?3 WHERE conversation = ?1 AND seq = ?2";
+    "UPDATE messages SET body = '', attachments = NULL, deleted_at = ?3 \
+     WHERE conversation = ?1 AND seq = ?2";
 
 // ---- watermarks ----
 pub(crate) const WATERMARKS: &str =
@@ -265,9 +293,12 @@ pub(crate) const ALL: &[(&str, &str)] = &[
     ("LIST_CONVERSATIONS", LIST_CONVERSATIONS),
     ("BY_CLIENT_ID", BY_CLIENT_ID),
     ("INSERT_MESSAGE", INSERT_MESSAGE),
+    ("ADD_REPLY_COUNT", ADD_REPLY_COUNT),
     ("MESSAGE", MESSAGE),
     ("HISTORY_BEFORE", HISTORY_BEFORE),
     ("HISTORY_AFTER", HISTORY_AFTER),
+    ("THREAD_BEFORE", THREAD_BEFORE),
+    ("THREAD_AFTER", THREAD_AFTER),
     ("EDIT_MESSAGE", EDIT_MESSAGE),
     ("DELETE_MESSAGE", DELETE_MESSAGE),
     ("WATERMARKS", WATERMARKS),
@@ -385,6 +416,10 @@ mod tests {
             (g::CREATED_AT, "created_at"),
             (g::EDITED_AT, "edited_at"),
             (g::DELETED_AT, "deleted_at"),
+            (g::REPLY_TO, "reply_to"),
+            (g::THREAD, "thread"),
+            (g::REPLY_COUNT, "reply_count"),
+            (g::ATTACHMENTS, "attachments"),
         ];
         let friendship = [
             (f::A, "a"),

@@ -64,6 +64,9 @@ async fn child_appender() {
                         kind: MessageKind::User,
                         body: body.clone(),
                         created_at: chrono::Utc::now(),
+                        reply_to: None,
+                        thread: None,
+                        attachments: Vec::new(),
                     })
                     .await
                     .expect("child: append");
@@ -174,6 +177,9 @@ async fn every_acknowledged_append_survives_sigkill() {
             kind: MessageKind::User,
             body: "after".into(),
             created_at: chrono::Utc::now(),
+            reply_to: None,
+            thread: None,
+            attachments: Vec::new(),
         })
         .await
         .expect("append after recovery");

@@ -103,6 +103,8 @@ pub(crate) async fn send_message(
         conversation,
         body: r.message,
         client_id: r.client_id,
+        reply_to: None,
+        attachments: Vec::new(),
     })
     .await?;
     let Reply::Sent { message, duplicate } = reply else {
@@ -147,6 +149,7 @@ pub(crate) async fn get_messages(
             before: None,
             after: Some(offset),
             limit: (limit > 0).then_some(limit),
+            thread: None,
         }
     })
     .await?;

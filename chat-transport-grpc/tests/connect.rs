@@ -41,6 +41,7 @@ async fn hello_comes_first_and_commands_answer_in_order() {
                 conversation: room.id.clone(),
                 body: format!("m{i}"),
                 client_id: None,
+                ..Default::default()
             })),
         })
         .await;

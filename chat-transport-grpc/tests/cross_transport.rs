@@ -26,6 +26,7 @@ async fn exchange(conn: &mut Conn, ws: &mut WsClient, conversation: &str, first_
             conversation: conversation.into(),
             body: "from gRPC".into(),
             client_id: Some(format!("g-{conversation}")),
+            ..Default::default()
         }))
         .await,
     );

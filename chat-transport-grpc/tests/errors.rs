@@ -51,6 +51,7 @@ async fn engine_errors_keep_their_table_status_and_stable_code() {
             conversation: room.id.clone(),
             body: "x".repeat(5000),
             client_id: None,
+            ..Default::default()
         }))
         .await
         .expect_err("too large");
@@ -62,6 +63,7 @@ async fn engine_errors_keep_their_table_status_and_stable_code() {
             conversation: room.id.clone(),
             body: "   ".into(),
             client_id: None,
+            ..Default::default()
         }))
         .await
         .expect_err("blank");
@@ -88,6 +90,7 @@ async fn engine_errors_keep_their_table_status_and_stable_code() {
             conversation: room.id.clone(),
             body: "x".repeat(70 * 1024),
             client_id: None,
+            ..Default::default()
         }))
         .await
         .expect_err("over max_message_bytes");

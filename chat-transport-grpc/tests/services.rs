@@ -225,3 +225,70 @@ fn docs_grpc_md_prints_the_error_table_of_the_code() {
         assert_eq!(row[1], code_name(end.code()), "{}", end.as_str());
     }
 }
+
+/// The field table of replies, threads and attachments in `docs/grpc.md` is the proto's:
+/// each row's message has that field, with that number, type and label, and every field
+/// of `Attachment` is in it.
+#[test]
+fn docs_grpc_md_prints_the_reply_and_attachment_fields_of_the_proto() {
+    use prost_types::field_descriptor_proto::{Label, Type};
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/grpc.md"))
+        .expect("docs/grpc.md");
+    let rows = table_after(&doc, "### Replies, threads and attachments");
+    let set = prost_types::FileDescriptorSet::decode(proto::FILE_DESCRIPTOR_SET).expect("set");
+    let file = set
+        .file
+        .iter()
+        .find(|f| f.package() == "chat")
+        .expect("package chat");
+    let message = |name: &str| {
+        file.message_type
+            .iter()
+            .find(|m| m.name() == name)
+            .unwrap_or_else(|| panic!("no message {name}"))
+    };
+    let mut documented = BTreeSet::new();
+    for row in &rows {
+        // `optional uint64 reply_to = 11`
+        let words: Vec<&str> = row[1].split_whitespace().collect();
+        let (label, ty, name, number) = match words.as_slice() {
+            [label, ty, name, "=", n] => (Some(*label), *ty, *name, *n),
+            [ty, name, "=", n] => (None, *ty, *name, *n),
+            _ => panic!("not a field: {row:?}"),
+        };
+        let field = message(&row[0])
+            .field
+            .iter()
+            .find(|f| f.name() == name)
+            .unwrap_or_else(|| panic!("{}.{name} is not in the proto", row[0]));
+        assert_eq!(field.number().to_string(), number, "{row:?}");
+        let repeated = field.label() == Label::Repeated;
+        assert_eq!(label == Some("repeated"), repeated, "{row:?}");
+        assert_eq!(
+            label == Some("optional"),
+            field.proto3_optional(),
+            "{row:?}"
+        );
+        let proto_type = match field.r#type() {
+            Type::Uint64 => "uint64".to_owned(),
+            Type::Uint32 => "uint32".to_owned(),
+            Type::String => "string".to_owned(),
+            Type::Message => field.type_name().trim_start_matches(".chat.").to_owned(),
+            other => format!("{other:?}"),
+        };
+        assert_eq!(proto_type, ty, "{row:?}");
+        documented.insert((row[0].clone(), name.to_owned()));
+    }
+    for field in &message("Attachment").field {
+        assert!(
+            documented.contains(&("Attachment".to_owned(), field.name().to_owned())),
+            "Attachment.{} is not documented",
+            field.name()
+        );
+    }
+    assert_eq!(
+        documented.len(),
+        11,
+        "the rows are the new fields, each once"
+    );
+}

@@ -9,7 +9,7 @@ use axum::extract::State;
 use axum::routing::{get, patch, post};
 use axum::Router;
 use chat_core::error::ErrorBody;
-use chat_core::model::{RoomRef, Visibility};
+use chat_core::model::{Attachment, RoomRef, Visibility};
 use chat_core::{Command, ConversationId, Reply, Seq, UserId};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -254,6 +254,9 @@ pub(crate) struct HistoryQuery {
     /// Page size (default 50, at most 100 by default).
     #[serde(default)]
     limit: Option<u32>,
+    /// Read one thread: the root at this seq and its replies, paged the same way.
+    #[serde(default)]
+    thread: Option<Seq>,
 }
 
 /// A page of history (`history`).
@@ -276,6 +279,7 @@ pub(crate) async fn history(
         before: q.before,
         after: q.after,
         limit: q.limit,
+        thread: q.thread,
     };
     run(&s, &caller, command).await
 }
@@ -288,6 +292,12 @@ pub(crate) struct SendBody {
     /// An idempotency key: a retry with the same key returns the original message.
     #[serde(default)]
     client_id: Option<String>,
+    /// The seq of the message this one replies to, in the same conversation.
+    #[serde(default)]
+    reply_to: Option<Seq>,
+    /// Files attached by reference (at most 10 by default); with one, `body` may be empty.
+    #[serde(default)]
+    attachments: Vec<Attachment>,
 }
 
 /// Sends a message (`send`).
@@ -310,6 +320,8 @@ pub(crate) async fn send_message(
         conversation,
         body: b.body,
         client_id: b.client_id,
+        reply_to: b.reply_to,
+        attachments: b.attachments,
     };
     run(&s, &caller, command).await
 }

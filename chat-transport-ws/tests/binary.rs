@@ -150,6 +150,8 @@ fn send(conversation: &str, body: &str) -> Cmd {
         conversation: conversation.into(),
         body: body.into(),
         client_id: Some("c-1".into()),
+        reply_to: None,
+        attachments: Vec::new(),
     })
 }
 
@@ -220,6 +222,7 @@ async fn protobuf_and_json_clients_share_a_room_and_each_reads_its_own_encoding(
             before: None,
             after: None,
             limit: Some(10),
+            thread: None,
         }))
         .await
     {

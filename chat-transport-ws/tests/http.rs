@@ -710,3 +710,85 @@ async fn a_wrong_method_gets_405_with_a_json_error_body() {
         assert_eq!(v["code"], "invalid", "{method} {path}: {v}");
     }
 }
+
+#[tokio::test]
+async fn replies_threads_and_attachments() {
+    let api = Api::new(Config::default()).await;
+    let room = api
+        .ok(Method::POST, "/rooms", "alice", Some(json!({"name":"t"})))
+        .await;
+    let id = room["conversation"]["id"].as_str().expect("id").to_owned();
+    let msgs = format!("/conversations/{id}/messages");
+    api.ok(Method::POST, "/rooms/t/join", "bob", None).await;
+    api.ok(Method::POST, &msgs, "alice", Some(json!({"body":"root"})))
+        .await;
+    api.ok(Method::POST, &msgs, "alice", Some(json!({"body":"other"})))
+        .await;
+    let file = json!({"url":"https://files.example/x.pdf","mime_type":"application/pdf",
+        "size":2048,"name":"x.pdf"});
+    let reply = api
+        .ok(
+            Method::POST,
+            &msgs,
+            "bob",
+            Some(json!({"body":"","reply_to":1,"attachments":[file]})),
+        )
+        .await;
+    assert_eq!(reply["message"]["reply_to"], 1, "{reply}");
+    assert_eq!(reply["message"]["thread"], 1, "{reply}");
+    assert_eq!(reply["message"]["attachments"], json!([file]), "{reply}");
+    let h = api
+        .ok(Method::GET, &format!("{msgs}?thread=1"), "alice", None)
+        .await;
+    let got: Vec<(u64, u64)> = h["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .map(|m| {
+            (
+                m["seq"].as_u64().expect("seq"),
+                m["reply_count"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    assert_eq!(got, vec![(1, 1), (3, 0)], "{h}");
+    let plain = api.ok(Method::GET, &msgs, "alice", None).await;
+    assert!(
+        plain["messages"][1].get("reply_count").is_none()
+            && plain["messages"][1].get("attachments").is_none(),
+        "empty fields are left out: {plain}"
+    );
+
+    let eleven: Vec<Value> = (0..11).map(|_| file.clone()).collect();
+    let hidden = api
+        .ok(
+            Method::POST,
+            "/rooms",
+            "alice",
+            Some(json!({"name":"hidden","visibility":"private"})),
+        )
+        .await;
+    let hidden = hidden["conversation"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let (reply_thread, no_thread) = (format!("{msgs}?thread=3"), format!("{msgs}?thread=99"));
+    let (hidden_thread, missing_thread) = (
+        format!("/conversations/{hidden}/messages?thread=1"),
+        "/conversations/00000000-0000-0000-0000-00000000beef/messages?thread=1".to_owned(),
+    );
+    #[rustfmt::skip]
+    let rows: Vec<Row<'_>> = vec![
+        (Method::POST, &msgs, Some(json!({"body":"x","attachments":eleven})), 413, Some("too_large")),
+        (Method::POST, &msgs, Some(json!({"body":"x","attachments":[{"url":"ftp://a/b",
+            "mime_type":"text/plain","size":1,"name":"b"}]})), 400, Some("invalid")),
+        (Method::POST, &msgs, Some(json!({"body":"x","reply_to":99})), 404, Some("not_found")),
+        (Method::GET, &reply_thread, None, 400, Some("invalid")),
+        (Method::GET, &no_thread, None, 404, Some("not_found")),
+        (Method::GET, &hidden_thread, None, 404, Some("not_found")),
+        (Method::GET, &missing_thread, None, 404, Some("not_found")),
+    ];
+    api.denials("bob", rows).await;
+    let h = api.ok(Method::GET, &msgs, "alice", None).await;
+    assert_eq!(h["last_seq"], 3, "no denial stored anything: {h}");
+}

@@ -75,6 +75,7 @@ gated! {
         fn list_conversations(&self, user: &UserId, limit: u32) -> Vec<ConversationSummary>;
         fn append(&self, message: NewMessage) -> Appended;
         fn history(&self, conversation: ConversationId, page: HistoryPage, limit: u32) -> Vec<Message>;
+        fn thread(&self, conversation: ConversationId, root: Seq, page: HistoryPage, limit: u32) -> Vec<Message>;
         fn message(&self, conversation: ConversationId, seq: Seq) -> Option<Message>;
         fn edit_message(&self, conversation: ConversationId, seq: Seq, body: &str, at: DateTime<Utc>) -> Message;
         fn delete_message(&self, conversation: ConversationId, seq: Seq, at: DateTime<Utc>) -> Message;

@@ -440,3 +440,75 @@ async fn graceful_shutdown_flushes_and_closes_with_1001() {
     assert_eq!(bob.close_code().await, Some(1001));
     assert_eq!(alice.close_code().await, Some(1001));
 }
+
+#[tokio::test]
+async fn replies_and_attachments_over_the_socket_with_denials_keeping_the_connection() {
+    let server = Server::start().await;
+    let mut alice = server.connect("alice").await;
+    let mut bob = server.connect("bob").await;
+    let room = alice
+        .ok(json!({"type":"create_room","name":"threads"}))
+        .await;
+    let id = room["conversation"]["id"].clone();
+    bob.ok(json!({"type":"join","room":"threads"})).await;
+    let root = alice
+        .ok(json!({"type":"send","conversation":id,"body":"root"}))
+        .await;
+    assert_eq!(root["message"]["seq"], 1);
+    let file = json!({"url":"https://cdn.example/a.png","mime_type":"image/png",
+        "size":10,"name":"a.png"});
+    let sent = bob
+        .ok(
+            json!({"type":"send","conversation":id,"body":"nice","reply_to":1,
+            "attachments":[file]}),
+        )
+        .await;
+    assert_eq!(sent["message"]["thread"], 1, "{sent}");
+    let event = alice
+        .wait_for(|f| f["type"] == "message" && f["message"]["seq"] == 2)
+        .await;
+    assert_eq!(
+        (
+            &event["message"]["reply_to"],
+            &event["message"]["attachments"]
+        ),
+        (&json!(1), &json!([file])),
+        "the event carries the reply and the attachment: {event}"
+    );
+    let page = alice
+        .ok(json!({"type":"history","conversation":id,"thread":1}))
+        .await;
+    assert_eq!(page["messages"][0]["reply_count"], 1, "{page}");
+    assert_eq!(page["messages"].as_array().map(Vec::len), Some(2));
+
+    let eleven: Vec<Value> = (0..11).map(|_| file.clone()).collect();
+    let long_name = json!([{"url":"https://a/b","mime_type":"a/b","size":1,
+        "name":"n".repeat(256)}]);
+    for (command, code) in [
+        (
+            json!({"type":"send","conversation":id,"body":"x","attachments":eleven}),
+            "too_large",
+        ),
+        (
+            json!({"type":"send","conversation":id,"body":"x","attachments":long_name}),
+            "too_large",
+        ),
+        (
+            json!({"type":"send","conversation":id,"body":"x","reply_to":42}),
+            "not_found",
+        ),
+        (
+            json!({"type":"send","conversation":id,"body":"x","attachments":[{"url":"x"}]}),
+            "invalid",
+        ),
+        (
+            json!({"type":"history","conversation":id,"thread":2}),
+            "invalid",
+        ),
+    ] {
+        assert_eq!(bob.deny(command.clone()).await, code, "{command}");
+    }
+    // The connection is intact and nothing was stored.
+    let all = bob.ok(json!({"type":"history","conversation":id})).await;
+    assert_eq!(all["last_seq"], 2, "{all}");
+}

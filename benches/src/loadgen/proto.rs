@@ -81,6 +81,7 @@ impl Proto {
                     conversation: room.to_owned(),
                     body: body.to_owned(),
                     client_id: None,
+                    ..Default::default()
                 }),
             ),
             _ => Message::text(self.send_frame(room, body)),

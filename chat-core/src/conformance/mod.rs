@@ -34,8 +34,8 @@ use chrono::{DateTime, Duration, Utc};
 use crate::error::ErrorCode;
 use crate::ids::{ConversationId, MessageId, UserId};
 use crate::model::{
-    Conversation, ConversationKind, FriendAction, FriendState, HistoryPage, MessageKind, NewDirect,
-    NewMessage, NewRoom, Role, Visibility, Watermarks,
+    Attachment, Conversation, ConversationKind, FriendAction, FriendState, HistoryPage, Message,
+    MessageKind, NewDirect, NewMessage, NewRoom, Role, Visibility, Watermarks,
 };
 use crate::ports::Store;
 
@@ -53,6 +53,7 @@ macro_rules! conformance_tests {
             watermarks_only_move_forward,
             unread_excludes_own_and_deleted,
             history_pages_both_ways_with_tombstones,
+            threads_reply_counts_and_attachments,
             edit_and_delete,
             one_direct_conversation_per_pair,
             rooms_and_members,
@@ -122,6 +123,9 @@ fn new_msg(
         kind: MessageKind::User,
         body: body.to_owned(),
         created_at: t(10),
+        reply_to: None,
+        thread: None,
+        attachments: Vec::new(),
     }
 }
 

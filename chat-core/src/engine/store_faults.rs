@@ -272,6 +272,16 @@ impl Store for ObservedStore {
         observe!(self, history(conversation, page, limit))
     }
 
+    async fn thread(
+        &self,
+        conversation: ConversationId,
+        root: Seq,
+        page: HistoryPage,
+        limit: u32,
+    ) -> Result<Vec<Message>> {
+        observe!(self, thread(conversation, root, page, limit))
+    }
+
     async fn message(&self, conversation: ConversationId, seq: Seq) -> Result<Option<Message>> {
         observe!(self, message(conversation, seq))
     }

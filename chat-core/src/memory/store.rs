@@ -364,7 +364,18 @@ impl Store for MemoryStore {
             created_at: msg.created_at,
             edited_at: None,
             deleted_at: None,
+            reply_to: msg.reply_to,
+            thread: msg.thread,
+            reply_count: 0,
+            attachments: msg.attachments,
         };
+        if let Some(root) = message
+            .thread
+            .and_then(|t| t.checked_sub(1))
+            .and_then(|i| c.messages.get_mut(i as usize))
+        {
+            root.reply_count += 1;
+        }
         c.conv.last_seq = seq;
         c.messages.push(message.clone());
         if let Some(cid) = &message.client_id {
@@ -400,6 +411,43 @@ impl Store for MemoryStore {
             }
         };
         Ok(c.messages[from as usize..to as usize].to_vec())
+    }
+
+    async fn thread(
+        &self,
+        conversation: ConversationId,
+        root: Seq,
+        page: HistoryPage,
+        limit: u32,
+    ) -> Result<Vec<Message>> {
+        let s = self.state.lock();
+        let c = s.conv(conversation)?;
+        let in_thread = |m: &&Message| m.seq == root || m.thread == Some(root);
+        let limit = limit as usize;
+        Ok(match page {
+            HistoryPage::Before(before) => {
+                let before = before.unwrap_or(Seq::MAX);
+                let mut page: Vec<Message> = c
+                    .messages
+                    .iter()
+                    .rev()
+                    .filter(|m| m.seq < before)
+                    .filter(in_thread)
+                    .take(limit)
+                    .cloned()
+                    .collect();
+                page.reverse();
+                page
+            }
+            HistoryPage::After(after) => c
+                .messages
+                .iter()
+                .filter(|m| m.seq > after)
+                .filter(in_thread)
+                .take(limit)
+                .cloned()
+                .collect(),
+        })
     }
 
     async fn message(&self, conversation: ConversationId, seq: Seq) -> Result<Option<Message>> {
@@ -444,11 +492,21 @@ impl Store for MemoryStore {
             .checked_sub(1)
             .and_then(|i| c.messages.get_mut(i as usize))
             .ok_or_else(|| Error::not_found(format!("message {seq}")))?;
-        if !m.is_deleted() {
-            m.body.clear();
-            m.deleted_at = Some(at);
+        if m.is_deleted() {
+            return Ok(m.clone());
         }
-        Ok(m.clone())
+        m.body.clear();
+        m.attachments.clear();
+        m.deleted_at = Some(at);
+        let deleted = m.clone();
+        if let Some(root) = deleted
+            .thread
+            .and_then(|t| t.checked_sub(1))
+            .and_then(|i| c.messages.get_mut(i as usize))
+        {
+            root.reply_count = root.reply_count.saturating_sub(1);
+        }
+        Ok(deleted)
     }
 
     async fn advance_watermarks(

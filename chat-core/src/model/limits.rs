@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 pub struct Limits {
     /// Maximum bytes in a message body (default 4096).
     pub max_body_bytes: usize,
+    /// Maximum attachments on one message (default 10).
+    pub max_attachments: usize,
     /// Maximum messages in one history page (default 100).
     pub max_history_page: u32,
     /// Maximum entries in a conversation or friend list page (default 200).
@@ -60,6 +62,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_body_bytes: 4096,
+            max_attachments: 10,
             max_history_page: 100,
             max_list_page: 200,
             max_room_members: 10_000,

@@ -152,7 +152,8 @@ pub trait Store: Send + Sync + 'static {
 
     // ---- messages ----
 
-    /// Appends a message, assigning the next `seq` in the same transaction. When the
+    /// Appends a message, assigning the next `seq` in the same transaction, and adds one
+    /// to the `reply_count` of its thread root when it has one. When the
     /// message has a client id and (sender, client id) exists, returns the original with
     /// `duplicate: true` and writes nothing — wherever the original is, even in another
     /// conversation: the key is (sender, client id), so a client never has to remember
@@ -164,6 +165,17 @@ pub trait Store: Send + Sync + 'static {
     async fn history(
         &self,
         conversation: ConversationId,
+        page: HistoryPage,
+        limit: u32,
+    ) -> Result<Vec<Message>>;
+
+    /// A page of one thread in ascending seq order: the message at `root` and every
+    /// message whose `thread` is `root`, tombstones in place, paged by seq like
+    /// [`Store::history`]. `not_found` when the conversation does not exist.
+    async fn thread(
+        &self,
+        conversation: ConversationId,
+        root: Seq,
         page: HistoryPage,
         limit: u32,
     ) -> Result<Vec<Message>>;
@@ -180,7 +192,8 @@ pub trait Store: Send + Sync + 'static {
         at: DateTime<Utc>,
     ) -> Result<Message>;
 
-    /// Turns a message into a tombstone (empty body, `deleted_at` set). Deleting a
+    /// Turns a message into a tombstone (empty body, no attachments, `deleted_at` set),
+    /// and takes one from its thread root's `reply_count` when it is a reply. Deleting a
     /// tombstone returns it unchanged. `not_found` when missing.
     async fn delete_message(
         &self,

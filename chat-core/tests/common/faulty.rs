@@ -164,6 +164,16 @@ impl Store for FaultyStore {
         self.check()?;
         self.inner.history(conversation, page, limit).await
     }
+    async fn thread(
+        &self,
+        conversation: ConversationId,
+        root: Seq,
+        page: HistoryPage,
+        limit: u32,
+    ) -> Result<Vec<Message>> {
+        self.check()?;
+        self.inner.thread(conversation, root, page, limit).await
+    }
     async fn message(&self, conversation: ConversationId, seq: Seq) -> Result<Option<Message>> {
         self.check()?;
         self.inner.message(conversation, seq).await

@@ -67,6 +67,8 @@ impl Client {
                 conversation,
                 body: body.into(),
                 client_id: None,
+                reply_to: None,
+                attachments: Vec::new(),
             })
             .await
         {

@@ -11,7 +11,11 @@
 //    join notices and the read receipt (a wide window).
 // 2. The same page 400 px wide: the friend request names its sender, every form is
 //    reachable and usable, the list and the chat are two views.
-// 3. The server restarts (SIGTERM, then SIGKILL) under open pages, on an SQLite file:
+// 3. A reply made in the page (its "Reply" action, the target above the input, Cancel)
+//    shows as a reply in the other user's page, the root's reply count follows live
+//    (replies from the page and the HTTP API, a delete) and after a reload, and an
+//    attachment shows as a link with its size.
+// 4. The server restarts (SIGTERM, then SIGKILL) under open pages, on an SQLite file:
 //    the pages reconnect by themselves and show every message exactly once.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -326,6 +330,111 @@ test('400 px wide: the friend request names its sender, and every form is reacha
   assert.deepEqual(pageErrors, []);
   await carol.context().close();
   await dave.context().close();
+});
+
+test('a reply made in the page shows as a reply for the other user, with the root\'s reply count and attachments', async () => {
+  const gina = await signIn('gina');
+  const hank = await signIn('hank');
+  for (const page of [gina, hank]) {
+    await page.getByTestId('room-name').fill('threads');
+    await page.getByTestId('join-room').click();
+    await page.getByTestId('chat-title').filter({ hasText: '# threads' }).waitFor(WAIT);
+  }
+  await gina.getByTestId('body').fill('which day works?');
+  await gina.getByTestId('send').click();
+  const question = (page) => page.locator('[data-testid=message][data-seq="1"]');
+  await question(hank).filter({ hasText: 'which day works?' }).waitFor(WAIT);
+
+  // hank picks the message to reply to: the target shows above the input; Cancel drops it.
+  const bar = hank.getByTestId('reply-bar');
+  assert.ok(await bar.isHidden(), 'no reply target at first');
+  await question(hank).getByTestId('reply').click();
+  await bar.filter({ hasText: '#1' }).filter({ hasText: 'gina: which day works?' }).waitFor(WAIT);
+  await assertInViewport(hank, bar, 'the reply target');
+  await hank.getByTestId('reply-cancel').click();
+  await bar.waitFor({ state: 'hidden', ...WAIT });
+  await question(hank).getByTestId('reply').click();
+  await bar.waitFor({ state: 'visible', ...WAIT });
+  await hank.getByTestId('body').fill('thursday');
+  await hank.getByTestId('send').click();
+  await bar.waitFor({ state: 'hidden', ...WAIT });
+  await shot(hank, 'reply-1-sent');
+
+  // Both pages show it as a reply to #1, and the root's count, gina's live.
+  for (const [who, page] of [['hank', hank], ['gina', gina]]) {
+    const reply = page.locator('[data-testid=message][data-seq="2"]');
+    await reply.filter({ hasText: 'thursday' }).waitFor(WAIT);
+    assert.equal(await reply.getAttribute('data-reply-to'), '1', `${who}: the reply names the message it answers`);
+    const line = await reply.getByTestId('reply-to').textContent();
+    assert.match(line, /↪ replying to #1/, `${who}: ${line}`);
+    assert.match(line, /which day works\?/, `${who}: the line quotes the message: ${line}`);
+    await question(page).getByTestId('reply-count').filter({ hasText: '1 reply' }).waitFor(WAIT);
+    assert.equal(await question(page).getByTestId('reply-to').count(), 0, `${who}: the root replies to nothing`);
+  }
+  await shot(gina, 'reply-2-received');
+
+  // A reply with an attachment from elsewhere (the HTTP API): shown as a link with its
+  // size, and the count follows in both pages.
+  const api = await httpClient.newContext({ ignoreHTTPSErrors: true });
+  try {
+    const token = (await (await api.post(`${base}/dev/token`, { data: { user: 'hank' } })).json()).token;
+    const auth = { authorization: `Bearer ${token}` };
+    const room = (await (await api.post(`${base}/api/v1/rooms/threads/join`, { headers: auth })).json()).conversation.id;
+    const file = { url: 'https://files.example.com/plan.pdf', mime_type: 'application/pdf', size: 48213, name: 'plan.pdf' };
+    const r = await api.post(`${base}/api/v1/conversations/${room}/messages`, {
+      headers: auth, data: { body: 'the plan', client_id: 'api-plan', reply_to: 2, attachments: [file] },
+    });
+    assert.equal(r.status(), 200, await r.text());
+    for (const page of [gina, hank]) {
+      const third = page.locator('[data-testid=message][data-seq="3"]');
+      await third.filter({ hasText: 'the plan' }).waitFor(WAIT);
+      await third.getByTestId('reply-to').filter({ hasText: '#2' }).waitFor(WAIT);
+      const link = third.getByTestId('attachment').locator('a');
+      assert.equal(await link.textContent(), 'plan.pdf');
+      assert.equal(await link.getAttribute('href'), 'https://files.example.com/plan.pdf');
+      await third.getByTestId('attachment').filter({ hasText: '47.1 KB' }).waitFor(WAIT);
+      // A reply to a reply counts in the thread's root.
+      await question(page).getByTestId('reply-count').filter({ hasText: '2 replies' }).waitFor(WAIT);
+    }
+    await gina.locator('[data-testid=conversation][data-title="# threads"]').getByTestId('last')
+      .filter({ hasText: 'hank: 📎 plan.pdf the plan' }).waitFor(WAIT);
+    await shot(gina, 'reply-3-attachment');
+
+    // A fresh page reads the count from history, without counting anything twice.
+    await gina.reload();
+    await gina.locator('#conn-dot.online').waitFor(WAIT);
+    await gina.locator('[data-testid=conversation][data-title="# threads"]').click();
+    await question(gina).getByTestId('reply-count').filter({ hasText: '2 replies' }).waitFor(WAIT);
+    await gina.locator('[data-testid=message][data-seq="3"]').getByTestId('reply-to')
+      .filter({ hasText: 'hank: thursday' }).waitFor(WAIT);
+    assert.equal(await gina.locator('[data-testid=message][data-reply-to]').count(), 2, 'two replies shown');
+
+    // gina replies from the reloaded page (the text first, then the target): counted
+    // live in hank's page, and in hers.
+    await gina.getByTestId('body').fill('thursday it is');
+    await question(gina).getByTestId('reply').click();
+    assert.equal(await gina.getByTestId('body').inputValue(), 'thursday it is', 'picking a target keeps the text');
+    await gina.getByTestId('send').click();
+    for (const page of [gina, hank]) {
+      await page.locator('[data-testid=message][data-seq="4"][data-reply-to="1"]').waitFor(WAIT);
+      await question(page).getByTestId('reply-count').filter({ hasText: '3 replies' }).waitFor(WAIT);
+    }
+
+    // A deleted reply stays in place but no longer counts (message_deleted).
+    const d = await api.delete(`${base}/api/v1/conversations/${room}/messages/3`, { headers: auth });
+    assert.equal(d.status(), 200, await d.text());
+    for (const page of [gina, hank]) {
+      await page.locator('[data-testid=message][data-seq="3"].deleted').waitFor(WAIT);
+      assert.equal(await page.locator('[data-testid=message][data-seq="3"]').getByTestId('attachment').count(), 0);
+      await question(page).getByTestId('reply-count').filter({ hasText: '2 replies' }).waitFor(WAIT);
+    }
+    await shot(hank, 'reply-4-deleted');
+  } finally {
+    await api.dispose();
+  }
+  assert.deepEqual(pageErrors, []);
+  await gina.context().close();
+  await hank.context().close();
 });
 
 test('the server restarts under open pages: they reconnect by themselves and show every message once', async () => {

@@ -179,6 +179,10 @@ async fn column_positions_match_the_column_lists() {
         (g::CREATED_AT, "created_at"),
         (g::EDITED_AT, "edited_at"),
         (g::DELETED_AT, "deleted_at"),
+        (g::REPLY_TO, "reply_to"),
+        (g::THREAD, "thread"),
+        (g::REPLY_COUNT, "reply_count"),
+        (g::ATTACHMENTS, "attachments"),
     ];
     let friendship = [
         (f::A, "a"),

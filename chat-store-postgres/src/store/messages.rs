@@ -44,6 +44,46 @@ pub(super) async fn history(
     Ok(found)
 }
 
+/// A page of one thread in ascending seq order; `not_found` when the conversation does
+/// not exist.
+pub(super) async fn thread(
+    c: &Object,
+    conversation: ConversationId,
+    root: Seq,
+    page: HistoryPage,
+    limit: u32,
+) -> CoreResult<Vec<Message>> {
+    let (stmt, from, newest_first) = match page {
+        HistoryPage::Before(before) => {
+            (sql::THREAD_BEFORE, before.map_or(i64::MAX, seq_param), true)
+        }
+        HistoryPage::After(after) => (sql::THREAD_AFTER, seq_param(after), false),
+    };
+    let stmt = c.prepare_cached(stmt).await.map_err(map_pg)?;
+    let mut found = c
+        .query(
+            &stmt,
+            &[
+                &conversation.0,
+                &from,
+                &limit_param(limit),
+                &seq_param(root),
+            ],
+        )
+        .await
+        .map_err(map_pg)?
+        .iter()
+        .map(rows::message)
+        .collect::<CoreResult<Vec<_>>>()?;
+    if newest_first {
+        found.reverse();
+    }
+    if found.is_empty() {
+        require(c, conversation).await?;
+    }
+    Ok(found)
+}
+
 /// One message by position.
 pub(super) async fn load(
     c: &Object,

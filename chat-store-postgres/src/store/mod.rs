@@ -277,6 +277,16 @@ impl Store for PgStore {
         messages::history(&self.client().await?, conversation, page, limit).await
     }
 
+    async fn thread(
+        &self,
+        conversation: ConversationId,
+        root: Seq,
+        page: HistoryPage,
+        limit: u32,
+    ) -> CoreResult<Vec<Message>> {
+        messages::thread(&self.client().await?, conversation, root, page, limit).await
+    }
+
     async fn message(&self, conversation: ConversationId, seq: Seq) -> CoreResult<Option<Message>> {
         messages::load(&self.client().await?, conversation, seq).await
     }

@@ -168,5 +168,8 @@ pub(crate) fn msg(
         kind: chat_core::model::MessageKind::User,
         body: body.to_owned(),
         created_at: chrono::Utc::now(),
+        reply_to: None,
+        thread: None,
+        attachments: Vec::new(),
     }
 }

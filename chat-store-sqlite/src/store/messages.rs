@@ -8,7 +8,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::shared::require_conversation;
 use crate::pool::snapshot;
-use crate::row::{self, map_err, ms, seq_sql, trunc};
+use crate::row::{self, attachments_sql, map_err, ms, seq_sql, trunc};
 use crate::sql;
 use crate::writer::Ctx;
 
@@ -34,7 +34,10 @@ pub(super) fn append(ctx: &mut Ctx<'_>, m: NewMessage) -> CoreResult<Appended> {
                 m.client_id,
                 m.kind.as_str(),
                 m.body,
-                ms(m.created_at)
+                ms(m.created_at),
+                m.reply_to.map(seq_sql),
+                m.thread.map(seq_sql),
+                attachments_sql(&m.attachments)
             ])
         })
         .map_err(map_err)?;
@@ -45,6 +48,9 @@ pub(super) fn append(ctx: &mut Ctx<'_>, m: NewMessage) -> CoreResult<Appended> {
                 m.conversation
             ))
         });
+    }
+    if let Some(root) = m.thread {
+        add_reply_count(ctx.conn, m.conversation, root, 1)?;
     }
     ctx.appended(m.conversation, seq);
     Ok(Appended {
@@ -59,9 +65,26 @@ pub(super) fn append(ctx: &mut Ctx<'_>, m: NewMessage) -> CoreResult<Appended> {
             created_at: trunc(m.created_at),
             edited_at: None,
             deleted_at: None,
+            reply_to: m.reply_to,
+            thread: m.thread,
+            reply_count: 0,
+            attachments: m.attachments,
         },
         duplicate: false,
     })
+}
+
+/// Adds `by` to the reply count of the thread root at `root`.
+fn add_reply_count(
+    conn: &Connection,
+    conversation: ConversationId,
+    root: Seq,
+    by: i64,
+) -> CoreResult<()> {
+    conn.prepare_cached(sql::ADD_REPLY_COUNT)
+        .and_then(|mut s| s.execute(params![conversation.0.as_bytes(), seq_sql(root), by]))
+        .map_err(map_err)?;
+    Ok(())
 }
 
 /// The message already stored for `m`'s (sender, client id), as a duplicate answer.
@@ -101,6 +124,38 @@ pub(super) fn history(
             .and_then(|mut s| {
                 s.query_map(
                     params![conversation.0.as_bytes(), from, i64::from(limit)],
+                    row::message,
+                )?
+                .collect()
+            })
+            .map_err(map_err)
+    })
+}
+
+/// A page of one thread in ascending seq order; `not_found` when the conversation does
+/// not exist.
+pub(super) fn thread(
+    conn: &Connection,
+    conversation: ConversationId,
+    root: Seq,
+    page: HistoryPage,
+    limit: u32,
+) -> CoreResult<Vec<Message>> {
+    snapshot(conn, |conn| {
+        require_conversation(conn, conversation)?;
+        let (stmt, from) = match page {
+            HistoryPage::Before(b) => (sql::THREAD_BEFORE, b.map_or(i64::MAX, seq_sql)),
+            HistoryPage::After(a) => (sql::THREAD_AFTER, seq_sql(a)),
+        };
+        conn.prepare_cached(stmt)
+            .and_then(|mut s| {
+                s.query_map(
+                    params![
+                        conversation.0.as_bytes(),
+                        from,
+                        i64::from(limit),
+                        seq_sql(root)
+                    ],
                     row::message,
                 )?
                 .collect()
@@ -171,7 +226,11 @@ pub(super) fn delete(
         .prepare_cached(sql::DELETE_MESSAGE)
         .and_then(|mut s| s.execute(params![conversation.0.as_bytes(), seq_sql(seq), ms(at)]))
         .map_err(map_err)?;
+    if let Some(root) = m.thread {
+        add_reply_count(ctx.conn, conversation, root, -1)?;
+    }
     m.body.clear();
+    m.attachments.clear();
     m.deleted_at = Some(trunc(at));
     Ok(m)
 }

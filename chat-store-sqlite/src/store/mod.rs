@@ -210,6 +210,17 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn thread(
+        &self,
+        conversation: ConversationId,
+        root: Seq,
+        page: HistoryPage,
+        limit: u32,
+    ) -> CoreResult<Vec<Message>> {
+        self.read(move |conn| messages::thread(conn, conversation, root, page, limit))
+            .await
+    }
+
     async fn message(&self, conversation: ConversationId, seq: Seq) -> CoreResult<Option<Message>> {
         self.read(move |conn| messages::load(conn, conversation, seq))
             .await

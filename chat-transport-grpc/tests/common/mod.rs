@@ -406,6 +406,7 @@ impl Api {
                 conversation: conversation.into(),
                 body: body.into(),
                 client_id: None,
+                ..Default::default()
             }))
             .await
             .expect("send")

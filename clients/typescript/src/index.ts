@@ -36,7 +36,25 @@ export type MessageStatus = 'sent' | 'delivered' | 'read';
 /** A friendship as seen from one side. */
 export type FriendStatus = 'none' | 'friends' | 'request_sent' | 'request_received' | 'blocked';
 
-/** One message. A deleted message is a tombstone: empty `body`, `deleted_at` set. */
+/**
+ * A file attached to a message by reference: the server stores this descriptor, never
+ * the file (upload it to your own storage first).
+ */
+export interface Attachment {
+  /** Where the file is: an absolute `https://` or `http://` URL, at most 2,048 bytes. */
+  url: string;
+  /** Its media type, `type/subtype` (e.g. `image/png`), at most 127 bytes. */
+  mime_type: string;
+  /** Its size in bytes. */
+  size: number;
+  /** Its file name as shown to users: not blank, no control characters, at most 255 bytes. */
+  name: string;
+}
+
+/**
+ * One message. A deleted message is a tombstone: empty `body`, no `attachments`,
+ * `deleted_at` set.
+ */
 export interface Message {
   /** The message id (a UUID). */
   id: string;
@@ -58,6 +76,21 @@ export interface Message {
   edited_at?: string;
   /** When it was deleted. */
   deleted_at?: string;
+  /** The seq this message replies to, in the same conversation (absent when it is not a reply). */
+  reply_to?: Seq;
+  /**
+   * The root of the thread of a reply: `reply_to` when that message is not itself a
+   * reply, else that message's `thread` (absent when it is not a reply).
+   */
+  thread?: Seq;
+  /**
+   * On a thread root: its replies that are not deleted, as of when the message was read
+   * (absent when none). Not pushed again: add one on a `message` event whose `thread`
+   * is this seq, take one off on a `message_deleted` event of such a reply.
+   */
+  reply_count?: number;
+  /** Files attached by reference (absent when none). */
+  attachments?: Attachment[];
   /** In `history` pages only: the status as its sender sees it (small conversations). */
   status?: MessageStatus;
 }
@@ -685,6 +718,28 @@ export interface ChatClientOptions {
    * away arrive as `message` events.
    */
   have?: Record<ConversationId, Seq>;
+}
+
+/** Options of {@link ChatClient.send}. */
+export interface SendOptions {
+  /** The idempotency key (`client_id`); made up when absent. */
+  clientId?: string;
+  /** The seq of the message this one replies to (`reply_to`), in the same conversation. */
+  replyTo?: Seq;
+  /** Files attached by reference (`attachments`); with at least one, the body may be empty. */
+  attachments?: Attachment[];
+}
+
+/** Options of {@link ChatClient.history}. */
+export interface HistoryOptions {
+  /** Messages strictly before this seq (the newest page when neither bound is given). */
+  before?: Seq;
+  /** Messages strictly after this seq. */
+  after?: Seq;
+  /** Page size (default 50, at most `max_history_page`). */
+  limit?: number;
+  /** Read the thread whose root is at this seq instead of the whole log. */
+  thread?: Seq;
 }
 
 // ---------------------------------------------------------------------------------
@@ -1450,10 +1505,17 @@ export class ChatClient {
    * is acknowledged, so the promise resolves once, with the stored message
    * (`duplicate: true` when an earlier attempt had stored it). No timeout applies;
    * only `close()`, a kick or a refusal (e.g. `not_friends`, `too_large`) reject it.
+   *
+   * `replyTo` (the wire's `reply_to`) makes it a reply to the message at that seq (a
+   * missing or deleted one is `not_found`); it joins that message's thread.
+   * `attachments` (at most 10 by default: more is `too_large`) attach files by
+   * reference; with at least one, `body` may be empty.
    */
-  send(conversation: ConversationId, body: string, options: { clientId?: string } = {}): Promise<SentReply> {
+  send(conversation: ConversationId, body: string, options: SendOptions = {}): Promise<SentReply> {
     if (this.stopped) return Promise.reject(new DisconnectedError('the client is closed'));
-    const frame = { type: 'send', conversation, body, client_id: options.clientId ?? randomId() };
+    const frame: Record<string, unknown> = { type: 'send', conversation, body, client_id: options.clientId ?? randomId() };
+    if (options.replyTo !== undefined) frame.reply_to = options.replyTo;
+    if (options.attachments !== undefined && options.attachments.length > 0) frame.attachments = options.attachments;
     return new Promise<SentReply>((resolve, reject) => {
       const p: Pending = { frame, resolve, reject, isSend: true, retries: 0 };
       this.sends.push(p);
@@ -1470,9 +1532,11 @@ export class ChatClient {
   }
   /**
    * `history`: a page in ascending seq order: the newest, those `before` a seq, or those
-   * `after` one. Does not feed `message` events.
+   * `after` one. With `thread` (a root's seq), the page is of that thread only: the root
+   * and its replies (`not_found` for a missing message, `invalid` for a reply). Does not
+   * feed `message` events.
    */
-  history(conversation: ConversationId, options: { before?: Seq; after?: Seq; limit?: number } = {}): Promise<HistoryReply> {
+  history(conversation: ConversationId, options: HistoryOptions = {}): Promise<HistoryReply> {
     return this.request({ type: 'history', conversation, ...options });
   }
   /** `mark_delivered`: everything up to `seq` reached this device (done by itself unless `autoMarkDelivered: false`). */

@@ -223,6 +223,7 @@ impl Member {
                 conversation: self.conversation.clone(),
                 body: stamp.body(),
                 client_id: None,
+                ..Default::default()
             })),
         }
     }

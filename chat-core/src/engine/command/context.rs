@@ -79,6 +79,9 @@ impl<'a> Ctx<'a> {
             kind,
             body,
             created_at: self.now(),
+            reply_to: None,
+            thread: None,
+            attachments: Vec::new(),
         }
     }
 

@@ -11,6 +11,7 @@ pub(crate) async fn run(
     before: Option<Seq>,
     after: Option<Seq>,
     limit: Option<u32>,
+    thread: Option<Seq>,
 ) -> Result<Reply> {
     let limit = Ctx::page(limit, 50, ctx.limits().max_history_page)?;
     let page = match (before, after) {
@@ -20,7 +21,24 @@ pub(crate) async fn run(
     };
     let conv = ctx.member_of(conversation).await?;
     let status_limit = ctx.limits().status_member_limit;
-    let messages = ctx.store().history(conversation, page, limit).await?;
+    let messages = match thread {
+        None => ctx.store().history(conversation, page, limit).await?,
+        Some(root) => {
+            // A thread is named by its root: a missing or unknown one is `not_found`, a
+            // reply is not a root.
+            let first = ctx
+                .store()
+                .message(conversation, root)
+                .await?
+                .ok_or_else(|| Error::not_found(format!("message {root}")))?;
+            if let Some(of) = first.thread {
+                return Err(Error::invalid(format!(
+                    "message {root} is a reply in the thread of message {of}; ask for that thread"
+                )));
+            }
+            ctx.store().thread(conversation, root, page, limit).await?
+        }
+    };
     let members = ctx
         .store()
         .members(conversation, None, status_limit.saturating_add(1))

@@ -31,8 +31,8 @@ use crate::error::{Error, Result};
 use crate::event::{Audience, Event, Skip};
 use crate::ids::{ConversationId, Seq, UserId};
 use crate::model::{
-    Conversation, FriendAction, FriendView, Member, Message, MessageStatus, RoomRef, Visibility,
-    Watermarks,
+    Attachment, Conversation, FriendAction, FriendView, Member, Message, MessageStatus, RoomRef,
+    Visibility, Watermarks,
 };
 use crate::ports::{ConversationSummary, Credential};
 
@@ -88,6 +88,13 @@ pub enum Command {
         /// An idempotency key: a retry with the same key returns the original message.
         #[serde(default)]
         client_id: Option<String>,
+        /// The seq of the message this one replies to, in the same conversation.
+        #[serde(default)]
+        reply_to: Option<Seq>,
+        /// Files attached by reference (at most `Limits::max_attachments`). With at least
+        /// one, the body may be empty.
+        #[serde(default)]
+        attachments: Vec<Attachment>,
     },
     /// Edit one of your messages.
     Edit {
@@ -118,6 +125,9 @@ pub enum Command {
         /// Page size (default 50, at most the configured maximum, 100 by default).
         #[serde(default)]
         limit: Option<u32>,
+        /// Read one thread instead of the whole log: the root at this seq and its replies.
+        #[serde(default)]
+        thread: Option<Seq>,
     },
     /// Everything up to `seq` reached this device.
     MarkDelivered {
@@ -395,7 +405,21 @@ pub(crate) async fn run(ctx: &Ctx<'_>, command: Command) -> Result<Reply> {
             conversation,
             body,
             client_id,
-        } => send::run(ctx, conversation, body, client_id).await,
+            reply_to,
+            attachments,
+        } => {
+            send::run(
+                ctx,
+                send::Input {
+                    conversation,
+                    body,
+                    client_id,
+                    reply_to,
+                    attachments,
+                },
+            )
+            .await
+        }
         Command::Edit {
             conversation,
             seq,
@@ -407,7 +431,8 @@ pub(crate) async fn run(ctx: &Ctx<'_>, command: Command) -> Result<Reply> {
             before,
             after,
             limit,
-        } => history::run(ctx, conversation, before, after, limit).await,
+            thread,
+        } => history::run(ctx, conversation, before, after, limit, thread).await,
         Command::MarkDelivered { conversation, seq } => {
             mark::run(ctx, conversation, Some(seq), None).await
         }

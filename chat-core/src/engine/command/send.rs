@@ -2,16 +2,32 @@
 
 use super::{Audience, Ctx, Event, Reply};
 use crate::error::{Error, Result};
-use crate::ids::ConversationId;
-use crate::model::{validate_body, validate_client_id, MessageKind, TypingChange};
+use crate::ids::{ConversationId, Seq};
+use crate::model::{
+    validate_attachments, validate_body, validate_client_id, Attachment, MessageKind, TypingChange,
+};
 
-pub(crate) async fn run(
-    ctx: &Ctx<'_>,
-    conversation: ConversationId,
-    body: String,
-    client_id: Option<String>,
-) -> Result<Reply> {
-    validate_body(&body, ctx.limits().max_body_bytes)?;
+/// What a `send` carries.
+pub(crate) struct Input {
+    pub(crate) conversation: ConversationId,
+    pub(crate) body: String,
+    pub(crate) client_id: Option<String>,
+    pub(crate) reply_to: Option<Seq>,
+    pub(crate) attachments: Vec<Attachment>,
+}
+
+pub(crate) async fn run(ctx: &Ctx<'_>, input: Input) -> Result<Reply> {
+    let Input {
+        conversation,
+        body,
+        client_id,
+        reply_to,
+        attachments,
+    } = input;
+    validate_attachments(&attachments, ctx.limits().max_attachments)?;
+    if attachments.is_empty() || !body.is_empty() {
+        validate_body(&body, ctx.limits().max_body_bytes)?;
+    }
     if let Some(id) = &client_id {
         validate_client_id(id)?;
     }
@@ -21,7 +37,24 @@ pub(crate) async fn run(
         ctx.policy()
             .may_message_directly(ctx.user, peer, friendship.as_ref())?;
     }
-    let message = ctx.new_message(conversation, MessageKind::User, body, client_id);
+    // A reply names a message of this conversation that is not deleted; it joins the
+    // thread of that message (its root is the first message of the chain).
+    let thread = match reply_to {
+        None => None,
+        Some(seq) => {
+            let parent = ctx
+                .store()
+                .message(conversation, seq)
+                .await?
+                .filter(|m| !m.is_deleted())
+                .ok_or_else(|| Error::not_found(format!("message {seq}")))?;
+            Some(parent.thread.unwrap_or(parent.seq))
+        }
+    };
+    let mut message = ctx.new_message(conversation, MessageKind::User, body, client_id);
+    message.reply_to = reply_to;
+    message.thread = thread;
+    message.attachments = attachments;
     let appended = ctx.append(message).await?;
     if appended.duplicate && appended.message.conversation != conversation {
         return Err(Error::conflict(
